@@ -1,0 +1,132 @@
+"""Renders a bench.json-like dict as markdown.
+
+Expected layout (every section optional; rows are dicts of metrics):
+
+    {"environment": environment(),            # recorded at bench time; else read now
+     "train":    {"rnn-rnn": {"tokens_per_s": .., "vs_torch": .., "mfu": ..,
+                              "compile_s": .., "step_ms": ..,
+                              "target": {"metric": "vs_torch", "min": 1.0}}, ...},
+     "pipeline": {name: {metric: value}}, "decode": {...}, "scaling": {...}}
+
+A row that carries a `target` ({"metric", "min" and/or "max"}) gets a
+"target met?" cell; a section shows that column only when a row has one.
+Numbers that a later run must be compared with stay in the JSON; this module
+only formats.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+SECTIONS = ("train", "pipeline", "decode", "scaling")
+# Columns shown first, in this order, when present; any other metric follows.
+PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms")}
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
+PERCENT = ("mfu",)  # fractions shown as percentages
+
+
+def cpu_model() -> str:
+    """The 'model name' line of /proc/cpuinfo, or platform's guess elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Installed versions, read from package metadata so torch is never imported."""
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass  # torch is optional
+    return found
+
+
+def environment() -> dict:
+    """Machine, devices and library versions, to store next to the results."""
+    import jax
+
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)),
+        "devices": [str(d) for d in jax.devices()],
+        "versions": versions(),
+    }
+
+
+def fmt(value, column: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if column in PERCENT:
+            return f"{100 * value:.1f}%"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value)
+    return str(value).replace("|", "\\|")
+
+
+def describe_target(target: dict) -> str:
+    bounds = [f"≥ {fmt(target['min'], target['metric'])}" if "min" in target else "",
+              f"≤ {fmt(target['max'], target['metric'])}" if "max" in target else ""]
+    return f"{target['metric']} " + " and ".join(b for b in bounds if b)
+
+
+def target_met(row: dict) -> bool | None:
+    """None when the row's metric was not measured."""
+    target = row["target"]
+    value = row.get(target["metric"])
+    if value is None:
+        return None
+    return target.get("min", value) <= value <= target.get("max", value)
+
+
+def table(rows: dict, preferred=(), key: str = "name") -> str:
+    """One markdown table: a row per key, a column per metric."""
+    rows = {k: (r if isinstance(r, dict) else {"value": r}) for k, r in rows.items()}  # flat {metric: value} too
+    seen = [c for r in rows.values() for c in r if c != "target"]
+    columns = [c for c in preferred if c in seen] + [c for c in dict.fromkeys(seen) if c not in preferred]
+    targets = any("target" in r for r in rows.values())
+    header = [key, *columns] + (["target", "target met?"] if targets else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        cells = [str(name)] + [fmt(row.get(c), c) for c in columns]
+        if targets:
+            has = "target" in row
+            cells += [describe_target(row["target"]) if has else "–", fmt(target_met(row)) if has else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def header(env: dict) -> str:
+    libs = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+    return "\n".join([
+        f"- machine: {env.get('platform', '?')}; CPU: {env.get('cpu', '?')}; cores: {env.get('cores', '?')}",
+        f"- devices: {fmt(env.get('devices', '?'))}",
+        f"- libraries: {libs}",
+    ])
+
+
+def markdown_table(results: dict, title: str = "Benchmarks") -> str:
+    """The whole report: environment header, then one table per present section."""
+    env = results.get("environment") or environment()
+    parts = [f"# {title}", header(env)]
+    for section in SECTIONS:
+        if results.get(section):
+            key = "pair" if section == "train" else "name"
+            parts += [f"## {section}", table(results[section], PREFERRED.get(section, ()), key)]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,44 @@
+"""One timing harness for every framework, so JAX and PyTorch numbers compare.
+
+The harness only calls a zero-argument function that performs one complete
+step and returns once the work is DONE. Blocking is the caller's job
+(`jax.block_until_ready`, `torch.cuda.synchronize`, or a host read such as
+`loss.item()`), because only the caller knows what "done" means for its
+framework; an asynchronous dispatch timed without it measures nothing.
+
+The median is reported rather than the mean: on a shared machine a few steps
+are slowed by other processes, and the median ignores them while p10/p90 show
+how noisy the run was.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+
+def time_fn(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 10, min_time: float = 0.0) -> dict:
+    """Times a blocking step function.
+
+    Args:
+      fn: zero-argument callable running one full step and blocking until done.
+      warmup: untimed calls first (compilation, allocator and cache warm-up).
+      repeats: the least number of timed calls.
+      min_time: keep timing past `repeats` until the timed calls add up to at
+        least this many seconds, so that very fast steps still get a stable
+        median.
+    Returns:
+      {"median_s", "p10_s", "p90_s": seconds per call, "n": timed calls}.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < min_time:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    p10, median, p90 = np.percentile(times, [10, 50, 90])
+    return {"median_s": float(median), "p10_s": float(p10), "p90_s": float(p90), "n": len(times)}

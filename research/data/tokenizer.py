@@ -1,0 +1,114 @@
+"""SentencePiece tokenization, trained on the training split and cached on disk.
+
+The cache key hashes the training data fingerprint together with every
+setting, so a second run with the same data and settings reuses the model
+and any change trains a new one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+import sentencepiece as spm
+
+from research.data.batch import BOS, EOS, PAD, UNK
+from research.registry import ConfigError, check
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    model_type: str = "bpe"  # bpe | unigram
+    vocab_size: int = 8000
+    joint: bool = True  # one vocabulary for source and target (allows model.share_embeddings)
+    character_coverage: float = 1.0  # 1.0 keeps every character of these Latin-script corpora
+    max_sentences: int = 300000  # sentences sampled to train SentencePiece
+    cache_dir: str = "~/.cache/research/spm"
+
+    def __post_init__(self):
+        check(self.model_type in ("bpe", "unigram"), "model_type", f"'{self.model_type}' is not one of bpe, unigram")
+        check(self.vocab_size > 8, "vocab_size", "must exceed the 4 special pieces")
+        check(0.9 <= self.character_coverage <= 1.0, "character_coverage", "must be in [0.9, 1]")
+
+
+class Tokenizer:
+    """Source and target SentencePiece models (the same one when joint)."""
+
+    def __init__(self, source: spm.SentencePieceProcessor, target: spm.SentencePieceProcessor, paths: tuple[Path, ...]):
+        self.source, self.target, self.paths = source, target, paths
+
+    @property
+    def source_vocab(self) -> int:
+        return self.source.get_piece_size()
+
+    @property
+    def target_vocab(self) -> int:
+        return self.target.get_piece_size()
+
+    def encode_source(self, text: str) -> list[int]:
+        return self.source.encode(text)
+
+    def encode_target(self, text: str) -> list[int]:
+        return self.target.encode(text)
+
+    def decode_target(self, ids) -> str:
+        """Detokenizes ids, stopping at the first EOS and dropping special ids."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i not in (PAD, BOS):
+                out.append(i)
+        return self.target.decode(out)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p in self.paths:
+            h.update(p.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def _train(texts: Iterable[str], cfg: TokenizerConfig, path: Path) -> None:
+    buf = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=buf, model_type=cfg.model_type,
+            vocab_size=cfg.vocab_size, character_coverage=cfg.character_coverage,
+            input_sentence_size=cfg.max_sentences, shuffle_input_sentence=True,
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise ConfigError(f"tokenizer.vocab_size={cfg.vocab_size}: SentencePiece could not train on this corpus: {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)  # atomic: a concurrent run never reads a half-written model
+
+
+def load_or_train(cfg: TokenizerConfig, pairs: list[tuple[str, str]], data_fingerprint: str) -> Tokenizer:
+    """Returns the cached tokenizer for (data, settings), training it on `pairs` if absent."""
+    key = hashlib.sha256(json.dumps([data_fingerprint, dataclasses.asdict(cfg)], sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(os.path.expanduser(cfg.cache_dir))
+    sides = {"joint": [t for p in pairs for t in p]} if cfg.joint else {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
+    paths = {}
+    for side, texts in sides.items():
+        path = root / f"{key}.{side}.model"
+        if path.exists():
+            log.info("tokenizer: reusing %s", path)
+        else:
+            log.info("tokenizer: training %s SentencePiece (%d pieces) on %d texts -> %s", cfg.model_type, cfg.vocab_size, len(texts), path)
+            _train(texts, cfg, path)
+        paths[side] = path
+    load = lambda p: spm.SentencePieceProcessor(model_file=str(p))
+    if cfg.joint:
+        sp = load(paths["joint"])
+        return Tokenizer(sp, sp, (paths["joint"],))
+    return Tokenizer(load(paths["source"]), load(paths["target"]), (paths["source"], paths["target"]))

@@ -1,0 +1,76 @@
+"""Corpus metrics for decoded text: BLEU and chrF (sacreBLEU), ROUGE, perplexity.
+
+Scores are computed by the reference implementations, called plainly, so the
+numbers match what papers report: sacreBLEU on detokenized hypotheses against
+raw references (its own tokenizer, signature returned for reproducibility),
+and Google's rouge-score package for ROUGE.
+"""
+from __future__ import annotations
+
+import math
+
+from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU, CHRF
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+def _check(hyps: list[str], refs: list[str]) -> None:
+    """Rejects empty or misaligned corpora, which the libraries score silently."""
+    if not hyps or not refs:
+        raise ValueError(f"need at least one hypothesis and reference, got {len(hyps)} and {len(refs)}")
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+
+
+def bleu(hyps: list[str], refs: list[str]) -> dict:
+    """Corpus BLEU and chrF with sacreBLEU's default settings (one reference each).
+
+    Args:
+      hyps: detokenized system outputs, one string per segment.
+      refs: raw reference strings, aligned with hyps.
+
+    Returns:
+      {"bleu": float, "chrf": float, "bleu_signature": str, "chrf_signature": str};
+      scores on the 0-100 scale.
+    """
+    _check(hyps, refs)
+    bleu_metric, chrf_metric = BLEU(), CHRF()
+    bleu_score = bleu_metric.corpus_score(hyps, [refs])
+    chrf_score = chrf_metric.corpus_score(hyps, [refs])
+    return {
+        "bleu": bleu_score.score,
+        "chrf": chrf_score.score,
+        "bleu_signature": str(bleu_metric.get_signature()),
+        "chrf_signature": str(chrf_metric.get_signature()),
+    }
+
+
+def rouge(hyps: list[str], refs: list[str]) -> dict:
+    """Mean per-example ROUGE F-measures, x100, with Porter stemming.
+
+    rougeLsum treats newlines as sentence boundaries: put one sentence per
+    line in both hyps and refs (as is usual for summarisation corpora).
+
+    Returns:
+      {"rouge1", "rouge2", "rougeL", "rougeLsum"} -> float on the 0-100 scale.
+    """
+    _check(hyps, refs)
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for hyp, ref in zip(hyps, refs):
+        scores = scorer.score(ref, hyp)  # (target, prediction)
+        for name in ROUGE_TYPES:
+            totals[name] += scores[name].fmeasure
+    return {name: 100.0 * total / len(hyps) for name, total in totals.items()}
+
+
+def perplexity(total_nll: float, total_tokens: float) -> float:
+    """exp(mean negative log-likelihood per token), from corpus totals.
+
+    Takes totals rather than per-batch means so that batches of different
+    sizes are weighted by their token counts.
+    """
+    if total_tokens <= 0:
+        raise ValueError(f"total_tokens must be > 0, got {total_tokens}")
+    return math.exp(total_nll / total_tokens)

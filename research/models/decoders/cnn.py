@@ -1,0 +1,83 @@
+"""ConvS2S decoder: causal gated convolutions with attention in every layer.
+
+The cache holds, per layer, the last kernel_size - 1 inputs of its
+convolution, plus the memory projected once for each layer's attention.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.decoders import DECODERS
+from research.models.encoders.cnn import CNNConfig
+from research.models.layers.attention import MultiHeadAttention
+from research.models.layers.conv import RESIDUAL_SCALE, GatedConv, windows
+from research.models.layers.masks import segment_mask
+from research.models.layers.positions import Positions
+
+
+@DECODERS.register("cnn", config=CNNConfig)
+class CNNDecoder(nn.Module):
+    config: CNNConfig
+    dtype: jnp.dtype = jnp.float32
+    supports_packing = True
+
+    def setup(self):
+        c = self.config
+        n = c.num_layers
+        self.positions = Positions("learned", c.max_len, c.d_model, name="positions")
+        self.to_channels = nn.Dense(c.channels, dtype=self.dtype, name="to_channels")
+        self.convs = [GatedConv(c.channels, c.kernel_size, c.dropout, self.dtype, name=f"conv{i}") for i in range(n)]
+        # ConvS2S forms the attention query from the layer state plus the target embedding.
+        self.query_embed = [nn.Dense(c.channels, dtype=self.dtype, name=f"query_embed{i}") for i in range(n)]
+        self.attn = [MultiHeadAttention(c.attention_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
+        self.from_channels = nn.Dense(c.d_model, dtype=self.dtype, name="from_channels")
+        self.drop = nn.Dropout(c.dropout)
+
+    def _layer(self, i, h, g, window, attend, deterministic):
+        """h, g: [B, T, C] state and embedding; window: [B, T, k*C] of dropped-out h."""
+        y = self.convs[i](window, deterministic)
+        query = (y + self.query_embed[i](g)) * RESIDUAL_SCALE
+        y = (y + attend(i, query)) * RESIDUAL_SCALE
+        return (h + y) * RESIDUAL_SCALE
+
+    def __call__(self, enc, y, segments, positions, deterministic=True):
+        c = self.config
+        g = self.drop(self.positions(y, positions), deterministic=deterministic)
+        h = self.to_channels(g)
+        mask = segment_mask(segments, enc.segments)
+
+        def attend(i, q):
+            out, w = self.attn[i].attend_kv(q, *self.attn[i].project_kv(enc.memory), mask)
+            self.sow("intermediates", "cross_attention", w)
+            return out
+
+        for i in range(c.num_layers):
+            window = windows(self.drop(h, deterministic=deterministic), segments, c.kernel_size, causal=True)
+            h = self._layer(i, h, g, window, attend, deterministic)
+        return self.from_channels(h)
+
+    def init_cache(self, enc, max_len: int):
+        del max_len
+        c = self.config
+        b = enc.memory.shape[0]
+        return {
+            "index": jnp.zeros((b,), jnp.int32),
+            "inputs": [jnp.zeros((b, c.kernel_size - 1, c.channels), self.dtype) for _ in range(c.num_layers)],
+            "kv": [a.project_kv(enc.memory) for a in self.attn],
+        }
+
+    def step(self, enc, cache, y_t):
+        c = self.config
+        index = cache["index"]
+        g = self.positions(y_t[:, None], index[:, None])  # [B, 1, E]
+        h = self.to_channels(g)
+        mask = enc.mask[:, None, :]
+        attend = lambda i, q: self.attn[i].attend_kv(q, *cache["kv"][i], mask)[0]
+        new_inputs = []
+        for i in range(c.num_layers):
+            past = jnp.concatenate([cache["inputs"][i], h], 1)  # [B, k, C], oldest first
+            new_inputs.append(past[:, 1:])
+            h = self._layer(i, h, g, past.reshape(past.shape[0], 1, -1), attend, True)
+        out = self.from_channels(h)[:, 0]
+        return out, {"index": index + 1, "inputs": new_inputs, "kv": cache["kv"]}

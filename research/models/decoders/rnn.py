@@ -1,0 +1,133 @@
+"""Recurrent decoder: Elman/LSTM/GRU layers, a bridge from the encoder state,
+attention after the top layer (JoeyNMT/Luong layout) and optional input feeding.
+
+Every step runs the same `RNNDecoderStep`: scanned over the target for
+training, called once per token when decoding, so both share parameters and
+arithmetic exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.decoders import DECODERS
+from research.models.layers.cells import CELLS, state_from_hidden
+from research.models.layers.rnn import RNNLayer
+from research.models.layers.rnn_attention import KINDS, SCORES, RNNAttention
+from research.registry import check
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNDecoderConfig:
+    d_model: int = 256  # width of the features handed to the output layer
+    cell: str = "lstm"  # elman | lstm | gru
+    hidden_size: int = 256
+    num_layers: int = 2
+    attention: str = "luong"  # none (encoder state only) | bahdanau | luong | multihead
+    score: str = "general"  # luong only: dot | general
+    num_heads: int = 4  # multihead only
+    input_feeding: bool = True  # feed the previous attentional vector with the next input
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        check(self.cell in CELLS, "cell", f"'{self.cell}' is not one of {sorted(CELLS)}")
+        check(self.attention in KINDS, "attention", f"'{self.attention}' is not one of {list(KINDS)}")
+        check(self.score in SCORES, "score", f"'{self.score}' is not one of {list(SCORES)}")
+        check(self.num_layers > 0, "num_layers", "must be positive")
+        check(self.attention != "multihead" or self.hidden_size % self.num_heads == 0,
+              "num_heads", f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+
+
+class RNNDecoderStep(nn.Module):
+    """One decoder step: carry = (layer states, fed-back attentional vector [B, H])."""
+
+    config: RNNDecoderConfig
+    dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        self.layers = [RNNLayer(c.cell, c.hidden_size, dtype=self.dtype, name=f"layer{i}") for i in range(c.num_layers)]
+        self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype, name="attention")
+        self.combine = nn.Dense(c.hidden_size, use_bias=False, dtype=self.dtype, name="combine")
+        self.drop = nn.Dropout(c.dropout)
+
+    def keys(self, memory):
+        return self.attention.keys(memory)
+
+    def __call__(self, carry, y_t, context, deterministic=True):
+        """y_t [B, E]; context = (keys, memory, mask) -> (carry, (features [B, H], weights [B, S]))."""
+        states, feed = carry
+        keys, memory, mask = context
+        x = jnp.concatenate([y_t, feed], -1) if self.config.input_feeding else y_t
+        new_states = []
+        for i, (layer, state) in enumerate(zip(self.layers, states)):
+            if i:
+                x = self.drop(x, deterministic=deterministic)
+            state, x = layer.step(x, state)
+            new_states.append(state)
+        if self.config.attention == "none":
+            out, weights = x, jnp.zeros(mask.shape, x.dtype)
+        else:
+            ctx, weights = self.attention(x, keys, memory, mask)
+            out = jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1)))
+        out = self.drop(out, deterministic=deterministic)
+        return (tuple(new_states), out), (out, weights)
+
+
+@DECODERS.register("rnn", config=RNNDecoderConfig)
+class RNNDecoder(nn.Module):
+    """Cache: the layer states, the fed-back vector, the projected memory keys."""
+
+    config: RNNDecoderConfig
+    dtype: jnp.dtype = jnp.float32
+    supports_packing = False  # one bridged start state per row; packed rows hold several sources
+
+    def setup(self):
+        c = self.config
+        self.cell = RNNDecoderStep(c, self.dtype, name="step")
+        lstm = c.cell == "lstm"
+        self.bridge_h = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_h{i}") for i in range(c.num_layers)]
+        self.bridge_c = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_c{i}") for i in range(c.num_layers)] if lstm else None
+        self.out = nn.Dense(c.d_model, dtype=self.dtype, name="to_model") if c.hidden_size != c.d_model else None
+
+    def _start(self, enc):
+        """The bridge: initial layer states from the encoder's final state, and a zero feed."""
+        c = self.config
+        s = enc.final_state
+        states = tuple(
+            state_from_hidden(c.cell, jnp.tanh(self.bridge_h[i](s)), jnp.tanh(self.bridge_c[i](s)) if self.bridge_c else None)
+            for i in range(c.num_layers)
+        )
+        feed = jnp.zeros((s.shape[0], c.hidden_size), self.dtype)
+        return states, feed
+
+    def _features(self, h):
+        return self.out(h) if self.out is not None else h
+
+    def __call__(self, enc, y, segments, positions, deterministic=True):
+        del positions
+        mask = enc.mask
+        context = (self.cell.keys(enc.memory), enc.memory, mask)
+        scan = nn.scan(
+            lambda mdl, carry, y_t, ctx: mdl(carry, y_t, ctx, deterministic),
+            variable_broadcast="params",
+            split_rngs={"params": False, "dropout": True},
+            in_axes=(1, nn.broadcast),
+            out_axes=1,
+        )
+        _, (h, weights) = scan(self.cell, self._start(enc), y, context)
+        self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
+        return self._features(h)
+
+    def init_cache(self, enc, max_len: int):
+        del max_len  # the recurrent state does not grow
+        states, feed = self._start(enc)
+        return {"states": states, "feed": feed, "keys": self.cell.keys(enc.memory)}
+
+    def step(self, enc, cache, y_t):
+        context = (cache["keys"], enc.memory, enc.mask)
+        (states, feed), (h, _) = self.cell((cache["states"], cache["feed"]), y_t, context, True)
+        return self._features(h), {"states": states, "feed": feed, "keys": cache["keys"]}

@@ -1,0 +1,97 @@
+"""Transformer decoder: causal self-attention, cross-attention, feed-forward."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.decoders import DECODERS
+from research.models.encoders.transformer import FeedForward, TransformerConfig
+from research.models.layers.attention import MultiHeadAttention
+from research.models.layers.masks import causal_mask, segment_mask
+from research.models.layers.positions import Positions
+
+
+@DECODERS.register("transformer", config=TransformerConfig)
+class TransformerDecoder(nn.Module):
+    """Cache per layer: self-attention keys/values [B, max_len, H, Dh] filled up to
+    `index`, and the cross-attention keys/values of the memory, projected once."""
+
+    config: TransformerConfig
+    dtype: jnp.dtype = jnp.float32
+    supports_packing = True
+
+    def setup(self):
+        c = self.config
+        mha = lambda name, p: MultiHeadAttention(c.num_heads, c.d_model, p, self.dtype, name=name)
+        n = c.num_layers
+        self.self_attn = [mha(f"self_attn{i}", c.attention_dropout) for i in range(n)]
+        self.cross_attn = [mha(f"cross_attn{i}", c.attention_dropout) for i in range(n)]
+        self.ffn = [FeedForward(c.d_model, c.d_ff, self.dtype, name=f"ffn{i}") for i in range(n)]
+        self.norms = [[nn.LayerNorm(dtype=self.dtype, name=f"norm{i}_{j}") for j in range(3)] for i in range(n)]
+        self.final_norm = nn.LayerNorm(dtype=self.dtype, name="final_norm") if c.norm == "pre" else None
+        self.positions = Positions(c.positions, c.max_len, c.d_model, name="positions")
+        self.drop = nn.Dropout(c.dropout)
+
+    def _residual(self, x, f, norm, deterministic):
+        if self.config.norm == "pre":
+            return x + self.drop(f(norm(x)), deterministic=deterministic)
+        return norm(x + self.drop(f(x), deterministic=deterministic))
+
+    def _embed(self, y, positions, deterministic):
+        y = y * jnp.sqrt(self.config.d_model).astype(y.dtype)
+        return self.drop(self.positions(y, positions), deterministic=deterministic)
+
+    def _layers(self, x, self_attend, cross_attend, deterministic):
+        for i in range(self.config.num_layers):
+            n0, n1, n2 = self.norms[i]
+            x = self._residual(x, lambda h: self_attend(i, h), n0, deterministic)
+            x = self._residual(x, lambda h: cross_attend(i, h), n1, deterministic)
+            x = self._residual(x, self.ffn[i], n2, deterministic)
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def __call__(self, enc, y, segments, positions, deterministic=True):
+        """y: [B, T, E] embedded shifted targets -> features [B, T, d_model]."""
+        x = self._embed(y, positions, deterministic)
+        self_mask = causal_mask(segments)
+        cross_mask = segment_mask(segments, enc.segments)
+
+        def cross(i, h):
+            out, w = self.cross_attn[i].attend_kv(h, *self.cross_attn[i].project_kv(enc.memory), cross_mask, deterministic)
+            self.sow("intermediates", "cross_attention", w)
+            return out
+
+        return self._layers(x, lambda i, h: self.self_attn[i](h, h, self_mask, deterministic), cross, deterministic)
+
+    def init_cache(self, enc, max_len: int):
+        b = enc.memory.shape[0]
+        c = self.config
+        shape = (b, max_len, c.num_heads, c.d_model // c.num_heads)
+        return {
+            "index": jnp.zeros((b,), jnp.int32),
+            "self_kv": [(jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype)) for _ in range(c.num_layers)],
+            "cross_kv": [a.project_kv(enc.memory) for a in self.cross_attn],
+        }
+
+    def step(self, enc, cache, y_t):
+        """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache)."""
+        index = cache["index"]
+        max_len = cache["self_kv"][0][0].shape[1]
+        x = self._embed(y_t[:, None], index[:, None], True)
+        slot = jax.nn.one_hot(index, max_len, dtype=self.dtype)[:, :, None, None]  # [B, L, 1, 1]
+        self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [B, 1, L]
+        cross_mask = enc.mask[:, None, :]
+        new_kv = []
+
+        def self_attend(i, h):
+            k, v = self.self_attn[i].project_kv(h)  # [B, 1, H, Dh]
+            ck, cv = cache["self_kv"][i]
+            ck, cv = ck + slot * k, cv + slot * v
+            new_kv.append((ck, cv))
+            return self.self_attn[i].attend_kv(h, ck, cv, self_mask)[0]
+
+        def cross(i, h):
+            return self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], cross_mask)[0]
+
+        x = self._layers(x, self_attend, cross, True)
+        return x[:, 0], {"index": index + 1, "self_kv": new_kv, "cross_kv": cache["cross_kv"]}

@@ -1,0 +1,91 @@
+"""Transformer encoder: self-attention blocks, pre-LN or post-LN."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.encoders import ENCODERS
+from research.models.interfaces import EncoderOutput
+from research.models.layers.attention import MultiHeadAttention
+from research.models.layers.masks import segment_mask
+from research.models.layers.pooling import masked_mean
+from research.models.layers.positions import Positions
+from research.registry import check
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Shared by the transformer encoder and decoder."""
+
+    d_model: int = 256
+    num_layers: int = 3
+    num_heads: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.1  # on residual branches and embeddings
+    attention_dropout: float = 0.0
+    norm: str = "pre"  # pre | post: pre-LN trains without warm-up tricks; post-LN is the 2017 original
+    positions: str = "sinusoidal"  # sinusoidal | learned
+    max_len: int = 1024  # learned positions only
+
+    def __post_init__(self):
+        check(self.d_model > 0 and self.num_heads > 0, "num_heads", "d_model and num_heads must be positive")
+        check(self.d_model % self.num_heads == 0, "num_heads", f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+        check(self.norm in ("pre", "post"), "norm", f"'{self.norm}' is not one of pre, post")
+        check(self.positions in ("sinusoidal", "learned"), "positions", f"'{self.positions}' is not one of sinusoidal, learned")
+        check(self.num_layers > 0, "num_layers", "must be positive")
+        check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        check(0.0 <= self.attention_dropout < 1.0, "attention_dropout", "must be in [0, 1)")
+
+
+class Residual(nn.Module):
+    """x + dropout(f(norm(x))) for pre-LN, norm(x + dropout(f(x))) for post-LN."""
+
+    norm: str
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, f, deterministic):
+        ln = nn.LayerNorm(dtype=x.dtype, name="norm")
+        drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
+        if self.norm == "pre":
+            return x + drop(f(ln(x)))
+        return ln(x + drop(f(x)))
+
+
+class FeedForward(nn.Module):
+    d_model: int
+    d_ff: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.d_model, dtype=self.dtype)(nn.relu(nn.Dense(self.d_ff, dtype=self.dtype)(x)))
+
+
+def embed_positions(c: TransformerConfig, x, positions, deterministic):
+    """Scales embeddings by sqrt(d_model), adds positions and dropout."""
+    x = x * jnp.sqrt(c.d_model).astype(x.dtype)
+    x = Positions(c.positions, c.max_len, c.d_model, name="positions")(x, positions)
+    return nn.Dropout(c.dropout)(x, deterministic=deterministic)
+
+
+@ENCODERS.register("transformer", config=TransformerConfig)
+class TransformerEncoder(nn.Module):
+    config: TransformerConfig
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, segments, positions, deterministic=True):
+        c = self.config
+        x = embed_positions(c, x, positions, deterministic)
+        mask = segment_mask(segments, segments)
+        for i in range(c.num_layers):
+            attn = MultiHeadAttention(c.num_heads, c.d_model, c.attention_dropout, self.dtype, name=f"self_attn{i}")
+            ffn = FeedForward(c.d_model, c.d_ff, self.dtype, name=f"ffn{i}")
+            x = Residual(c.norm, c.dropout, name=f"attn_block{i}")(x, lambda y: attn(y, y, mask, deterministic), deterministic)
+            x = Residual(c.norm, c.dropout, name=f"ffn_block{i}")(x, ffn, deterministic)
+        if c.norm == "pre":
+            x = nn.LayerNorm(dtype=self.dtype, name="final_norm")(x)
+        return EncoderOutput(memory=x, segments=segments, final_state=masked_mean(x, segments))

@@ -1,0 +1,47 @@
+"""The contracts that let any encoder work with any decoder.
+
+Encoder contract
+  `encoder(embedded [B, S, E], segments [B, S] int, positions [B, S] int,
+  deterministic) -> EncoderOutput`.
+  `segments` is 0 at pads and k >= 1 for tokens of the k-th packed example of
+  a row (1 for every real token when nothing is packed); `positions` restart
+  at 0 at each segment start.
+
+Decoder contract
+  `decoder(enc, embedded_targets [B, T, E], segments, positions,
+  deterministic) -> features [B, T, d_model]`; the Seq2Seq wrapper turns the
+  features into logits (optionally through the tied embedding).
+  For incremental decoding every decoder also provides
+  `init_cache(enc, max_len) -> cache` and
+  `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
+  Every leaf of `enc` and of `cache` has the batch as its leading axis, so a
+  search can tile them for beams and reorder them with one gather.
+"""
+from __future__ import annotations
+
+import jax
+from flax import struct
+
+
+@struct.dataclass
+class EncoderOutput:
+    """What every encoder hands to every decoder.
+
+    Attributes:
+      memory: [B, S, D_mem] one vector per source position (D_mem may differ
+        from d_model, e.g. 2*hidden for a bidirectional RNN).
+      segments: [B, S] int32, 0 at pads; the padding mask is `segments > 0`.
+      final_state: [B, D_final] a summary of each source sequence: the RNN's
+        state at the last real token, or the masked mean of the memory for
+        encoders without a recurrent state. Decoders bridge it to their
+        own initial state.
+    """
+
+    memory: jax.Array
+    segments: jax.Array
+    final_state: jax.Array
+
+    @property
+    def mask(self) -> jax.Array:
+        """[B, S] bool, True at real tokens."""
+        return self.segments > 0

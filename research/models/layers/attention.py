@@ -1,0 +1,62 @@
+"""Multi-head attention with separate projection and attention steps.
+
+The split lets a cached decoder project only the newest token's key/value and
+attend over the cache, with the same parameters as the full-sequence call.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+NEG_INF = -1e9
+
+
+def attend(q, k, v, mask, dropout_fn=None):
+    """Scaled dot-product attention.
+
+    Args:
+      q: [B, Tq, H, Dh]; k, v: [B, Tk, H, Dh]; mask: [B, Tq, Tk] bool.
+      dropout_fn: applied to the weights in training, None otherwise.
+    Returns:
+      ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights)
+    """
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+    scores = jnp.where(mask[:, None], scores.astype(jnp.float32), NEG_INF)
+    weights = jax.nn.softmax(scores, axis=-1)
+    # A query that sees no key at all (a pad row) gets zeros, not a uniform average.
+    weights = jnp.where(mask[:, None].any(-1, keepdims=True), weights, 0.0).astype(v.dtype)
+    if dropout_fn is not None:
+        weights = dropout_fn(weights)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, v), weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Attention from queries [B, Tq, D] to keys/values [B, Tk, D_kv]."""
+
+    num_heads: int
+    d_model: int
+    dropout: float = 0.0
+    dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        head = self.d_model // self.num_heads
+        dense = lambda name: nn.DenseGeneral((self.num_heads, head), dtype=self.dtype, name=name)
+        self.query, self.key, self.value = dense("query"), dense("key"), dense("value")
+        self.out = nn.DenseGeneral(self.d_model, axis=(-2, -1), dtype=self.dtype, name="out")
+        self.drop = nn.Dropout(self.dropout)
+
+    def project_kv(self, x):
+        """[B, T, D_kv] -> ([B, T, H, Dh], [B, T, H, Dh])."""
+        return self.key(x), self.value(x)
+
+    def attend_kv(self, x_q, k, v, mask, deterministic=True):
+        """Queries [B, Tq, D] over projected k/v; returns ([B, Tq, D], [B, H, Tq, Tk])."""
+        q = self.query(x_q)
+        dropout_fn = None if deterministic or self.dropout == 0 else (lambda w: self.drop(w, deterministic=False))
+        ctx, weights = attend(q, k, v, mask, dropout_fn)
+        return self.out(ctx), weights
+
+    def __call__(self, x_q, x_kv, mask, deterministic=True):
+        k, v = self.project_kv(x_kv)
+        return self.attend_kv(x_q, k, v, mask, deterministic)[0]

@@ -1,0 +1,71 @@
+"""One recurrent layer over a sequence: padding- and segment-aware, as a scan."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.layers.cells import CELLS
+
+
+class RNNLayer(nn.Module):
+    """A single-direction recurrent layer.
+
+    At pads the state is carried unchanged, so the state after the scan is the
+    state at each row's last real token (first real token when reversed). At a
+    segment start (packing) the state restarts from `init`.
+    """
+
+    cell: str
+    hidden: int
+    reverse: bool = False
+    dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        g = CELLS[self.cell].gates
+        self.input = nn.Dense(g * self.hidden, dtype=self.dtype, name="input")
+        init = nn.initializers.orthogonal()
+        self.u = self.param("recurrent", lambda k, s: jnp.concatenate([init(kk, (s[0], s[0])) for kk in jax.random.split(k, g)], 1), (self.hidden, g * self.hidden))
+        self.bu = self.param("recurrent_bias", nn.initializers.zeros, (g * self.hidden,))
+
+    def weights(self):
+        """(U, b_u) for a caller that runs the recurrence itself (cached decoding)."""
+        return self.u.astype(self.dtype), self.bu.astype(self.dtype)
+
+    def __call__(self, x, segments, init=None):
+        """Runs the layer.
+
+        Args:
+          x: [B, T, E] inputs.
+          segments: [B, T] int, 0 at pads.
+          init: initial state (a pytree of [B, H]) or None for zeros.
+        Returns:
+          (outputs [B, T, H] with zeros at pads, final state).
+        """
+        cell = CELLS[self.cell]
+        b = x.shape[0]
+        if init is None:
+            init = cell.zero_state(b, self.hidden, self.dtype)
+        xw = self.input(x)  # [B, T, G*H], all steps in one matmul
+        valid = segments > 0
+        # A segment starts where the previous step (in scan order) belongs to another segment.
+        prev = jnp.pad(segments, ((0, 0), (0, 1)))[:, 1:] if self.reverse else jnp.pad(segments, ((0, 0), (1, 0)))[:, :-1]
+        start = valid & (prev != segments)
+        u, bu = self.weights()
+
+        def body(state, inputs):
+            xw_t, valid_t, start_t = inputs
+            state = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), state, init)
+            new, h = cell.step(xw_t, state, u, bu)
+            keep = valid_t[:, None]
+            state = jax.tree.map(lambda n, s: jnp.where(keep, n, s), new, state)
+            return state, jnp.where(keep, h, 0.0)
+
+        swap = lambda a: jnp.swapaxes(a, 0, 1)
+        final, hs = jax.lax.scan(body, init, (swap(xw), swap(valid), swap(start)), reverse=self.reverse)
+        return swap(hs), final
+
+    def step(self, x_t, state):
+        """One time step for one row batch: x_t [B, E] -> (state, h [B, H])."""
+        u, bu = self.weights()
+        return CELLS[self.cell].step(self.input(x_t), state, u, bu)

@@ -1,0 +1,62 @@
+"""Attention for a recurrent decoder: one query vector per step over the memory.
+
+Scores: `bahdanau` (additive, v^T tanh(W_q q + W_k m)), `luong` with `dot`
+(q . m) or `general` (q^T W m), or `multihead` (scaled dot-product heads).
+The memory-side projection does not depend on the step, so `keys` computes it
+once per source and the decoder carries it through its scan.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.layers.attention import NEG_INF, MultiHeadAttention
+
+KINDS = ("none", "bahdanau", "luong", "multihead")
+SCORES = ("dot", "general")
+
+
+class RNNAttention(nn.Module):
+    kind: str
+    score: str
+    hidden: int
+    num_heads: int = 1
+    dtype: jnp.dtype = jnp.float32
+
+    def setup(self):
+        if self.kind == "bahdanau":
+            self.w_k = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="key")
+            self.w_q = nn.Dense(self.hidden, dtype=self.dtype, name="query")
+            self.v = nn.Dense(1, use_bias=False, dtype=self.dtype, name="energy")
+        elif self.kind == "luong":
+            # `dot` needs the memory in the query's space; when the widths already
+            # match it is used as it is, otherwise it is projected (then it equals general).
+            self.w_k = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="key")
+        elif self.kind == "multihead":
+            self.mha = MultiHeadAttention(self.num_heads, self.hidden, 0.0, self.dtype, name="mha")
+
+    def keys(self, memory):
+        """Step-independent projection of the memory [B, S, D_mem]."""
+        if self.kind == "bahdanau":
+            return self.w_k(memory)
+        if self.kind == "luong":
+            if self.score == "dot" and memory.shape[-1] == self.hidden:
+                return memory
+            return self.w_k(memory)
+        if self.kind == "multihead":
+            return self.mha.project_kv(memory)
+        return jnp.zeros(memory.shape[:2] + (0,), memory.dtype)
+
+    def __call__(self, query, keys, memory, mask):
+        """query [B, H], mask [B, S] -> (context [B, D_ctx], weights [B, S])."""
+        if self.kind == "multihead":
+            out, w = self.mha.attend_kv(query[:, None], *keys, mask[:, None, :])
+            return out[:, 0], w[:, :, 0].mean(1)
+        if self.kind == "bahdanau":
+            scores = self.v(jnp.tanh(self.w_q(query)[:, None, :] + keys))[..., 0]
+        else:
+            scores = jnp.einsum("bh,bsh->bs", query, keys)
+        scores = jnp.where(mask, scores.astype(jnp.float32), NEG_INF)
+        weights = jnp.where(mask.any(-1, keepdims=True), jax.nn.softmax(scores, -1), 0.0).astype(memory.dtype)
+        return jnp.einsum("bs,bsd->bd", weights, memory), weights

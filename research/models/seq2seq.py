@@ -1,0 +1,96 @@
+"""The encoder-decoder model: embeddings + ENCODERS[name] + DECODERS[name] + output layer.
+
+Nothing here knows a concrete encoder or decoder; they meet only through
+the contract in `interfaces.py`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from research.models.decoders import DECODERS
+from research.models.encoders import ENCODERS
+from research.models.interfaces import EncoderOutput
+from research.registry import ConfigError, check
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256  # embedding width, shared by every encoder and decoder
+    tie_output: bool = True  # output layer = target embedding transposed (Press & Wolf 2017)
+    share_embeddings: bool = True  # one source/target embedding; needs a joint vocabulary
+
+    def __post_init__(self):
+        check(self.d_model > 0, "d_model", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the model: names, frozen configs, vocabulary sizes."""
+
+    encoder: str
+    encoder_config: Any
+    decoder: str
+    decoder_config: Any
+    model: ModelConfig
+    source_vocab: int
+    target_vocab: int
+    dtype: str = "float32"  # compute dtype (trainer.precision); parameters stay float32
+
+
+class Seq2Seq(nn.Module):
+    arch: Architecture
+
+    def setup(self):
+        a = self.arch
+        m = a.model
+        dtype = jnp.dtype(a.dtype)
+        init = nn.initializers.normal(m.d_model ** -0.5)
+        self.target_embed = nn.Embed(a.target_vocab, m.d_model, embedding_init=init, dtype=dtype, name="target_embed")
+        if m.share_embeddings:
+            check(a.source_vocab == a.target_vocab, "model.share_embeddings",
+                  f"needs one joint vocabulary, got {a.source_vocab} source and {a.target_vocab} target pieces")
+            self.source_embed = self.target_embed
+        else:
+            self.source_embed = nn.Embed(a.source_vocab, m.d_model, embedding_init=init, dtype=dtype, name="source_embed")
+        self.encoder = ENCODERS.get(a.encoder).component(config=a.encoder_config, dtype=dtype, name="encoder")
+        self.decoder = DECODERS.get(a.decoder).component(config=a.decoder_config, dtype=dtype, name="decoder")
+        self.output = None if m.tie_output else nn.Dense(a.target_vocab, dtype=dtype, name="output")
+
+    def _logits(self, features):
+        logits = self.target_embed.attend(features) if self.output is None else self.output(features)
+        return logits.astype(jnp.float32)
+
+    def encode(self, batch, deterministic=True) -> EncoderOutput:
+        x = self.source_embed(batch["source"])
+        return self.encoder(x, batch["source_segments"], batch["source_positions"], deterministic=deterministic)
+
+    def decode(self, enc: EncoderOutput, batch, deterministic=True):
+        """-> logits [B, T, V] for the shifted targets in `batch`."""
+        y = self.target_embed(batch["target_in"])
+        features = self.decoder(enc, y, batch["target_segments"], batch["target_positions"], deterministic=deterministic)
+        return self._logits(features)
+
+    def __call__(self, batch, deterministic=True):
+        return self.decode(self.encode(batch, deterministic), batch, deterministic)
+
+    def init_cache(self, enc: EncoderOutput, max_len: int):
+        return self.decoder.init_cache(enc, max_len)
+
+    def decode_step(self, enc: EncoderOutput, cache, tokens):
+        """tokens [B] -> (logits [B, V], cache)."""
+        features, cache = self.decoder.step(enc, cache, self.target_embed(tokens))
+        return self._logits(features), cache
+
+
+def check_packing(arch: Architecture) -> None:
+    """Packing needs every component to restart at segment starts; refuse it clearly otherwise."""
+    for kind, name, registry in (("encoder", arch.encoder, ENCODERS), ("decoder", arch.decoder, DECODERS)):
+        if not getattr(registry.get(name).component, "supports_packing", True):
+            raise ConfigError(
+                f"data.pack: packing is not supported by {kind}={name}: it starts each row from one "
+                f"bridged encoder state, so packed rows would share it; set data.pack=false"
+            )

@@ -1,0 +1,47 @@
+"""`python -m research.train encoder=cnn decoder=rnn data=ddtp_de_en [+experiment=NAME]`."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from research.config import register_schemas, resolve
+from research.registry import ConfigError
+from research.training.loop import train
+
+log = logging.getLogger("research.train")
+
+register_schemas()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
+    try:
+        run = resolve(cfg)
+    except ConfigError as e:
+        log.error("config error: %s", e)
+        sys.exit(2)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    summary = train(run, run_dir)
+    print(report(summary, run_dir))
+    return summary["validation"].get(summary["metric"])
+
+
+def report(summary: dict, run_dir: Path) -> str:
+    v = summary["validation"]
+    lines = [f"\n{summary['encoder']} encoder + {summary['decoder']} decoder, {summary['params']:,} parameters, "
+             f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
+    lines.append("validation: " + ", ".join(f"{k} {v[k]:.2f}" for k in v if k != "samples"))
+    for src, ref, hyp in v.get("samples", []):
+        lines += [f"  source:     {src}", f"  reference:  {ref}", f"  hypothesis: {hyp}"]
+    lines.append(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / 'tb'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The training loop: data, model, jitted steps, evaluation, logging, checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from research.config import RunConfig
+from research.data import local
+from research.data.batching import fit_lengths, train_batches
+from research.data.tokenizer import Tokenizer, load_or_train
+from research.decoding.generate import jit_generate
+from research.models.seq2seq import Architecture, Seq2Seq
+from research.training import evaluation, optim, state as train_state
+from research.training.checkpoint import Checkpoints
+from research.training.metrics_log import MetricsLog
+from research.training.steps import eval_step, train_step
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Corpus:
+    tokenizer: Tokenizer
+    train: list  # (source ids, target ids)
+    valid: list
+    valid_refs: list[str]
+    valid_sources: list[str]
+
+
+def load_corpus(cfg: RunConfig, run_dir: Path) -> Corpus:
+    d = cfg.data
+    train_pairs = local.read_pairs(d.dir, d.train_split, d.source, d.target)
+    if d.max_train_examples:
+        train_pairs = train_pairs[: d.max_train_examples]
+    valid_pairs = local.read_pairs(d.dir, d.valid_split, d.source, d.target)
+    fp = f"{local.fingerprint(d.dir, d.train_split, d.source, d.target)}:{d.max_train_examples}"
+    tok = load_or_train(cfg.tokenizer, train_pairs, fp)
+    (run_dir / "tokenizer").mkdir(parents=True, exist_ok=True)
+    for p in tok.paths:  # the run directory is self-contained for evaluation
+        shutil.copy(p, run_dir / "tokenizer" / p.name.split(".", 1)[1])
+    encode = lambda pairs: [(tok.encode_source(s), tok.encode_target(t)) for s, t in pairs]
+    log.info("data: %d train, %d validation pairs; vocab %d/%d", len(train_pairs), len(valid_pairs), tok.source_vocab, tok.target_vocab)
+    return Corpus(
+        tokenizer=tok,
+        train=fit_lengths(encode(train_pairs), d, f"{d.name}/{d.train_split}"),
+        valid=fit_lengths(encode(valid_pairs), dataclasses.replace(d, length_policy="truncate"), f"{d.name}/{d.valid_split}"),
+        valid_refs=[t for _, t in valid_pairs],
+        valid_sources=[s for s, _ in valid_pairs],
+    )
+
+
+def architecture(cfg: RunConfig, tok: Tokenizer) -> Architecture:
+    return Architecture(
+        encoder=cfg.encoder, encoder_config=cfg.encoder_config,
+        decoder=cfg.decoder, decoder_config=cfg.decoder_config,
+        model=cfg.model, source_vocab=tok.source_vocab, target_vocab=tok.target_vocab,
+        dtype="bfloat16" if cfg.trainer.precision == "bf16" else "float32",
+    )
+
+
+def train(cfg: RunConfig, run_dir: Path) -> dict:
+    """Trains one run into `run_dir`; returns its summary (also written to summary.json)."""
+    start = time.time()
+    run_dir = Path(run_dir)
+    t = cfg.trainer
+    corpus = load_corpus(cfg, run_dir)
+    arch = architecture(cfg, corpus.tokenizer)
+    model = Seq2Seq(arch)
+    lr = optim.schedule(cfg.optim, t.max_steps)
+    tx = optim.optimizer(cfg.optim, lr)
+
+    key = jax.random.PRNGKey(t.seed)
+    init_key, dropout_key = jax.random.split(key)
+    batches = train_batches(corpus.train, cfg.data, t.seed)
+    first = next(batches)
+    state = train_state.create(model, tx, first, init_key)
+    n_params = train_state.param_count(state.params)
+    log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, cfg.decoder, n_params)
+
+    step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing), donate_argnums=0)
+    eval_fn = jax.jit(functools.partial(eval_step, model=model))
+    generate_fn = jit_generate(model, cfg.decode)
+
+    metric = evaluation.task_metric_name(cfg.data.task)
+    ckpt = Checkpoints(run_dir, t.keep_checkpoints, metric) if t.checkpoint else None
+    logger = MetricsLog(run_dir)
+    meta = {"architecture": _arch_meta(arch)}
+    window = {"tokens": 0.0, "time": 0.0, "n": 0, "sums": {}}
+    speeds, step_times, last_eval = [], [], {}
+    batch = first
+    for step in range(t.max_steps):
+        if step:
+            batch = next(batches)
+        tick = time.time()
+        state, m = step_fn(state, batch, jax.random.fold_in(dropout_key, step))
+        m = jax.device_get(m)
+        step_times.append(time.time() - tick)
+        window["time"] += step_times[-1]
+        window["tokens"] += float(m["tokens"])
+        window["n"] += 1
+        for k, v in m.items():
+            window["sums"][k] = window["sums"].get(k, 0.0) + float(v)
+        done = step + 1
+        if done % t.log_every == 0 or done == t.max_steps:
+            avg = {k: v / window["n"] for k, v in window["sums"].items() if k != "tokens"}
+            avg["tokens_per_s"] = window["tokens"] / max(window["time"], 1e-9)
+            speeds.append(avg["tokens_per_s"])
+            logger.write(done, "train", avg)
+            log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s", done, avg["loss"], avg["accuracy"], avg["learning_rate"], avg["tokens_per_s"])
+            window = {"tokens": 0.0, "time": 0.0, "n": 0, "sums": {}}
+        if done % t.eval_every == 0 or done == t.max_steps:
+            last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done)
+            if ckpt:
+                ckpt.save(done, state, {**meta, "step": done, "validation": last_eval}, last_eval)
+    if ckpt:
+        ckpt.close()
+    logger.close()
+    # The first call compiles; what it took beyond a typical step is compile time.
+    compile_s = max(step_times[0] - float(np.median(step_times[1:] or step_times)), 0.0)
+    summary = {
+        "encoder": cfg.encoder, "decoder": cfg.decoder, "seed": t.seed, "params": n_params,
+        "steps": t.max_steps, "compile_s": compile_s, "wall_s": time.time() - start,
+        "tokens_per_s": float(np.median(speeds[1:] or speeds)) if speeds else 0.0,
+        "validation": last_eval, "metric": metric,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _arch_meta(arch: Architecture) -> dict:
+    return {
+        "encoder": arch.encoder, "encoder_config": dataclasses.asdict(arch.encoder_config),
+        "decoder": arch.decoder, "decoder_config": dataclasses.asdict(arch.decoder_config),
+        "model": dataclasses.asdict(arch.model), "source_vocab": arch.source_vocab,
+        "target_vocab": arch.target_vocab, "dtype": arch.dtype,
+    }
+
+
+def validate(cfg: RunConfig, corpus: Corpus, params, eval_fn, generate_fn, logger: MetricsLog, step: int) -> dict:
+    t = cfg.trainer
+    out = evaluation.loss_metrics(eval_fn, params, corpus.valid, cfg.data, t.eval_batch_size)
+    n = t.eval_examples or len(corpus.valid)
+    hyps = evaluation.decode_all(generate_fn, params, corpus.valid[:n], cfg.data, t.eval_batch_size, corpus.tokenizer)
+    out.update(evaluation.score(cfg.data.task, hyps, corpus.valid_refs[:n]))
+    logger.write(step, "validation", out)
+    shown = "\n\n".join(
+        f"source: {corpus.valid_sources[i]}\n\nreference: {corpus.valid_refs[i]}\n\nhypothesis: {hyps[i]}"
+        for i in range(min(t.samples, n))
+    )
+    logger.text(step, "validation/samples", shown)
+    log.info("validation @%d: %s", step, " ".join(f"{k} {v:.3f}" for k, v in out.items()))
+    return {**out, "samples": [(corpus.valid_sources[i], corpus.valid_refs[i], hyps[i]) for i in range(min(t.samples, n))]}

@@ -1,0 +1,28 @@
+"""The PyTorch peers run and learn at a tiny shape (behaviour, not timing)."""
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from research.benchmarks.flops import Shape  # noqa: E402
+from research.benchmarks.torch_peer import PEERS, make_train_step, run_torch_peers  # noqa: E402
+
+TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=2, vocab=50, hidden=32, dropout=0.0)
+
+
+@pytest.mark.parametrize("kind", sorted(PEERS))
+def test_loss_decreases_on_a_fixed_batch(kind):
+    step, info = make_train_step(kind, TINY, device="cpu", lr=3e-3)  # high: 20 steps must show progress
+    assert info["tokens"] == TINY.batch * TINY.tgt_len and info["params"] > 0
+    losses = [step() for _ in range(20)]
+    assert math.isfinite(losses[0]) and abs(losses[0] - math.log(TINY.vocab)) < 1.0  # starts near uniform
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_run_torch_peers_reports_throughput():
+    r = run_torch_peers(repeats=1, warmup=0, shape=TINY)
+    assert set(r) == set(PEERS)
+    for v in r.values():
+        assert v["tokens_per_s"] == pytest.approx(v["tokens"] / v["median_s"])
+        assert v["compiled"] is False
