@@ -1,0 +1,167 @@
+"""Beam search: exactness against brute force, greedy equivalence, n-best, penalty."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research.data.batch import BOS, EOS, PAD, UNK
+from research.decoding.beam import beam_search, length_penalty
+from research.decoding.greedy import greedy
+
+
+def toy_model(seed: int, batch: int, vocab: int, banned=()):
+    """Random bigram table + per-row bias + a step counter that favours EOS later.
+
+    `banned` ids get a -1e9 logit, as a trained model would give PAD and BOS;
+    that keeps the brute-force search space small.
+    """
+    k_table, k_bias = jax.random.split(jax.random.key(seed))
+    table = 1.5 * jax.random.normal(k_table, (vocab, vocab))
+    table = table.at[:, list(banned)].set(-1e9)
+    state = {"bias": jax.random.normal(k_bias, (batch, vocab)), "t": jnp.zeros((batch,), jnp.int32)}
+    is_eos = (jnp.arange(vocab) == EOS).astype(jnp.float32)
+
+    def step_fn(state, tokens):
+        logits = table[tokens] + state["bias"] + 0.5 * state["t"][:, None] * is_eos
+        return logits, {"bias": state["bias"], "t": state["t"] + 1}
+
+    return step_fn, state
+
+
+def teacher_forced_log_probs(step_fn, state, tokens):
+    """[B, T] log-prob of each given token, feeding BOS then the tokens themselves."""
+    prev = jnp.full(tokens.shape[:1], BOS, jnp.int32)
+    out = []
+    for t in range(tokens.shape[1]):
+        logits, state = step_fn(state, prev)
+        prev = jnp.asarray(tokens[:, t], jnp.int32)
+        out.append(jnp.take_along_axis(jax.nn.log_softmax(logits), prev[:, None], axis=1)[:, 0])
+    return np.asarray(jnp.stack(out, axis=1))
+
+
+def run(step_fn, state, max_len, beam_size, max_steps, alpha, n_best):
+    fn = jax.jit(lambda s, m, a: beam_search(step_fn, s, beam_size, max_steps, m, a, n_best))
+    return jax.tree.map(np.asarray, fn(state, jnp.asarray(max_len, jnp.int32), jnp.float32(alpha)))
+
+
+def brute_force(step_fn, state, row, vocab, max_len, alpha):
+    """Every hypothesis of one row (ends in EOS, or reaches max_len), best first.
+
+    Scores all vocab**max_len token strings in one batched teacher-forced pass;
+    a hypothesis is a string cut after its first EOS, so prefixes repeat and
+    are deduplicated.
+    """
+    strings = np.array(list(itertools.product(range(vocab), repeat=max_len)), np.int32)
+    row_state = jax.tree.map(lambda x: jnp.repeat(x[row : row + 1], len(strings), axis=0), state)
+    cumulative = np.cumsum(teacher_forced_log_probs(step_fn, row_state, strings), axis=1)
+    hyps = {}
+    for s, cum in zip(strings, cumulative):
+        eos = np.flatnonzero(s == EOS)
+        n = eos[0] + 1 if len(eos) else max_len
+        hyps[tuple(s[:n])] = cum[n - 1]
+    scored = [(lp / float(length_penalty(len(h), alpha)), lp, h) for h, lp in hyps.items()]
+    return sorted(scored, key=lambda x: -x[0])
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_wide_beam_finds_the_brute_force_optimum(alpha):
+    """Vocab 5 with PAD and BOS banned: at most 2**3 live prefixes, so beam 32 is exhaustive."""
+    vocab, n_best = 5, 4
+    max_len = [4, 3]
+    step_fn, state = toy_model(0, 2, vocab, banned=(PAD, BOS))
+    tokens, lengths, scores, log_probs = run(step_fn, state, max_len, 32, 5, alpha, n_best)
+    for row in range(2):
+        best = brute_force(step_fn, state, row, vocab, max_len[row], alpha)[:n_best]
+        for j, (score, lp, hyp) in enumerate(best):
+            assert tuple(tokens[row, j, : lengths[row, j]]) == hyp
+            np.testing.assert_allclose(scores[row, j], score, rtol=1e-5)
+            np.testing.assert_allclose(log_probs[row, j], lp, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_beam_one_is_greedy(seed):
+    """With alpha = 0 a beam of one follows the argmax chain exactly."""
+    step_fn, state = toy_model(seed, 5, 7)
+    max_len = jnp.array([9, 9, 4, 1, 9], jnp.int32)
+    g_tokens, g_lengths, g_scores = jax.jit(lambda s, m: greedy(step_fn, s, 9, m))(state, max_len)
+    tokens, lengths, scores, log_probs = run(step_fn, state, max_len, 1, 9, 0.0, 1)
+    np.testing.assert_array_equal(tokens[:, 0], g_tokens)
+    np.testing.assert_array_equal(lengths[:, 0], g_lengths)
+    np.testing.assert_array_equal(log_probs[:, 0], g_scores)
+    np.testing.assert_array_equal(scores[:, 0], g_scores)
+
+
+def test_n_best_is_sorted_distinct_and_consistent():
+    batch, max_steps, n_best = 3, 7, 6
+    max_len = [7, 5, 7]
+    step_fn, state = toy_model(3, batch, 7)
+    tokens, lengths, scores, log_probs = run(step_fn, state, max_len, 8, max_steps, 0.6, n_best)
+    assert tokens.shape == (batch, n_best, max_steps)
+    assert np.isfinite(scores).all()
+    assert (np.diff(scores, axis=1) <= 0).all(), "n-best must be best first"
+    np.testing.assert_allclose(scores, log_probs / length_penalty(lengths, 0.6), rtol=1e-5)
+    for b in range(batch):
+        hyps = [tuple(tokens[b, j, : lengths[b, j]]) for j in range(n_best)]
+        assert len(set(hyps)) == n_best, "hypotheses must be distinct"
+        for j, h in enumerate(hyps):
+            assert (tokens[b, j, lengths[b, j]:] == PAD).all()
+            assert EOS not in h[:-1] and (h[-1] == EOS or len(h) == max_len[b])
+    # The reported log-probs are what the model gives those exact tokens.
+    flat_tokens = tokens.reshape(batch * n_best, max_steps)
+    flat_state = jax.tree.map(lambda x: jnp.repeat(x, n_best, axis=0), state)
+    per_token = teacher_forced_log_probs(step_fn, flat_state, flat_tokens)
+    mask = np.arange(max_steps) < lengths.reshape(-1, 1)
+    np.testing.assert_allclose((per_token * mask).sum(1), log_probs.reshape(-1), rtol=1e-5)
+
+
+def penalty_model():
+    """BOS -> EOS (0.6) or A (0.4); A -> B (0.95); B -> EOS (0.95); UNK/PAD/BOS banned.
+
+    "EOS" has log-prob -0.51 at length 1; "A B EOS" has -1.02 at length 3.
+    alpha = 0 prefers the short one; at alpha = 3 the penalty (8/6)**3 = 2.37
+    lifts the long one to -0.43, above the short one's -0.51 (lp(1) = 1).
+    """
+    a, b = 4, 5
+    probs = np.full((6, 6), 1e-12)
+    probs[BOS, [EOS, a]] = [0.6, 0.4]
+    probs[a, [b, EOS]] = [0.95, 0.05]
+    probs[b, [EOS, b]] = [0.95, 0.05]
+    probs[[PAD, UNK, EOS], EOS] = 1.0
+    table = jnp.log(jnp.asarray(probs, jnp.float32))
+    return (lambda state, tokens: (table[tokens], state)), {"unused": jnp.zeros((1,))}
+
+
+@pytest.mark.parametrize("alpha, winner, runner_up", [(0.0, [EOS], [4, 5, EOS]), (3.0, [4, 5, EOS], [EOS])])
+def test_length_penalty_favours_longer_hypotheses_as_alpha_grows(alpha, winner, runner_up):
+    step_fn, state = penalty_model()
+    tokens, lengths, scores, log_probs = run(step_fn, state, [6], 4, 6, alpha, 2)
+    assert list(tokens[0, 0, : lengths[0, 0]]) == winner
+    assert list(tokens[0, 1, : lengths[0, 1]]) == runner_up
+    np.testing.assert_allclose(scores[0], log_probs[0] / ((5.0 + lengths[0]) / 6.0) ** alpha, rtol=1e-6)
+    # With a single slot the search must not stop once "EOS" is finished: the
+    # live "A" (-0.92) could still win after the penalty at full length.
+    tokens, lengths, _, _ = run(step_fn, state, [6], 4, 6, alpha, 1)
+    assert list(tokens[0, 0, : lengths[0, 0]]) == winner
+
+
+def test_row_with_no_budget_returns_empty_slots():
+    step_fn, state = toy_model(0, 2, 5)
+    tokens, lengths, scores, _ = run(step_fn, state, [0, 3], 2, 3, 0.6, 1)
+    assert lengths[0, 0] == 0 and np.isneginf(scores[0, 0]) and (tokens[0] == PAD).all()
+    assert 1 <= lengths[1, 0] <= 3 and np.isfinite(scores[1, 0])
+
+
+def test_stops_as_soon_as_no_live_beam_can_win():
+    """alpha = 0: after step 1, "EOS" (-0.51) beats the live "A" (-0.92) forever."""
+    step_fn, state = penalty_model()
+    calls = []
+
+    def counting_step(state, tokens):
+        jax.debug.callback(lambda: calls.append(1))
+        return step_fn(state, tokens)
+
+    tokens, lengths, _, _ = run(counting_step, state, [6], 4, 6, 0.0, 1)
+    assert list(tokens[0, 0, : lengths[0, 0]]) == [EOS]
+    assert len(calls) == 1
