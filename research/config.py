@@ -33,7 +33,6 @@ class TrainerConfig:
     eval_every: int = 1000  # also evaluates at the last step
     log_every: int = 100
     eval_examples: int = 500  # validation examples decoded for BLEU/ROUGE at each evaluation; 0 = all
-    eval_batch_size: int = 64
     label_smoothing: float = 0.1
     precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 parameters and optimizer state)
     keep_checkpoints: int = 2  # most recent checkpoints kept, besides the best one

@@ -6,30 +6,44 @@ from typing import Optional
 
 from research.registry import check
 
+FORMATS = ("jsonl", "tsv", "moses", "tfds")
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     name: str = "custom"
     task: str = "translation"  # translation (BLEU, chrF) | summarization (ROUGE)
-    format: str = "jsonl"  # jsonl (optionally .gz): one JSON object per line
-    dir: str = "???"  # folder holding {train,validation,test}.jsonl[.gz]
-    source: str = "???"  # field of the source text
-    target: str = "???"  # field of the target text
+    format: str = "jsonl"  # jsonl | tsv | moses (local files, prepared by our tfds builders) | tfds (catalog)
+    dir: Optional[str] = None  # local corpus folder: {split}.jsonl[.gz], {split}.tsv[.gz] or {split}.{source}
+    tfds_name: Optional[str] = None  # catalog dataset for format=tfds, e.g. wmt14_translate/de-en
+    tfds_dir: str = "~/.cache/research/tfds"  # where prepared datasets are written once and read after
+    source: Optional[str] = None  # field / column / file suffix of the source text (tfds: catalog default)
+    target: Optional[str] = None
     train_split: str = "train"
     valid_split: str = "validation"
     test_split: str = "test"
     max_source_len: int = 128  # in pieces, EOS included
     max_target_len: int = 128
-    length_policy: str = "truncate"  # truncate | filter: what happens to longer examples (counted and logged)
-    tokens_per_batch: int = 4096  # padded tokens per batch: batch size x the longer of S and T
-    bucket_width: int = 16  # padded lengths are 1, 2, 3, 4, 6, 8, ... times this: few shapes, few compilations
+    length_policy: str = "filter"  # filter | truncate: longer training examples are dropped or cut (counted, logged)
+    tokens_per_batch: int = 4096  # padded positions per batch: B x max(S, T)
+    max_shapes: int = 10  # distinct (B, S, T) batch shapes, each one compilation; more shapes, less padding
+    bucket_width: int = 1  # lengths are rounded up to a multiple of this before shapes are chosen
+    pack: bool = False  # several examples per row, with segment ids and restarting positions
+    num_workers: int = 0  # grain worker processes; batches do not depend on it
     max_train_examples: Optional[int] = None  # use only the first N training examples
 
     def __post_init__(self):
         check(self.task in ("translation", "summarization"), "task", f"'{self.task}' is not one of translation, summarization")
+        check(self.format in FORMATS, "format", f"'{self.format}' is not one of {', '.join(FORMATS)}")
+        check(self.format != "tfds" or bool(self.tfds_name), "tfds_name", "format=tfds needs a catalog name")
+        check(self.format == "tfds" or bool(self.dir), "dir", f"format={self.format} needs the corpus folder")
+        check(self.format == "tfds" or (bool(self.source) and bool(self.target)), "source",
+              f"format={self.format} needs data.source and data.target")
         check(self.length_policy in ("truncate", "filter"), "length_policy", f"'{self.length_policy}' is not one of truncate, filter")
         check(self.max_source_len >= 2 and self.max_target_len >= 2, "max_source_len", "lengths must be at least 2")
         check(self.bucket_width > 0, "bucket_width", "must be positive")
+        check(self.max_shapes > 0, "max_shapes", "must be positive")
+        check(self.num_workers >= 0, "num_workers", "must be >= 0")
         longest = max(self.max_source_len, self.max_target_len)
-        check(self.tokens_per_batch >= longest, "tokens_per_batch",
-              f"{self.tokens_per_batch} cannot hold one example of {longest} tokens")
+        check(self.tokens_per_batch >= 8 * longest, "tokens_per_batch",
+              f"{self.tokens_per_batch} cannot hold 8 rows of {longest} tokens")

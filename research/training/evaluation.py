@@ -6,7 +6,6 @@ import math
 import jax
 import numpy as np
 
-from research.data.batching import eval_batches
 from research.decoding import metrics as task_metrics
 
 
@@ -15,9 +14,10 @@ def task_metric_name(task: str) -> str:
     return "bleu" if task == "translation" else "rougeL"
 
 
-def loss_metrics(eval_fn, params, examples, data_cfg, batch_size: int) -> dict:
+def loss_metrics(eval_fn, params, batches) -> dict:
+    """Loss, perplexity and token accuracy over every batch of a split."""
     totals = {"loss": 0.0, "nll": 0.0, "correct": 0.0, "tokens": 0.0}
-    for _, batch in eval_batches(examples, data_cfg, batch_size):
+    for batch in batches:
         sums = jax.device_get(eval_fn(params, batch))
         for k in totals:
             totals[k] += float(sums[k])
@@ -25,13 +25,17 @@ def loss_metrics(eval_fn, params, examples, data_cfg, batch_size: int) -> dict:
     return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
 
 
-def decode_all(generate_fn, params, examples, data_cfg, batch_size: int, tokenizer) -> list[str]:
-    """Hypothesis strings in the order of `examples`."""
-    hyps: list[str] = [""] * len(examples)
-    for idx, batch in eval_batches(examples, data_cfg, batch_size):
+def decode_all(generate_fn, params, batches, n: int, tokenizer) -> list[str]:
+    """Hypothesis strings in corpus order; `batch["index"]` says which example a row holds."""
+    hyps: list[str | None] = [None] * n
+    for batch in batches:
         tokens, lengths, _ = jax.device_get(generate_fn(params, batch))
-        for row, i in enumerate(idx):
-            hyps[i] = tokenizer.decode_target(np.asarray(tokens[row][: lengths[row]]))
+        for row, i in enumerate(batch["index"]):
+            if i >= 0:
+                hyps[i] = tokenizer.decode_target(np.asarray(tokens[row][: lengths[row]]))
+    missing = [i for i, h in enumerate(hyps) if h is None]
+    if missing:
+        raise RuntimeError(f"evaluation batches skipped {len(missing)} examples, e.g. {missing[:5]}")
     return hyps
 
 

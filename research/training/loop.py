@@ -13,11 +13,10 @@ import jax
 import numpy as np
 
 from research.config import RunConfig
-from research.data import local
-from research.data.batching import fit_lengths, train_batches
-from research.data.tokenizer import Tokenizer, load_or_train
+from research.data import corpus as data
+from research.data.tokenizer import Tokenizer
 from research.decoding.generate import jit_generate
-from research.models.seq2seq import Architecture, Seq2Seq
+from research.models.seq2seq import Architecture, Seq2Seq, check_packing
 from research.training import evaluation, optim, state as train_state
 from research.training.checkpoint import Checkpoints
 from research.training.metrics_log import MetricsLog
@@ -29,32 +28,23 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Corpus:
     tokenizer: Tokenizer
-    train: list  # (source ids, target ids)
-    valid: list
-    valid_refs: list[str]
-    valid_sources: list[str]
+    train: object  # random access to {"source", "target"} strings
+    valid: object
+    fingerprint: str  # of the training examples' text
 
 
 def load_corpus(cfg: RunConfig, run_dir: Path) -> Corpus:
     d = cfg.data
-    train_pairs = local.read_pairs(d.dir, d.train_split, d.source, d.target)
-    if d.max_train_examples:
-        train_pairs = train_pairs[: d.max_train_examples]
-    valid_pairs = local.read_pairs(d.dir, d.valid_split, d.source, d.target)
-    fp = f"{local.fingerprint(d.dir, d.train_split, d.source, d.target)}:{d.max_train_examples}"
-    tok = load_or_train(cfg.tokenizer, train_pairs, fp)
+    splits = data.load(d, (d.train_split, d.valid_split))
+    train_pairs = data.pairs(splits[d.train_split])
+    fp = data.fingerprint(train_pairs)
+    tok = data.tokenizer(cfg.tokenizer, train_pairs, fp)
     (run_dir / "tokenizer").mkdir(parents=True, exist_ok=True)
     for p in tok.paths:  # the run directory is self-contained for evaluation
         shutil.copy(p, run_dir / "tokenizer" / p.name.split(".", 1)[1])
-    encode = lambda pairs: [(tok.encode_source(s), tok.encode_target(t)) for s, t in pairs]
-    log.info("data: %d train, %d validation pairs; vocab %d/%d", len(train_pairs), len(valid_pairs), tok.source_vocab, tok.target_vocab)
-    return Corpus(
-        tokenizer=tok,
-        train=fit_lengths(encode(train_pairs), d, f"{d.name}/{d.train_split}"),
-        valid=fit_lengths(encode(valid_pairs), dataclasses.replace(d, length_policy="truncate"), f"{d.name}/{d.valid_split}"),
-        valid_refs=[t for _, t in valid_pairs],
-        valid_sources=[s for s, _ in valid_pairs],
-    )
+    log.info("data: %d train, %d validation pairs; vocab %d/%d", len(splits[d.train_split]),
+             len(splits[d.valid_split]), tok.source_vocab, tok.target_vocab)
+    return Corpus(tokenizer=tok, train=splits[d.train_split], valid=splits[d.valid_split], fingerprint=fp)
 
 
 def architecture(cfg: RunConfig, tok: Tokenizer) -> Architecture:
@@ -79,7 +69,9 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
 
     key = jax.random.PRNGKey(t.seed)
     init_key, dropout_key = jax.random.split(key)
-    batches = train_batches(corpus.train, cfg.data, t.seed)
+    if cfg.data.pack:
+        check_packing(arch)
+    batches = data.train_batches(corpus.train, corpus.tokenizer, cfg.data, t.seed)
     first = next(batches)
     state = train_state.create(model, tx, first, init_key)
     n_params = train_state.param_count(state.params)
@@ -117,12 +109,16 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
             log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s", done, avg["loss"], avg["accuracy"], avg["learning_rate"], avg["tokens_per_s"])
             window = {"tokens": 0.0, "time": 0.0, "n": 0, "sums": {}}
         if done % t.eval_every == 0 or done == t.max_steps:
-            last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done)
+            last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
             if ckpt:
                 ckpt.save(done, state, {**meta, "step": done, "validation": last_eval}, last_eval)
     if ckpt:
         ckpt.close()
     logger.close()
+    stats = batches.stats
+    log.info("input pipeline: %d batches, padding %.1f%%, %.0f tokens/s, %d dropped, %d truncated",
+             stats.batches, 100 * stats.padding_fraction, stats.tokens_per_second, stats.dropped, stats.truncated)
+    batches.close()
     # The first call compiles; what it took beyond a typical step is compile time.
     compile_s = max(step_times[0] - float(np.median(step_times[1:] or step_times)), 0.0)
     summary = {
@@ -144,17 +140,16 @@ def _arch_meta(arch: Architecture) -> dict:
     }
 
 
-def validate(cfg: RunConfig, corpus: Corpus, params, eval_fn, generate_fn, logger: MetricsLog, step: int) -> dict:
+def validate(cfg: RunConfig, corpus: Corpus, params, eval_fn, generate_fn, logger: MetricsLog, step: int, shapes) -> dict:
     t = cfg.trainer
-    out = evaluation.loss_metrics(eval_fn, params, corpus.valid, cfg.data, t.eval_batch_size)
-    n = t.eval_examples or len(corpus.valid)
-    hyps = evaluation.decode_all(generate_fn, params, corpus.valid[:n], cfg.data, t.eval_batch_size, corpus.tokenizer)
-    out.update(evaluation.score(cfg.data.task, hyps, corpus.valid_refs[:n]))
+    out = evaluation.loss_metrics(eval_fn, params, data.eval_batches(corpus.valid, corpus.tokenizer, cfg.data, shapes))
+    n = min(t.eval_examples or len(corpus.valid), len(corpus.valid))
+    subset = data.Head(corpus.valid, n)
+    hyps = evaluation.decode_all(generate_fn, params, data.eval_batches(subset, corpus.tokenizer, cfg.data, shapes), n, corpus.tokenizer)
+    refs = [subset[i]["target"] for i in range(n)]
+    out.update(evaluation.score(cfg.data.task, hyps, refs))
     logger.write(step, "validation", out)
-    shown = "\n\n".join(
-        f"source: {corpus.valid_sources[i]}\n\nreference: {corpus.valid_refs[i]}\n\nhypothesis: {hyps[i]}"
-        for i in range(min(t.samples, n))
-    )
-    logger.text(step, "validation/samples", shown)
+    shown = [(subset[i]["source"], refs[i], hyps[i]) for i in range(min(t.samples, n))]
+    logger.text(step, "validation/samples", "\n\n".join(f"source: {s}\n\nreference: {r}\n\nhypothesis: {h}" for s, r, h in shown))
     log.info("validation @%d: %s", step, " ".join(f"{k} {v:.3f}" for k, v in out.items()))
-    return {**out, "samples": [(corpus.valid_sources[i], corpus.valid_refs[i], hyps[i]) for i in range(min(t.samples, n))]}
+    return {**out, "samples": shown}

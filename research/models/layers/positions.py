@@ -28,5 +28,5 @@ class Positions(nn.Module):
     def __call__(self, x, positions):
         if self.kind == "sinusoidal":
             return x + sinusoidal(positions, self.dim, x.dtype)
-        table = nn.Embed(self.max_len, self.dim, embedding_init=nn.initializers.normal(0.02), name="table")
+        table = nn.Embed(self.max_len, self.dim, embedding_init=nn.initializers.normal(self.dim ** -0.5), name="table")
         return x + table(jnp.minimum(positions, self.max_len - 1)).astype(x.dtype)

@@ -1,7 +1,9 @@
 """Attention for a recurrent decoder: one query vector per step over the memory.
 
 Scores: `bahdanau` (additive, v^T tanh(W_q q + W_k m)), `luong` with `dot`
-(q . m) or `general` (q^T W m), or `multihead` (scaled dot-product heads).
+(q . m) or `general` (q^T W m), both divided by sqrt(width) as in scaled
+dot-product attention (unscaled scores saturated the softmax over
+un-normalised CNN memories and stalled training), or `multihead`.
 The memory-side projection does not depend on the step, so `keys` computes it
 once per source and the decoder carries it through its scan.
 """
@@ -56,7 +58,7 @@ class RNNAttention(nn.Module):
         if self.kind == "bahdanau":
             scores = self.v(jnp.tanh(self.w_q(query)[:, None, :] + keys))[..., 0]
         else:
-            scores = jnp.einsum("bh,bsh->bs", query, keys)
+            scores = jnp.einsum("bh,bsh->bs", query, keys) / jnp.sqrt(keys.shape[-1]).astype(keys.dtype)
         scores = jnp.where(mask, scores.astype(jnp.float32), NEG_INF)
         weights = jnp.where(mask.any(-1, keepdims=True), jax.nn.softmax(scores, -1), 0.0).astype(memory.dtype)
         return jnp.einsum("bs,bsd->bd", weights, memory), weights

@@ -1,0 +1,334 @@
+"""tfds builders for corpora a user brings, and `load_splits`, the one entry point.
+
+A local corpus is JSONL, TSV or Moses-style line-aligned text. Each is prepared
+once into `tfds_dir` as array_record, the format tfds writes and reads without
+TensorFlow with random access, and read back from there on later runs. The
+prepared data lives in `{tfds_dir}/{format}_corpus/{name}-{fingerprint}/1.0.0`;
+the fingerprint covers the input files' paths, sizes and mtimes and the
+settings, so an edited corpus is prepared again instead of stale data reused.
+
+Order is kept (`disable_shuffling`), so example i of a split is the i-th
+non-empty example of its file and hypotheses can be written back in order.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import gzip
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+from typing import Any, Iterator, Sequence
+
+import tensorflow_datasets as tfds
+
+from research.data import catalog
+from research.data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+Pair = tuple[int, str, str]  # (1-based line number, source text, target text)
+
+
+# ---------------------------------------------------------------- readers
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """Yields (line number, text without newline) of a plain or .gz file, strict UTF-8."""
+    opener = gzip.open if path.endswith(".gz") else open
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: invalid UTF-8 (byte {e.start} of the line)") from None
+                yield lineno, text.rstrip("\r\n")
+    except (gzip.BadGzipFile, EOFError) as e:
+        raise DataError(f"{path}:{lineno + 1}: corrupt gzip data ({e})") from None
+
+
+def read_jsonl(path: str, source: str, target: str) -> Iterator[Pair]:
+    """One JSON object per line; `source` and `target` name its string fields."""
+    for lineno, text in _lines(path):
+        if not text.strip():
+            continue  # a blank line (often the last) holds no example
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        for field in (source, target):
+            if field not in obj:
+                raise DataError(f"{path}:{lineno}: missing field {field!r} (the line has {sorted(obj)})")
+            if not isinstance(obj[field], str):
+                raise DataError(f"{path}:{lineno}: field {field!r} is {type(obj[field]).__name__}, not a string")
+        yield lineno, obj[source], obj[target]
+
+
+def _column_index(column: str) -> int | None:
+    return int(column) if str(column).isdigit() else None
+
+
+def read_tsv(path: str, source: str, target: str) -> Iterator[Pair]:
+    """Tab-separated columns, chosen by index ("0", "1": no header) or by header name.
+
+    Cells are split on tabs only, without quoting rules: parallel text is full
+    of quote characters that csv's dialects would misread.
+    """
+    lines = _lines(path)
+    indices = [_column_index(source), _column_index(target)]
+    if None in indices:
+        header = next(lines, None)
+        if header is None:
+            raise DataError(f"{path}:1: no header line to find columns {source!r}, {target!r} in")
+        names = header[1].split("\t")
+        for i, column in enumerate((source, target)):
+            if indices[i] is None:
+                if column not in names:
+                    raise DataError(f"{path}:1: missing column {column!r} (the header has {names})")
+                indices[i] = names.index(column)
+    need = max(indices) + 1
+    for lineno, text in lines:
+        if not text:
+            continue
+        cells = text.split("\t")
+        if len(cells) < need:
+            raise DataError(f"{path}:{lineno}: missing column: the line has {len(cells)} columns, need {need}")
+        yield lineno, cells[indices[0]], cells[indices[1]]
+
+
+def read_moses(source_path: str, target_path: str) -> Iterator[Pair]:
+    """Two line-aligned files: line i of one translates line i of the other."""
+    for s, t in itertools.zip_longest(_lines(source_path), _lines(target_path)):
+        if s is None or t is None:
+            n = _count_lines(source_path), _count_lines(target_path)
+            raise DataError(
+                f"{source_path} has {n[0]} lines but {target_path} has {n[1]}: line-aligned files must match "
+                f"(line {min(n) + 1} of {source_path if t is None else target_path} has no partner)")
+        yield s[0], s[1], t[1]
+
+
+def _count_lines(path: str) -> int:
+    return sum(1 for _ in _lines(path))
+
+
+def skip_empty(pairs: Iterator[Pair], where: str) -> Iterator[Pair]:
+    """Drops pairs with an empty (or all-space) side, logs how many; an empty result is an error."""
+    kept = skipped = 0
+    for lineno, s, t in pairs:
+        if s.strip() and t.strip():
+            kept += 1
+            yield lineno, s, t
+        else:
+            skipped += 1
+    if skipped:
+        log.warning("%s: skipped %d of %d examples with an empty source or target", where, skipped, kept + skipped)
+    if not kept:
+        raise DataError(f"{where}: empty corpus: no example with a non-empty source and target")
+
+
+# ---------------------------------------------------------------- builders
+
+
+@dataclasses.dataclass(eq=False)
+class CorpusConfig(tfds.core.BuilderConfig):
+    """Where a local corpus lives; kept in the config so the builder pickles (grain workers).
+
+    Attributes:
+      path: the directory with the split files.
+      source, target: JSONL field names, TSV column names or indices, or Moses file suffixes.
+      splits: the split names to prepare.
+    """
+
+    path: str = ""
+    source: str = ""
+    target: str = ""
+    splits: tuple[str, ...] = SPLITS
+
+
+def _find(directory: str, stem: str) -> str:
+    """The path of `stem` or `stem.gz` in `directory`."""
+    for name in (stem, stem + ".gz"):
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    raise DataError(f"{directory}: no file {stem} or {stem}.gz for this split")
+
+
+class _LocalCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A corpus of (source, target) strings; subclasses say how to find and read a split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Source and target text of a local corpus, in file order."}
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> None:
+        """No code-relative resources (checksums); tfds's lookup needs importlib_resources."""
+        return None
+
+    @staticmethod
+    @abc.abstractmethod
+    def files(path: str, source: str, target: str, split: str) -> list[str]:
+        """The input files of one split (what the fingerprint covers)."""
+
+    @abc.abstractmethod
+    def _read(self, files: list[str]) -> Iterator[Pair]:
+        """The pairs in `files`, with line numbers."""
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        text = tfds.features.Text()
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"Local corpus at {self.builder_config.path}",
+            features=tfds.features.FeaturesDict({"source": text, "target": text}),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator]:
+        del dl_manager  # everything is local
+        c = self.builder_config
+        files = {split: self.files(c.path, c.source, c.target, split) for split in c.splits}  # fail before writing
+        return {split: self._generate_examples(paths) for split, paths in files.items()}
+
+    def _generate_examples(self, files: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+        for lineno, s, t in skip_empty(self._read(files), " + ".join(files)):
+            yield lineno, {"source": s, "target": t}
+
+
+class JsonlCorpus(_LocalCorpus, skip_registration=True):
+    """`{split}.jsonl[.gz]`, one JSON object per line."""
+
+    @staticmethod
+    def files(path: str, source: str, target: str, split: str) -> list[str]:
+        return [_find(path, f"{split}.jsonl")]
+
+    def _read(self, files: list[str]) -> Iterator[Pair]:
+        return read_jsonl(files[0], self.builder_config.source, self.builder_config.target)
+
+
+class TsvCorpus(_LocalCorpus, skip_registration=True):
+    """`{split}.tsv[.gz]`, tab-separated columns."""
+
+    @staticmethod
+    def files(path: str, source: str, target: str, split: str) -> list[str]:
+        return [_find(path, f"{split}.tsv")]
+
+    def _read(self, files: list[str]) -> Iterator[Pair]:
+        return read_tsv(files[0], self.builder_config.source, self.builder_config.target)
+
+
+class MosesCorpus(_LocalCorpus, skip_registration=True):
+    """`{split}.{source}[.gz]` and `{split}.{target}[.gz]`, line-aligned plain text."""
+
+    @staticmethod
+    def files(path: str, source: str, target: str, split: str) -> list[str]:
+        return [_find(path, f"{split}.{source}"), _find(path, f"{split}.{target}")]
+
+    def _read(self, files: list[str]) -> Iterator[Pair]:
+        return read_moses(files[0], files[1])
+
+
+BUILDERS: dict[str, type[_LocalCorpus]] = {"jsonl": JsonlCorpus, "tsv": TsvCorpus, "moses": MosesCorpus}
+
+
+def fingerprint(files: Sequence[str], settings: Sequence[Any]) -> str:
+    """A short hash of the files' paths, sizes and mtimes and the settings."""
+    stats = [(os.path.abspath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    return hashlib.sha256(json.dumps([stats, list(settings)]).encode()).hexdigest()[:12]
+
+
+def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str],
+            tfds_dir: str, name: str | None = None) -> tfds.core.DatasetBuilder:
+    """Prepares a local corpus into `tfds_dir` unless that exact corpus already is there.
+
+    Args:
+      fmt: "jsonl", "tsv" or "moses".
+      path: the directory holding the split files.
+      source, target: field names, column names or indices, or file suffixes.
+      splits: split names; each must have its file(s) in `path`.
+      tfds_dir: where prepared datasets live.
+      name: a readable name for the prepared directory (default: the basename of `path`).
+    """
+    if fmt not in BUILDERS:
+        raise DataError(f"unknown data format {fmt!r}: use one of {sorted(BUILDERS)} or 'tfds'")
+    if not os.path.isdir(path):
+        raise DataError(f"{path}: corpus directory not found")
+    cls = BUILDERS[fmt]
+    source, target, splits = str(source), str(target), tuple(splits)
+    files = [f for split in splits for f in cls.files(path, source, target, split)]
+    digest = fingerprint(files, [fmt, source, target, splits, str(cls.VERSION)])
+    slug = re.sub(r"[^a-z0-9_]+", "_", (name or os.path.basename(os.path.abspath(path))).lower()).strip("_")
+    config = CorpusConfig(name=f"{slug or 'corpus'}-{digest}", path=os.path.abspath(path),
+                          source=source, target=target, splits=splits)
+    builder = cls(config=config, data_dir=os.path.expanduser(tfds_dir), file_format="array_record")
+    if not builder.is_prepared():
+        log.info("preparing %s corpus %s into %s", fmt, path, builder.data_dir)
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return builder
+
+
+# ---------------------------------------------------------------- reading
+
+
+class TextPairs:
+    """Random access to a split as {"source": str, "target": str}, whatever the stored field names.
+
+    Wraps a tfds data source (records of bytes); `len`, `[i]` and grain's
+    batched `__getitems__` work, and it pickles for grain worker processes.
+    """
+
+    def __init__(self, records: Any, source_field: str, target_field: str):
+        self._records, self._fields = records, (source_field, target_field)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _pair(self, record: dict[str, Any]) -> dict[str, str]:
+        s, t = (record[f] for f in self._fields)
+        return {"source": s.decode("utf-8") if isinstance(s, bytes) else s,
+                "target": t.decode("utf-8") if isinstance(t, bytes) else t}
+
+    def __getitem__(self, index: int) -> dict[str, str]:
+        return self._pair(self._records[int(index)])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, str]]:
+        many = getattr(self._records, "__getitems__", None)
+        records = many([int(i) for i in indices]) if many else [self._records[int(i)] for i in indices]
+        return [self._pair(r) for r in records]
+
+
+def load_splits(fmt: str, path: str, source: str | None, target: str | None,
+                splits: Sequence[str] = SPLITS, tfds_dir: str = "~/tensorflow_datasets",
+                name: str | None = None) -> dict[str, TextPairs]:
+    """Prepares (once) and opens the splits of a local corpus or a tfds catalog dataset.
+
+    Args:
+      fmt: "jsonl", "tsv", "moses" for a local corpus, or "tfds" for a catalog dataset.
+      path: the corpus directory, or the catalog name (e.g. "wmt14_translate/de-en").
+      source, target: which fields hold the two sides (None: the catalog's default).
+      splits: the splits to open.
+      tfds_dir: where prepared datasets live (the config's `data.tfds_dir`).
+      name: a readable name for a local corpus's prepared directory.
+
+    Returns:
+      split name -> random-access source of {"source": str, "target": str}.
+
+    Raises:
+      DataError: the corpus is missing or malformed; the message names the file and line.
+    """
+    if fmt == "tfds":
+        source, target = catalog.fields(path, source, target)
+        records = catalog.load(path, splits, tfds_dir)
+    else:
+        if source is None or target is None:
+            raise DataError(f"{path}: a {fmt} corpus needs `source` and `target` (field names, columns or suffixes)")
+        records = prepare(fmt, path, source, target, splits, tfds_dir, name).as_data_source()
+        source, target = "source", "target"
+    return {split: TextPairs(records[split], source, target) for split in splits}

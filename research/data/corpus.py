@@ -1,0 +1,86 @@
+"""From the `data` config to sources, a tokenizer and batch iterators.
+
+The one place that knows how config keys map onto the tfds builders and the
+grain pipeline, so training, evaluation and the benchmarks read data alike.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from research.data import builders
+from research.data.config import DataConfig
+from research.data.pipeline import PipelineConfig, eval_iterator, train_iterator
+from research.data.tokenizer import Tokenizer, TokenizerConfig, load_or_train
+
+log = logging.getLogger(__name__)
+
+
+class Head:
+    """The first n examples of a random-access source."""
+
+    def __init__(self, source: Any, n: int):
+        self._source, self._n = source, min(n, len(source))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._source[i]
+
+    def __getitems__(self, indices):
+        return [self[i] for i in indices]
+
+
+def load(cfg: DataConfig, splits: tuple[str, ...]) -> dict[str, Any]:
+    """split -> random access to {"source": str, "target": str}; prepares local corpora once."""
+    tfds.disable_progress_bar()  # progress bars would interleave with the training log
+    path = cfg.tfds_name if cfg.format == "tfds" else str(cfg.dir)
+    out = builders.load_splits(cfg.format, path, cfg.source, cfg.target, splits, cfg.tfds_dir, name=cfg.name)
+    if cfg.max_train_examples and cfg.train_split in out:
+        out[cfg.train_split] = Head(out[cfg.train_split], cfg.max_train_examples)
+    return out
+
+
+def pairs(source: Any) -> list[tuple[str, str]]:
+    examples = source.__getitems__(range(len(source))) if hasattr(source, "__getitems__") else [source[i] for i in range(len(source))]
+    return [(e["source"], e["target"]) for e in examples]
+
+
+def fingerprint(examples: list[tuple[str, str]]) -> str:
+    """A content hash of the examples: the same text gives the same runs."""
+    h = hashlib.sha256()
+    for s, t in examples:
+        h.update(s.encode())
+        h.update(b"\0")
+        h.update(t.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def tokenizer(cfg: TokenizerConfig, train: list[tuple[str, str]], data_fingerprint: str) -> Tokenizer:
+    return load_or_train(cfg, train, data_fingerprint)
+
+
+def pipeline_config(cfg: DataConfig, seed: int, **overrides) -> PipelineConfig:
+    options = dict(
+        tokens_per_batch=cfg.tokens_per_batch, max_source_len=cfg.max_source_len,
+        max_target_len=cfg.max_target_len, length_policy=cfg.length_policy, pack=cfg.pack,
+        seed=seed, num_workers=cfg.num_workers, bucket_width=cfg.bucket_width, max_shapes=cfg.max_shapes,
+    )
+    return PipelineConfig(**{**options, **overrides})
+
+
+def train_batches(source: Any, tok: Tokenizer, cfg: DataConfig, seed: int):
+    return train_iterator(source, tok.encode_source, tok.encode_target, pipeline_config(cfg, seed))
+
+
+def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None):
+    """Every example once; `batch["index"]` is each row's example (-1: an empty row)."""
+    return eval_iterator(source, tok.encode_source, tok.encode_target,
+                         pipeline_config(cfg, 0, num_workers=0, log_every=0), shapes)
