@@ -37,6 +37,8 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 parameters and optimizer state)
     keep_checkpoints: int = 2  # most recent checkpoints kept, besides the best one
     checkpoint: bool = True
+    checkpoint_every: int = 0  # steps between checkpoints; 0 = at every evaluation
+    resume: bool = False  # continue from the run directory's latest complete checkpoint
     samples: int = 3  # decoded validation examples printed and logged at each evaluation
 
     def __post_init__(self):
@@ -47,6 +49,8 @@ class TrainerConfig:
         check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
         check(self.precision in ("fp32", "bf16"), "precision", f"'{self.precision}' is not one of fp32, bf16")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
+        check(self.checkpoint or not self.resume, "resume", "needs trainer.checkpoint=true")
 
 
 GROUPS = {

@@ -6,11 +6,14 @@ killed run never leaves a checkpoint that a later run would load.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
 
 
 class Checkpoints:
@@ -53,3 +56,20 @@ def restore(directory: Path, abstract_state: Any, step: int | None = None) -> tu
 
 def abstract(state: Any) -> Any:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def latest(run_dir: Path, state: Any) -> tuple[Any, dict] | None:
+    """The newest complete checkpoint of a run as (state, meta), or None.
+
+    Folders orbax had not finished (a run killed mid-write leaves them under a
+    temporary name) are never loaded; each one is named in a warning.
+    """
+    root = Path(run_dir).absolute() / "checkpoints" / "last"
+    if not root.is_dir():
+        return None
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and not p.name.isdigit():
+            log.warning("ignoring incomplete checkpoint %s", p)
+    if not any(p.name.isdigit() for p in root.iterdir()):
+        return None
+    return restore(root, abstract(state))

@@ -18,7 +18,9 @@ from research.data.tokenizer import Tokenizer
 from research.decoding.generate import jit_generate
 from research.models.seq2seq import Architecture, Seq2Seq, check_packing
 from research.training import evaluation, optim, state as train_state
+from research.training import checkpoint, metrics_log
 from research.training.checkpoint import Checkpoints
+from research.training.meter import Meter
 from research.training.metrics_log import MetricsLog
 from research.training.steps import eval_step, train_step
 
@@ -82,36 +84,36 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     generate_fn = jit_generate(model, cfg.decode)
 
     metric = evaluation.task_metric_name(cfg.data.task)
+    start_step, pending = 0, first
+    if t.resume:
+        start_step, state = _resume(run_dir, state, batches)
+        pending = None if start_step else first
     ckpt = Checkpoints(run_dir, t.keep_checkpoints, metric) if t.checkpoint else None
     logger = MetricsLog(run_dir)
     meta = {"architecture": _arch_meta(arch)}
-    window = {"tokens": 0.0, "time": 0.0, "n": 0, "sums": {}}
-    speeds, step_times, last_eval = [], [], {}
-    batch = first
-    for step in range(t.max_steps):
-        if step:
-            batch = next(batches)
+    meter, speeds, step_times, last_eval = Meter(), [], [], {}
+    save_every = t.checkpoint_every or t.eval_every
+    for step in range(start_step, t.max_steps):
+        batch = pending if pending is not None else next(batches)
+        pending = None
         tick = time.time()
+        # Keys derive from (seed, step), so a resumed run draws the same dropout masks.
         state, m = step_fn(state, batch, jax.random.fold_in(dropout_key, step))
         m = jax.device_get(m)
         step_times.append(time.time() - tick)
-        window["time"] += step_times[-1]
-        window["tokens"] += float(m["tokens"])
-        window["n"] += 1
-        for k, v in m.items():
-            window["sums"][k] = window["sums"].get(k, 0.0) + float(v)
+        meter.add(m, step_times[-1])
         done = step + 1
         if done % t.log_every == 0 or done == t.max_steps:
-            avg = {k: v / window["n"] for k, v in window["sums"].items() if k != "tokens"}
-            avg["tokens_per_s"] = window["tokens"] / max(window["time"], 1e-9)
+            avg = meter.flush()
             speeds.append(avg["tokens_per_s"])
             logger.write(done, "train", avg)
             log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s", done, avg["loss"], avg["accuracy"], avg["learning_rate"], avg["tokens_per_s"])
-            window = {"tokens": 0.0, "time": 0.0, "n": 0, "sums": {}}
-        if done % t.eval_every == 0 or done == t.max_steps:
+        evaluated = done % t.eval_every == 0 or done == t.max_steps
+        if evaluated:
             last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
-            if ckpt:
-                ckpt.save(done, state, {**meta, "step": done, "validation": last_eval}, last_eval)
+        if ckpt and (evaluated or done % save_every == 0):
+            ckpt.save(done, state, {**meta, "step": done, "data": batches.get_state(), "validation": last_eval},
+                      last_eval if evaluated else None)
     if ckpt:
         ckpt.close()
     logger.close()
@@ -120,7 +122,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
              stats.batches, 100 * stats.padding_fraction, stats.tokens_per_second, stats.dropped, stats.truncated)
     batches.close()
     # The first call compiles; what it took beyond a typical step is compile time.
-    compile_s = max(step_times[0] - float(np.median(step_times[1:] or step_times)), 0.0)
+    compile_s = max(step_times[0] - float(np.median(step_times[1:] or step_times)), 0.0) if step_times else 0.0
     summary = {
         "encoder": cfg.encoder, "decoder": cfg.decoder, "seed": t.seed, "params": n_params,
         "steps": t.max_steps, "compile_s": compile_s, "wall_s": time.time() - start,
@@ -129,6 +131,21 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _resume(run_dir: Path, state, batches) -> tuple[int, object]:
+    """(step, state) from the latest complete checkpoint, with the data iterator
+    moved to where it was; (0, state) when there is none yet."""
+    found = checkpoint.latest(run_dir, state)
+    if found is None:
+        log.warning("trainer.resume: no complete checkpoint in %s; starting from step 0", run_dir)
+        return 0, state
+    state, meta = found
+    batches.set_state(meta["data"])
+    step = int(meta["step"])
+    metrics_log.truncate(run_dir, step)  # the killed run may have logged past its last checkpoint
+    log.info("resumed from step %d", step)
+    return step, state
 
 
 def _arch_meta(arch: Architecture) -> dict:

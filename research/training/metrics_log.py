@@ -36,3 +36,11 @@ class MetricsLog:
 def read(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate(run_dir: Path, step: int) -> None:
+    """Drops lines logged after `step` (a resumed run logs them again)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if path.exists():
+        kept = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
+        path.write_text("".join(l + "\n" for l in kept))

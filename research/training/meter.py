@@ -1,0 +1,26 @@
+"""Averages train-step metrics over a logging window and measures throughput."""
+from __future__ import annotations
+
+
+class Meter:
+    """Sums step metrics between logs; `tokens_per_s` counts real target tokens
+    over the time spent in steps (compilation included on the first window)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n, self.seconds = 0, 0.0
+
+    def add(self, metrics: dict, seconds: float) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+        self.seconds += seconds
+
+    def flush(self) -> dict:
+        out = {k: v / max(self.n, 1) for k, v in self.sums.items() if k != "tokens"}
+        out["tokens_per_s"] = self.sums.get("tokens", 0.0) / max(self.seconds, 1e-9)
+        self.reset()
+        return out
