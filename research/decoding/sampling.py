@@ -3,6 +3,9 @@
 Shares the decoding loop with greedy search; only the token choice differs.
 Randomness is explicit: the key for step i is `fold_in(rng, i)`, so the same
 `rng` always yields the same output and no key is threaded through the loop.
+`rng` may also hold one key per row; `generate.row_keys` derives them from
+the seed and each source sentence, so a sentence's sample does not depend on
+which batch, or which row of it, the sentence lands in.
 """
 from __future__ import annotations
 
@@ -63,7 +66,8 @@ def sample(
     Args:
       step_fn: `step_fn(state, tokens [B]) -> (logits [B, V], new_state)`.
       state: pytree, every leaf with leading axis B.
-      rng: a PRNG key; same key, same output.
+      rng: a typed PRNG key (`jax.random.key`) shared by every row, or [B]
+        keys, one per row; same keys, same output.
       max_steps: static length of the output buffer.
       max_len: [B] int32 per-row cap on generated tokens, EOS included.
       temperature, top_k, top_p: Python numbers fixed at trace time (see
@@ -82,8 +86,16 @@ def sample(
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
+    if not jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+        raise ValueError(f"rng must be a typed key from jax.random.key, got an array of {rng.dtype}")
+    if rng.ndim > 1:
+        raise ValueError(f"rng must be one key or [B] keys, got shape {rng.shape}")
+
     def choose(logits: jax.Array, step: jax.Array) -> jax.Array:
         filtered = filter_logits(logits, temperature, top_k, top_p)
-        return jax.random.categorical(jax.random.fold_in(rng, step), filtered, axis=-1)
+        if rng.ndim == 0:
+            return jax.random.categorical(jax.random.fold_in(rng, step), filtered, axis=-1)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(rng, step)  # [B]
+        return jax.vmap(jax.random.categorical)(keys, filtered)
 
     return decode_loop(step_fn, state, choose, max_steps, max_len, bos, eos)

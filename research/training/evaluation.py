@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 import jax
-import numpy as np
 
 from research.decoding import metrics as task_metrics
+from research.decoding.corpus import decode_batches
 
 
 def task_metric_name(task: str) -> str:
@@ -26,17 +26,8 @@ def loss_metrics(eval_fn, params, batches) -> dict:
 
 
 def decode_all(generate_fn, params, batches, n: int, tokenizer) -> list[str]:
-    """Hypothesis strings in corpus order; `batch["index"]` says which example a row holds."""
-    hyps: list[str | None] = [None] * n
-    for batch in batches:
-        tokens, lengths, _ = jax.device_get(generate_fn(params, batch))
-        for row, i in enumerate(batch["index"]):
-            if i >= 0:
-                hyps[i] = tokenizer.decode_target(np.asarray(tokens[row][: lengths[row]]))
-    missing = [i for i, h in enumerate(hyps) if h is None]
-    if missing:
-        raise RuntimeError(f"evaluation batches skipped {len(missing)} examples, e.g. {missing[:5]}")
-    return hyps
+    """The best hypothesis of every example, in corpus order (`generate_fn`: jit_generate_nbest)."""
+    return [outputs[0].text for outputs in decode_batches(generate_fn, params, batches, n, tokenizer)]
 
 
 def score(task: str, hyps: list[str], refs: list[str]) -> dict:

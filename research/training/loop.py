@@ -15,10 +15,11 @@ import numpy as np
 from research.config import RunConfig
 from research.data import corpus as data
 from research.data.tokenizer import Tokenizer
-from research.decoding.generate import jit_generate
+from research.decoding.generate import jit_generate_nbest
 from research.models.seq2seq import Architecture, Seq2Seq, check_packing
 from research.training import evaluation, optim, state as train_state
-from research.training import checkpoint, metrics_log
+from research.training import checkpoint, manifest, metrics_log
+from research.training import inspect as inspection  # not the standard library's inspect
 from research.training.checkpoint import Checkpoints
 from research.training.meter import Meter
 from research.training.metrics_log import MetricsLog
@@ -64,6 +65,8 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     t = cfg.trainer
     corpus = load_corpus(cfg, run_dir)
+    if not (t.resume and (run_dir / "manifest.json").exists()):
+        manifest.write(run_dir, cfg, corpus)
     arch = architecture(cfg, corpus.tokenizer)
     model = Seq2Seq(arch)
     lr = optim.schedule(cfg.optim, t.max_steps)
@@ -81,7 +84,8 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
 
     step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing), donate_argnums=0)
     eval_fn = jax.jit(functools.partial(eval_step, model=model))
-    generate_fn = jit_generate(model, cfg.decode)
+    generate_fn = jit_generate_nbest(model, cfg.decode)
+    attention = inspection.AttentionImages(model, corpus.tokenizer, corpus.valid, cfg.data, n=min(2, t.samples))
 
     metric = evaluation.task_metric_name(cfg.data.task)
     start_step, pending = 0, first
@@ -111,6 +115,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         evaluated = done % t.eval_every == 0 or done == t.max_steps
         if evaluated:
             last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
+            attention.log(logger.tb, done, state.params)
         if ckpt and (evaluated or done % save_every == 0):
             ckpt.save(done, state, {**meta, "step": done, "data": batches.get_state(), "validation": last_eval},
                       last_eval if evaluated else None)

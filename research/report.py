@@ -1,0 +1,299 @@
+"""`python -m research.report MULTIRUN_DIR [--out DIR]`: one report for every run of a sweep.
+
+A run is a folder under MULTIRUN_DIR with `.hydra/config.yaml` (+ overrides.yaml),
+`summary.json` and `metrics.jsonl`; runs without a summary or metrics are
+skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_DIR):
+
+  report.md                    the tables below, the plots and how the sweep was run
+  report.csv                   one row per run: encoder, decoder, seed, parameters, final
+                               validation metrics, test metrics (from eval_test.json when
+                               `python -m research.evaluate` wrote one), tokens/s, compile s, wall s
+  report_by_architecture.csv   mean and standard deviation over seeds per architecture
+  metric_vs_params.png         the task metric against the parameter count, every run
+  validation_curves.png        validation loss and task metric over steps, every run
+  tb/                          TensorBoard HParams data: `tensorboard --logdir OUT/tb`
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+log = logging.getLogger("research.report")
+
+SEED_KEYS = ("trainer.seed",)  # overrides that repeat an architecture rather than define one
+FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
+SPEED = ("tokens_per_s", "compile_s", "wall_s")
+
+
+def find_runs(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(finished, incomplete) run directories under `root`, sorted by job number then path."""
+    finished, incomplete = [], []
+    for cfg in Path(root).rglob(".hydra/config.yaml"):
+        run = cfg.parent.parent
+        if exclude is not None and exclude.resolve() in run.resolve().parents:
+            continue
+        done = (run / "summary.json").exists() and (run / "metrics.jsonl").exists()
+        (finished if done else incomplete).append(run)
+    key = lambda p: (int(p.name) if p.name.isdigit() else math.inf, str(p))
+    return sorted(finished, key=key), sorted(incomplete, key=key)
+
+
+def _overrides(run: Path) -> list[str]:
+    path = run / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))] if path.exists() else []
+
+
+def test_metrics(run: Path, summary: dict) -> dict:
+    """Test-split metrics: eval_test.json (flat, or under "metrics"), else summary["test"]."""
+    path = run / "eval_test.json"
+    found = json.loads(path.read_text()) if path.exists() else summary.get("test") or {}
+    found = found.get("metrics", found) if isinstance(found, dict) else {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def curves(run: Path) -> list[dict]:
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    last = {}
+    for r in rows:  # a resumed run may log a step twice: keep the last
+        last[(r["split"], r["step"])] = r
+    return sorted(last.values(), key=lambda r: r["step"])
+
+
+def collect(root: Path, run: Path) -> dict:
+    summary = json.loads((run / "summary.json").read_text())
+    row = {
+        "run": str(run.relative_to(root)) if run != root else ".", "encoder": summary["encoder"],
+        "decoder": summary["decoder"], "seed": summary["seed"], "params": summary["params"],
+        "steps": summary["steps"], "metric": summary["metric"],
+    }
+    row.update({f"validation_{k}": float(v) for k, v in summary["validation"].items() if isinstance(v, (int, float))})
+    row.update({f"test_{k}": v for k, v in test_metrics(run, summary).items()})
+    row.update({k: float(summary[k]) for k in SPEED if k in summary})
+    row["overrides"] = " ".join(_overrides(run))
+    row["_curves"] = [r for r in curves(run) if r["split"] == "validation"]
+    row["_overrides"] = _overrides(run)
+    return row
+
+
+def architectures(rows: list[dict]) -> None:
+    """Sets row["architecture"]: encoder+decoder, plus any other override that varies between runs."""
+    common = set.intersection(*(set(r["_overrides"]) for r in rows)) if rows else set()
+    for r in rows:
+        extra = [o for o in r["_overrides"] if o not in common and not o.lstrip("+~").startswith(SEED_KEYS)
+                 and not o.split("=")[0].endswith(("encoder", "decoder"))]
+        r["architecture"] = " ".join([f"{r['encoder']}+{r['decoder']}", *extra])
+
+
+def columns(rows: list[dict]) -> list[str]:
+    val = sorted({k for r in rows for k in r if k.startswith("validation_")})
+    test = sorted({k for r in rows for k in r if k.startswith("test_")})
+    return [*FIXED, *val, *test, *SPEED, "overrides"]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per architecture: runs, seeds, and mean/std (sample, n-1) of every numeric column."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["architecture"], []).append(r)
+    numeric = [c for c in columns(rows) if c.startswith(("validation_", "test_")) or c in (*SPEED, "params")]
+    out = []
+    for arch, rs in groups.items():
+        g = {"architecture": arch, "encoder": rs[0]["encoder"], "decoder": rs[0]["decoder"], "runs": len(rs),
+             "seeds": " ".join(str(r["seed"]) for r in rs)}
+        for c in numeric:
+            vals = [r[c] for r in rs if isinstance(r.get(c), (int, float))]
+            g[f"{c}_mean"] = statistics.fmean(vals) if vals else None
+            g[f"{c}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
+        out.append(g)
+    return out
+
+
+def write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: "" if r.get(c) is None else r.get(c) for c in cols})
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _pm(g: dict, col: str, digits: int = 2) -> str:
+    m, s = g.get(f"{col}_mean"), g.get(f"{col}_std")
+    return "" if m is None else _fmt(m, digits) + ("" if s is None else f" ± {_fmt(s, digits)}")
+
+
+def _table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return "\n".join(out + ["| " + " | ".join(l) + " |" for l in lines])
+
+
+def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    metric = rows[0]["metric"]
+    colors = {g["architecture"]: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    markers = {"rnn": "o", "cnn": "s", "transformer": "^"}
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for g in groups:
+        rs = [r for r in rows if r["architecture"] == g["architecture"]]
+        ax.scatter([r["params"] for r in rs], [r.get(f"validation_{metric}") for r in rs], color=colors[g["architecture"]],
+                   marker=markers.get(g["decoder"], "o"), alpha=0.5, s=20)
+        ax.errorbar(g["params_mean"], g[f"validation_{metric}_mean"], yerr=g[f"validation_{metric}_std"] or 0.0,
+                    color=colors[g["architecture"]], marker=markers.get(g["decoder"], "o"), markersize=8, capsize=3,
+                    label=f"{g['architecture']} (n={g['runs']})")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(f"validation {metric} (final)")
+    ax.set_title(f"{metric} vs parameter count: runs (small) and mean ± std over seeds")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "metric_vs_params.png")
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    for r in rows:
+        steps = [c["step"] for c in r["_curves"]]
+        for ax, key in zip(axes, ("loss", metric)):
+            ax.plot(steps, [c.get(key, math.nan) for c in r["_curves"]], color=colors[r["architecture"]], marker=".",
+                    alpha=0.8, label=f"{r['architecture']} seed {r['seed']}")
+    for ax, key in zip(axes, ("loss", metric)):
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"validation {key}")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"validation curves of all {len(rows)} runs")
+    fig.tight_layout()
+    fig.savefig(out / "validation_curves.png")
+    plt.close(fig)
+    return ["metric_vs_params.png", "validation_curves.png"]
+
+
+def hparams(rows: list[dict], out: Path) -> None:
+    """One HParams session per run under out/tb, for TensorBoard's HParams dashboard."""
+    from tensorboardX import SummaryWriter  # noqa: PLC0415
+
+    with SummaryWriter(str(out / "tb")) as w:
+        for r in rows:
+            hp = {"encoder": r["encoder"], "decoder": r["decoder"], "seed": int(r["seed"]), "params": int(r["params"]),
+                  "architecture": r["architecture"]}
+            metrics = {f"{k.split('_', 1)[0]}/{k.split('_', 1)[1]}": float(v) for k, v in r.items()
+                       if k.startswith(("validation_", "test_")) and isinstance(v, float) and math.isfinite(v)}
+            metrics.update({f"speed/{k}": float(r[k]) for k in SPEED if k in r})
+            w.add_hparams(hp, metrics, name=r["run"].replace("/", "_"))
+
+
+def command(root: Path) -> str | None:
+    """The command line that ran the sweep, from Hydra's multirun.yaml."""
+    path = root / "multirun.yaml"
+    if not path.exists():
+        return None
+    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or []
+    hydra = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.hydra") or []
+    shown = [o for o in [*task, *hydra] if not str(o).startswith(("hydra.sweep.dir", "hydra.run.dir"))]
+    return "python -m research.train " + " ".join(str(o) for o in shown) + " -m"
+
+
+def environment(run: Path) -> str | None:
+    path = run / "manifest.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    git, dev, v = m.get("git", {}), m.get("devices", {}), m.get("versions", {})
+    dirty = " (uncommitted changes)" if git.get("dirty") else ""
+    return (f"code {git.get('commit') or 'unknown'}{dirty}; {dev.get('count')} x {dev.get('kind')} ({dev.get('platform')}); "
+            f"Python {v.get('python')}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}; "
+            f"data fingerprint {m.get('data', {}).get('fingerprint')}")
+
+
+def markdown(root: Path, rows, groups, images, skipped, regenerate: str) -> str:
+    metric = rows[0]["metric"]
+    cols = columns(rows)
+    val = [c for c in cols if c.startswith("validation_")]
+    test = [c for c in cols if c.startswith("test_")]
+    lines = [f"# Sweep report: {root.name}", ""]
+    lines += [f"{len(rows)} runs, {len(groups)} architectures; task metric **{metric}** "
+              f"(validation at the last step; test where `eval_test.json` exists). Steps per run: "
+              f"{', '.join(sorted({str(r['steps']) for r in rows}))}.", ""]
+    cmd = command(root)
+    if cmd:
+        lines += ["Sweep command:", "", f"    {cmd}", ""]
+    lines += ["Report command:", "", f"    {regenerate}", ""]
+    env = environment(root / rows[0]["run"])
+    if env:
+        lines += [f"Environment: {env}.", ""]
+    if skipped:
+        lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
+    lines += ["## By architecture (mean ± std over seeds)", ""]
+    header = ["architecture", "runs", "parameters", f"validation {metric}", "validation loss",
+              *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
+    body = []
+    for g in sorted(groups, key=lambda g: -(g.get(f"validation_{metric}_mean") or -math.inf)):
+        body.append([g["architecture"], str(g["runs"]), _fmt(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}"),
+                     _pm(g, "validation_loss", 3), *[_pm(g, c) for c in test if c == f"test_{metric}"],
+                     _pm(g, "tokens_per_s", 0), _pm(g, "wall_s", 0)])
+    lines += [_table(header, body), ""]
+    lines += ["## Runs", ""]
+    shown = ["run", "encoder", "decoder", "seed", "params", *val, *test, *SPEED]
+    lines += [_table([c.replace("validation_", "val ").replace("_", " ") for c in shown],
+                     [[_fmt(r.get(c), 3 if "loss" in c else 2) for c in shown] for r in rows]), ""]
+    lines += ["## Plots", ""] + [f"![{i}]({i})" for i in images] + [""]
+    lines += ["HParams: `tensorboard --logdir tb` in this folder, tab HPARAMS.", ""]
+    return "\n".join(lines)
+
+
+def report(root: Path, out: Path | None = None, regenerate: str | None = None) -> dict:
+    """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out"}."""
+    root = Path(root)
+    out = Path(out) if out else root
+    out.mkdir(parents=True, exist_ok=True)
+    finished, incomplete = find_runs(root, exclude=out if out != root else None)
+    skipped = [str(r.relative_to(root)) for r in incomplete]
+    if skipped:
+        log.warning("skipping %d incomplete runs (no summary.json or metrics.jsonl): %s", len(skipped), ", ".join(skipped))
+    if not finished:
+        raise SystemExit(f"error: no finished runs under {root}" + (f" ({len(skipped)} incomplete)" if skipped else ""))
+    rows = [collect(root, r) for r in finished]
+    architectures(rows)
+    groups = aggregate(rows)
+    write_csv(out / "report.csv", rows, columns(rows))
+    gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
+    write_csv(out / "report_by_architecture.csv", groups, gcols)
+    images = plots(rows, groups, out)
+    hparams(rows, out)
+    regenerate = regenerate or f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
+    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate))
+    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m research.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("multirun_dir", type=Path, help="a Hydra sweep directory (multirun/...)")
+    p.add_argument("--out", type=Path, help="where to write the report (default: the sweep directory)")
+    args = p.parse_args(argv)
+    result = report(args.multirun_dir, args.out)
+    print(f"{len(result['rows'])} runs, {len(result['skipped'])} skipped -> {result['out'] / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

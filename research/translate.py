@@ -1,0 +1,98 @@
+"""`python -m research.translate run_dir=PATH [checkpoint=best] [chunk=1000] [decode.beam_size=5 ...] < in > out`.
+
+Reads one input per line on stdin and writes one output line per input
+line on stdout, in order, so it works in a shell pipe (`paste`, `sacrebleu`).
+Empty input lines give empty output lines without reaching the model.
+
+Input is read in chunks of `chunk` lines; each chunk is sorted by length
+into batches of fixed shapes (compiled once, reused by every chunk),
+decoded, put back in order and flushed. With decode.n_best > 1 each output
+line holds the n best hypotheses, best first, separated by tabs; with
+scores=true every hypothesis is preceded by its score and a tab.
+Other `key=value` arguments override the run's decode (or data) config.
+Logs go to stderr, never stdout.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import sys
+from typing import Iterable, Iterator, Sequence, TextIO
+
+from research.data import corpus as data
+from research.decoding.corpus import Output, decode_batches, one_line, source_shapes
+from research.decoding.generate import jit_generate_nbest
+from research.registry import ConfigError
+from research.run_dir import Run, load, parse_args
+
+log = logging.getLogger("research.translate")
+
+OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False}
+
+
+class Translator:
+    """Decodes lists of raw text lines with a loaded run; compiles each batch shape once."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        d = run.cfg.data
+        self.shapes = source_shapes(d.tokens_per_batch, d.max_source_len)
+        self.generate_fn = jit_generate_nbest(run.model, run.cfg.decode)
+
+    def nbest(self, lines: Sequence[str]) -> list[list[Output]]:
+        """For each line, its hypotheses best first; [] for a blank line."""
+        keep = [i for i, line in enumerate(lines) if line.strip()]
+        out: list[list[Output]] = [[] for _ in lines]
+        if keep:
+            examples = [{"source": lines[i].strip(), "target": ""} for i in keep]
+            batches = data.eval_batches(examples, self.run.tokenizer, self.run.cfg.data, self.shapes)
+            for i, hyps in zip(keep, decode_batches(self.generate_fn, self.run.params, batches, len(keep), self.run.tokenizer)):
+                out[i] = hyps
+        return out
+
+    def __call__(self, lines: Sequence[str], scores: bool = False) -> list[str]:
+        """One output line (no newline) per input line."""
+        fields = lambda h: [f"{h.score:.4f}", one_line(h.text)] if scores else [one_line(h.text)]
+        return ["\t".join(f for h in hyps for f in fields(h)) for hyps in self.nbest(lines)]
+
+
+def chunks(stream: TextIO, size: int) -> Iterator[list[str]]:
+    """Lines of `stream` (newline removed) in lists of at most `size`."""
+    lines = (line.rstrip("\r\n") for line in stream)
+    while chunk := list(itertools.islice(lines, size)):
+        yield chunk
+
+
+def translate_stream(translator: Translator, stream: Iterable[str] | TextIO, out: TextIO, chunk: int, scores: bool) -> int:
+    """Translates `stream` to `out` chunk by chunk; -> lines written."""
+    written = 0
+    for lines in chunks(stream, chunk):
+        for line in translator(lines, scores):
+            out.write(line + "\n")
+        out.flush()
+        written += len(lines)
+        log.info("translated %d lines", written)
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", force=True)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax and tfds warn about routine things
+    try:
+        opts, overrides = parse_args(argv, OPTIONS)
+        if opts["chunk"] < 1:
+            raise ConfigError("chunk: must be at least 1")
+        run = load(opts["run_dir"], overrides, opts["checkpoint"])
+    except (ConfigError, FileNotFoundError) as e:
+        log.error("%s", e)
+        return 2
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False)
+    translate_stream(Translator(run), stdin, stdout, opts["chunk"], opts["scores"])
+    stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,134 @@
+"""Experiment files compose, their grids and budgets are what they say; launcher and sweeper configs instantiate."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from research.config import REPO, resolve
+from research.data.batch import KEYS
+from research.models.seq2seq import Architecture, Seq2Seq
+from tests.conftest import compose_config
+
+KINDS = ("rnn", "cnn", "transformer")
+EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
+# experiment -> (budget group, target parameters per pair, tolerance); the targets stated in the files' comments
+COMPARE = {
+    "compare_translation": ("params8m", 7_500_000, 0.02),
+    "compare_summarization": ("params8m", 7_500_000, 0.02),
+    "compare_translation_quick": ("params360k", 342_000, 0.015),
+    "compare_summarization_quick": ("params360k", 342_000, 0.015),
+}
+
+
+def hydra_config(*overrides: str):
+    """The composed config with its `hydra` node, as a multirun sees it."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def pair_overrides(experiment: str, encoder: str, decoder: str) -> list[str]:
+    budget = COMPARE[experiment][0]
+    return [f"+experiment/budget/{budget}/encoder={encoder}", f"+experiment/budget/{budget}/decoder={decoder}"]
+
+
+def param_count(run) -> int:
+    """Parameters of the run's model, from shapes only (nothing is initialised)."""
+    vocab = run.tokenizer.vocab_size  # SentencePiece gives exactly this many pieces on these corpora
+    arch = Architecture(run.encoder, run.encoder_config, run.decoder, run.decoder_config, run.model, vocab, vocab)
+    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
+    shapes = jax.eval_shape(lambda: Seq2Seq(arch).init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+
+
+def test_every_experiment_file_documents_its_command():
+    assert {"demo", *COMPARE, "search_translation"} <= set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        lines = (REPO / "experiments" / f"{name}.yaml").read_text().splitlines()
+        assert lines[0] == "# @package _global_", name
+        assert any("python -m research.train +experiment=" + name in l for l in lines[1:6]), name
+
+
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in COMPARE])
+def test_experiment_resolves(name):
+    resolve(compose_config(experiment=name))
+
+
+@pytest.mark.parametrize("name", sorted(COMPARE))
+def test_compare_grid_is_a_3x3_sweep_at_a_matched_budget(name):
+    cfg = hydra_config(f"+experiment={name}")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    budget, target, tolerance = COMPARE[name]
+    assert params[f"+experiment/budget/{budget}/encoder"].split(",") == list(KINDS)
+    assert params[f"+experiment/budget/{budget}/decoder"].split(",") == list(KINDS)
+    assert len(str(params["trainer.seed"]).split(",")) >= 2
+    counts = {}
+    for enc, dec in itertools.product(KINDS, KINDS):
+        run = resolve(compose_config([f"+experiment={name}", *pair_overrides(name, enc, dec)]))
+        assert (run.encoder, run.decoder) == (enc, dec)
+        if "summarization" in name:
+            assert (run.decode.max_len_a, run.decode.max_len_b) == (0, 48)
+            assert run.data.task == "summarization"
+        counts[f"{enc}+{dec}"] = param_count(run)
+    off = {k: v for k, v in counts.items() if abs(v / target - 1) > tolerance}
+    assert not off, f"outside {target:,} ± {tolerance:.1%}: {off} (all: {counts})"
+
+
+def test_quick_variants_use_the_shipped_samples():
+    for name in ("compare_translation_quick", "compare_summarization_quick"):
+        run = resolve(compose_config([f"+experiment={name}", *pair_overrides(name, "rnn", "rnn")]))
+        assert run.data.name.endswith("_sample") and Path(run.data.dir).is_relative_to(REPO / "research")
+
+
+def test_joblib_launcher_is_a_switch():
+    cfg = hydra_config("+experiment=compare_translation_quick", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "JoblibLauncher" and launcher.joblib["n_jobs"] == 2
+
+
+def test_slurm_launcher_composes_and_instantiates(tmp_path, monkeypatch):
+    cfg = hydra_config("+experiment=compare_translation", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                       f"hydra.sweep.dir={tmp_path}")
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    p = launcher.params
+    assert (p["gpus_per_node"], p["tasks_per_node"], p["partition"]) == (1, 1, "gpu")
+    # Hand submitit what SlurmLauncher.launch hands it: it rejects unknown parameters and writes the sbatch
+    # script. Only the check that `srun` exists is faked: there is no cluster here.
+    import shutil
+
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/srun" if name == "srun" else which(name, *a, **k))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="slurm", slurm_max_num_timeout=p["max_num_timeout"])
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in p.items()
+                                  if k not in ("submitit_folder", "max_num_timeout")})
+    script = executor._executor._make_submission_file_text("python -m research.train", "0")
+    assert "#SBATCH --partition=gpu" in script and "#SBATCH --gpus-per-node=1" in script
+
+
+def test_optuna_search_composes_and_instantiates():
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    cfg = hydra_config("+experiment=search_translation")
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+    assert cfg.hydra.sweeper.direction == "maximize" and cfg.hydra.sweeper.n_trials > 1
+    space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    assert set(space) == set(cfg.hydra.sweeper.params) and not fixed
+    assert space["optim.learning_rate"].low == 0.0003
+    # every searched key exists in the run config
+    run = resolve(compose_config(experiment="search_translation"))
+    for key in space:
+        group, field = key.split(".")
+        assert hasattr(getattr(run, group + ("_config" if group in ("encoder", "decoder") else "")), field), key
