@@ -22,6 +22,8 @@ from research.models.encoders import ENCODERS
 from research.models.seq2seq import ModelConfig
 from research.registry import ConfigError, build_dataclass, check, schema
 from research.training.optim import OptimConfig
+from research.training.sharding import MeshConfig
+from research.training.steps import REMAT_POLICIES
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout: conf/, experiments/ and the package
 
@@ -35,6 +37,8 @@ class TrainerConfig:
     eval_examples: int = 500  # validation examples decoded for BLEU/ROUGE at each evaluation; 0 = all
     label_smoothing: float = 0.1
     precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 parameters and optimizer state)
+    grad_accum: int = 1  # micro-batches per update: the same update with about 1/k of the activation memory
+    remat: str = "none"  # none | dots (keep weight-matmul outputs, recompute the rest) | full (recompute the forward pass)
     keep_checkpoints: int = 2  # most recent checkpoints kept, besides the best one
     checkpoint: bool = True
     checkpoint_every: int = 0  # steps between checkpoints; 0 = at every evaluation
@@ -49,13 +53,15 @@ class TrainerConfig:
         check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
         check(self.precision in ("fp32", "bf16"), "precision", f"'{self.precision}' is not one of fp32, bf16")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
+        check(self.remat in REMAT_POLICIES, "remat", f"'{self.remat}' is not one of {', '.join(REMAT_POLICIES)}")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.checkpoint or not self.resume, "resume", "needs trainer.checkpoint=true")
 
 
 GROUPS = {
     "model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
-    "optim": OptimConfig, "trainer": TrainerConfig, "decode": DecodeConfig,
+    "optim": OptimConfig, "trainer": TrainerConfig, "decode": DecodeConfig, "mesh": MeshConfig,
 }
 
 # The top-level schema; the encoder and decoder nodes are checked by their own group schemas.
@@ -78,6 +84,7 @@ class RunConfig:
     optim: OptimConfig
     trainer: TrainerConfig
     decode: DecodeConfig
+    mesh: MeshConfig
 
 
 def register_schemas() -> None:

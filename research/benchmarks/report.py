@@ -19,9 +19,10 @@ import importlib.metadata
 import os
 import platform
 
-SECTIONS = ("train", "pipeline", "decode", "scaling")
+SECTIONS = ("train", "targets", "pipeline", "decode", "scaling")
 # Columns shown first, in this order, when present; any other metric follows.
-PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms")}
+PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms"),
+             "targets": ("metric", "min", "max", "value", "met")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
 PERCENT = ("mfu",)  # fractions shown as percentages
 
@@ -125,8 +126,26 @@ def markdown_table(results: dict, title: str = "Benchmarks") -> str:
     """The whole report: environment header, then one table per present section."""
     env = results.get("environment") or environment()
     parts = [f"# {title}", header(env)]
+    if results.get("peak"):
+        parts.append(peak_line(results["peak"], results.get("torch")))
     for section in SECTIONS:
         if results.get(section):
             key = "pair" if section == "train" else "name"
             parts += [f"## {section}", table(results[section], PREFERRED.get(section, ()), key)]
+            if section == "targets":
+                met = [r.get("met") for r in results[section].values()]
+                parts.append(f"Targets met: {sum(m is True for m in met)} of {len(met)}"
+                             + (f" ({sum(m is None for m in met)} not measured)" if None in met else "") + ".")
     return "\n\n".join(parts) + "\n"
+
+
+def peak_line(peak: dict, torch: dict | None) -> str:
+    """The MFU denominator and the PyTorch peers' speed, in one paragraph."""
+    jax_peak = peak["jax"]
+    line = (f"fp32 matmul peak (MFU denominator, measured in this run): "
+            f"{jax_peak['flops_per_s'] / 1e9:.1f} GFLOP/s (JAX, n={jax_peak['best_n']})")
+    if peak.get("torch"):
+        line += f"; PyTorch {peak['torch']['flops_per_s'] / 1e9:.1f} GFLOP/s"
+    if torch:
+        line += "; PyTorch peers: " + ", ".join(f"{k} {v['tokens_per_s']:,.0f} tokens/s" for k, v in torch.items())
+    return line + "."

@@ -18,7 +18,7 @@ from research.data.tokenizer import Tokenizer
 from research.decoding.generate import jit_generate_nbest
 from research.models.seq2seq import Architecture, Seq2Seq, check_packing
 from research.training import evaluation, optim, state as train_state
-from research.training import checkpoint, manifest, metrics_log
+from research.training import checkpoint, distributed, manifest, metrics_log, sharding
 from research.training import inspect as inspection  # not the standard library's inspect
 from research.training.checkpoint import Checkpoints
 from research.training.meter import Meter
@@ -62,6 +62,7 @@ def architecture(cfg: RunConfig, tok: Tokenizer) -> Architecture:
 def train(cfg: RunConfig, run_dir: Path) -> dict:
     """Trains one run into `run_dir`; returns its summary (also written to summary.json)."""
     start = time.time()
+    distributed.initialize(cfg.mesh)  # before any JAX array exists
     run_dir = Path(run_dir)
     t = cfg.trainer
     corpus = load_corpus(cfg, run_dir)
@@ -77,12 +78,14 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     if cfg.data.pack:
         check_packing(arch)
     batches = data.train_batches(corpus.train, corpus.tokenizer, cfg.data, t.seed)
-    first = next(batches)
-    state = train_state.create(model, tx, first, init_key)
+    mesh = sharding.make_mesh(cfg.mesh)
+    first = sharding.shard_batch(next(batches), mesh, t.grad_accum)
+    state = sharding.replicate(train_state.create(model, tx, first, init_key), mesh)
     n_params = train_state.param_count(state.params)
     log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, cfg.decoder, n_params)
 
-    step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing), donate_argnums=0)
+    step_fn = sharding.jit_train_step(functools.partial(
+        train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing, grad_accum=t.grad_accum, remat=t.remat), mesh)
     eval_fn = jax.jit(functools.partial(eval_step, model=model))
     generate_fn = jit_generate_nbest(model, cfg.decode)
     attention = inspection.AttentionImages(model, corpus.tokenizer, corpus.valid, cfg.data, n=min(2, t.samples))
@@ -98,7 +101,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     meter, speeds, step_times, last_eval = Meter(), [], [], {}
     save_every = t.checkpoint_every or t.eval_every
     for step in range(start_step, t.max_steps):
-        batch = pending if pending is not None else next(batches)
+        batch = pending if pending is not None else sharding.shard_batch(next(batches), mesh, t.grad_accum)
         pending = None
         tick = time.time()
         # Keys derive from (seed, step), so a resumed run draws the same dropout masks.

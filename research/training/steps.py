@@ -1,6 +1,8 @@
 """Pure train and eval steps; the caller applies jit (and sharding, donation).
 
-No device-specific code: the same functions run on CPU, GPU and TPU.
+No device-specific code: the same functions run on CPU, GPU and TPU, on one
+device or on a mesh (`sharding.py` places the arguments; XLA inserts the
+gradient all-reduce that data parallelism needs).
 """
 from __future__ import annotations
 
@@ -11,20 +13,75 @@ import optax
 from research.training.losses import token_sums
 from research.training.state import TrainState
 
+# What the backward pass may keep from the forward pass (trainer.remat):
+#   none  keep every activation: fastest, most memory.
+#   dots  keep the outputs of weight matmuls only; recompute attention scores,
+#         softmax, norms, activations and dropout masks (cheap elementwise work).
+#   full  keep nothing but the inputs; recompute the whole forward pass once more.
+SUMS = ("loss", "nll", "correct", "tokens")  # what losses.token_sums returns
+REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable, "full": None}
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, tx, lr, label_smoothing: float):
+
+def _forward_sums(params, batch, rng, *, model, label_smoothing):
+    logits = model.apply({"params": params}, batch, deterministic=False, rngs={"dropout": rng})
+    return token_sums(logits, batch, label_smoothing)
+
+
+def micro_batches(batch: dict, n: int) -> dict:
+    """[B, ...] -> [n, B / n, ...]; micro-batch j holds rows j, j + n, j + 2n, ...
+
+    Strided rather than contiguous so that, with the batch sharded over a
+    'data' axis, every device keeps its own rows and no data moves.
+    """
+    rows = next(iter(batch.values())).shape[0]
+    if rows % n:
+        raise ValueError(f"trainer.grad_accum={n} does not divide the batch's {rows} rows; pad it (sharding.pad_rows)")
+    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // n, n, *x.shape[1:]), 0, 1), batch)
+
+
+def gradients(params, batch: dict, rng: jax.Array, *, model, label_smoothing: float, grad_accum: int = 1,
+              remat: str = "none"):
+    """Gradient of the loss averaged over the batch's real target tokens.
+
+    With `grad_accum` = k the batch runs as k micro-batches in a `lax.scan`,
+    summing gradients of the summed loss, and divides by the total token count
+    at the end: the same update as one pass over the whole batch, with about
+    1/k of the activation memory.
+
+    Returns:
+      (grads, sums): sums of loss, nll, correct and tokens over the batch.
+    """
+    if remat not in REMAT_POLICIES:
+        raise ValueError(f"trainer.remat: '{remat}' is not one of {', '.join(REMAT_POLICIES)}")
+    forward = lambda p, b, r: _forward_sums(p, b, r, model=model, label_smoothing=label_smoothing)
+    if remat != "none":
+        forward = jax.checkpoint(forward, policy=REMAT_POLICIES[remat])
+    grad_of_sum = jax.grad(lambda p, b, r: (lambda s: (s["loss"], s))(forward(p, b, r)), has_aux=True)
+
+    if grad_accum == 1:
+        grads, sums = grad_of_sum(params, batch, rng)
+    else:
+        def body(acc, inputs):
+            i, micro = inputs
+            g, s = grad_of_sum(params, micro, jax.random.fold_in(rng, i))
+            return jax.tree.map(jnp.add, acc, (g, s)), None
+
+        zeros = (jax.tree.map(jnp.zeros_like, params), {k: jnp.zeros((), jnp.float32) for k in SUMS})
+        (grads, sums), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro_batches(batch, grad_accum)))
+    tokens = jnp.maximum(sums["tokens"], 1.0)
+    return jax.tree.map(lambda g: g / tokens, grads), sums
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, tx, lr, label_smoothing: float,
+               grad_accum: int = 1, remat: str = "none"):
     """(state, batch, rng) -> (state, metrics): one AdamW update on the batch.
 
     The loss is averaged over the batch's real target tokens, so batches with
-    different padding weigh their tokens equally.
+    different padding weigh their tokens equally. `grad_accum` and `remat`
+    trade speed for memory without changing the update (see `gradients`).
     """
-
-    def loss_fn(params):
-        logits = model.apply({"params": params}, batch, deterministic=False, rngs={"dropout": rng})
-        sums = token_sums(logits, batch, label_smoothing)
-        return sums["loss"] / jnp.maximum(sums["tokens"], 1.0), sums
-
-    (_, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads, sums = gradients(state.params, batch, rng, model=model, label_smoothing=label_smoothing,
+                            grad_accum=grad_accum, remat=remat)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     tokens = jnp.maximum(sums["tokens"], 1.0)

@@ -1,0 +1,36 @@
+"""`python -m research.bench [--only train,scaling,decode,pipeline] [--out DIR] [--repeats N]`.
+
+Writes DIR/bench.json (every number, for comparing runs) and DIR/bench.md (the
+tables); the library is `research/benchmarks/`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from research.benchmarks import suite
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m research.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=",".join(suite.SECTIONS), help=f"comma-separated sections of {','.join(suite.SECTIONS)}")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default: bench)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (median reported)")
+    p.add_argument("--pairs", default=None, help="train section only these pairs, e.g. rnn-rnn,transformer-transformer")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers (vs_torch stays empty)")
+    args = p.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(suite.SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(suite.SECTIONS)}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    results = suite.run(only, repeats=args.repeats, with_torch=not args.no_torch,
+                        pairs=args.pairs.split(",") if args.pairs else None)
+    js, md = suite.write(results, args.out)
+    print(md.read_text())
+    print(f"wrote {js} and {md}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Runs the benchmark sections in one process and writes bench.json and bench.md.
+
+Sections (`--only` picks some):
+  train     every encoder-decoder pair's jitted train step at the benchmark
+            shape, with the PyTorch peers and the matmul peak measured in the
+            same run; the issue's targets are checked and recorded.
+  scaling   step time as the length (32 -> 512) and the batch grow.
+  decode    greedy decoding with the cache vs full recomputation.
+  pipeline  the input pipeline's throughput and padding on ddtp_de_en, against
+            the transformer train step of the same run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from research.benchmarks import decode, peak, pipeline, report, torch_peer, train
+
+log = logging.getLogger(__name__)
+SECTIONS = ("train", "scaling", "decode", "pipeline")
+
+
+def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None) -> dict:
+    """All chosen sections -> the bench.json dict."""
+    results = {"environment": report.environment(), "settings": {"repeats": repeats, "shape": vars(train.BENCH_SHAPE)}}
+    start = time.perf_counter()
+    if "train" in only:
+        results["peak"] = peak.measure_peak(repeats=repeats, with_torch=with_torch and torch_peer.available())
+        results["torch"] = torch_peer.run_torch_peers(repeats=repeats) if with_torch and torch_peer.available() else None
+        results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=results["peak"]["jax"]["flops_per_s"],
+                                               torch=results["torch"], repeats=repeats)
+        results["targets"] = train.targets(results["train"])
+    if "scaling" in only:
+        results["scaling"] = train.scaling_section(repeats=max(2, repeats // 3))
+    if "decode" in only:
+        results["decode"] = decode.decode_section(repeats=max(2, repeats // 2))
+    if "pipeline" in only:
+        step = results.get("train", {}).get("transformer-transformer", {}).get("tokens_per_s")
+        results["pipeline"] = pipeline.pipeline_section(step, repeats=repeats)
+        results.setdefault("targets", {}).update(pipeline.targets(results["pipeline"]))
+    results["wall_s"] = time.perf_counter() - start
+    return results
+
+
+def write(results: dict, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / "bench.json", out / "bench.md"
+    js.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    md.write_text(report.markdown_table(results))
+    return js, md

@@ -1,0 +1,90 @@
+"""The `train` and `scaling` sections: jitted train steps of every pair, and the targets.
+
+Each row: tokens per second (target tokens, the median step), the ratio to
+the PyTorch peer of the same architecture where one exists, model FLOPs
+utilisation against the fp32 matmul peak measured in the same run, and the
+compile time of the step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+
+from research.benchmarks import models
+from research.benchmarks.flops import BENCH_SHAPE, Shape, train_flops
+from research.benchmarks.timing import time_fn
+
+log = logging.getLogger(__name__)
+
+PEERS = {"transformer-transformer": "transformer", "rnn-rnn": "lstm"}  # pair -> torch_peer kind
+# The issue's targets, for this benchmark's shape on the machine it runs on.
+TARGETS = (
+    {"name": "transformer-transformer tokens/s vs torch", "pair": "transformer-transformer", "metric": "vs_torch", "min": 1.2},
+    {"name": "transformer-transformer MFU", "pair": "transformer-transformer", "metric": "mfu", "min": 0.55},
+    {"name": "rnn-rnn (LSTM, bi, Luong) tokens/s vs torch LSTM", "pair": "rnn-rnn", "metric": "vs_torch", "min": 1.0},
+    {"name": "compile time of every train step", "pair": "*", "metric": "compile_s", "max": 30.0},
+)
+
+
+def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 5, warmup: int = 2, precision: str = "fp32") -> dict:
+    """Builds, compiles and times one pair's train step -> a row without the ratios."""
+    encoder, decoder = pair.split("-")
+    step = models.build_train_step(encoder, decoder, shape, precision=precision)
+    t = time_fn(step, warmup=warmup, repeats=repeats)
+    flops = train_flops(encoder, decoder, shape, **models.FLOP_OPTIONS)
+    row = {"tokens_per_s": step.tokens / t["median_s"], "compile_s": step.compile_s, "step_ms": 1e3 * t["median_s"],
+           "p10_ms": 1e3 * t["p10_s"], "p90_ms": 1e3 * t["p90_s"], "gflop_per_step": flops / 1e9,
+           "gflop_per_s": flops / t["median_s"] / 1e9, "params": step.params}
+    del step
+    gc.collect()  # one pair's state and executable at a time
+    return row
+
+
+def train_section(pairs=models.PAIRS, *, peak_flops: float, torch: dict | None, repeats: int = 5, warmup: int = 2) -> dict:
+    """{pair: row} with `vs_torch` (None without a peer) and `mfu` filled in."""
+    out = {}
+    for pair in pairs:
+        row = time_pair(pair, repeats=repeats, warmup=warmup)
+        peer = (torch or {}).get(PEERS.get(pair, ""))
+        row["vs_torch"] = row["tokens_per_s"] / peer["tokens_per_s"] if peer else None
+        row["mfu"] = row["gflop_per_s"] * 1e9 / peak_flops
+        log.info("train %s: %.0f tokens/s, MFU %.1f%%, compile %.1f s", pair, row["tokens_per_s"], 100 * row["mfu"], row["compile_s"])
+        out[pair] = row
+    return out
+
+
+def targets(train: dict) -> dict:
+    """{name: {"metric", "min"/"max", "value", "met"}}; value None (met None) when not measured."""
+    out = {}
+    for t in TARGETS:
+        bound = {k: t[k] for k in ("min", "max") if k in t}
+        if t["pair"] == "*":
+            values = [r[t["metric"]] for r in train.values() if r.get(t["metric"]) is not None]
+            value = (max(values) if "max" in t else min(values)) if values else None  # the worst pair
+        else:
+            value = train.get(t["pair"], {}).get(t["metric"])
+        met = None if value is None else bool(t.get("min", value) <= value <= t.get("max", value))
+        out[t["name"]] = {"metric": t["metric"], **bound, "value": value, "met": met}
+    return out
+
+
+# Step time as the sequences get longer (batch fixed) and as the batch grows (length fixed).
+SCALING_PAIRS = ("transformer-transformer", "rnn-rnn")
+SCALING_LENGTHS = (32, 64, 128, 256, 512)
+SCALING_BATCHES = (16, 32, 64, 128)
+SCALING_BATCH = 16  # rows while the length grows: 16 x 512 = 8192 tokens, 4x the benchmark batch
+
+
+def scaling_section(pairs=SCALING_PAIRS, lengths=SCALING_LENGTHS, batches=SCALING_BATCHES, *, repeats: int = 2,
+                    warmup: int = 1) -> dict:
+    """{"<pair> B=<b> L=<l>": {"step_ms", "tokens_per_s", "compile_s", ...}} for both sweeps."""
+    grid = [(SCALING_BATCH, n) for n in lengths] + [(b, BENCH_SHAPE.src_len) for b in batches]
+    out = {}
+    for pair in pairs:
+        for b, n in dict.fromkeys(grid):
+            shape = dataclasses.replace(BENCH_SHAPE, batch=b, src_len=n, tgt_len=n)
+            row = time_pair(pair, shape, repeats=repeats, warmup=warmup)
+            out[f"{pair} B={b} L={n}"] = {k: row[k] for k in ("step_ms", "tokens_per_s", "gflop_per_s", "compile_s")}
+            log.info("scaling %s B=%d L=%d: %.0f ms", pair, b, n, row["step_ms"])
+    return out
