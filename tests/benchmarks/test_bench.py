@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from research.benchmarks import decode, models, report, suite, train
+from research.benchmarks import decode, models, pipeline, report, suite, train
 from research.benchmarks.flops import Shape
 
 TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=1, vocab=50, hidden=32,
@@ -41,10 +41,14 @@ def test_targets_and_markdown(tmp_path):
     assert t["transformer-transformer MFU"]["met"] is False
     assert t["rnn-rnn (LSTM, bi, Luong) tokens/s vs torch LSTM"]["met"] is None
     assert t["compile time of every train step"] == {"metric": "compile_s", "max": 30.0, "value": 31.0, "met": False}
-    js, md = suite.write({"train": rows, "targets": t, "pipeline": suite.pipeline_section()}, tmp_path)
+    section = {"tokens_per_s": 50_000.0, "padding_fraction": 0.2, "tokens_per_s_vs_train_step": 25.0}
+    piped = pipeline.targets(section)
+    assert [v["met"] for v in piped.values()] == [True, False]  # 25x >= 20x; 20% padding is not < 15%
+    js, md = suite.write({"train": rows, "targets": t, "pipeline": section}, tmp_path)
     assert json.loads(js.read_text())["targets"] == t
     text = md.read_text()
     assert "## targets" in text and "Targets met: 1 of 4 (1 not measured)." in text
+    assert "## pipeline" in text and "25" in text
     assert report.fmt(True) == "yes"
 
 
