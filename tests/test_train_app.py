@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from research.config import REPO
 from tests.conftest import tiny_overrides
 
@@ -49,6 +51,7 @@ def test_config_error_stops_before_training_with_the_key(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow  # a second full app run; `make test-slow`
 def test_summarization_reports_rouge(tmp_path):
     _train(
         tmp_path, *tiny_overrides("transformer", "cnn"), "data=ddtp_summ_en_sample",

@@ -119,6 +119,7 @@ if __name__ == "__main__":
     print(json.dumps(train_on_mesh(mesh_cfg=cfg)))
 
 
+@pytest.mark.slow  # a second full app run; `make test-slow`
 def test_train_app_on_four_devices_matches_one(tmp_path):
     """The real `research.train` on a 4-device mesh logs the losses of the 1-device run."""
     import json
