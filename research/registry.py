@@ -105,7 +105,7 @@ def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
         raise ConfigError(f"{prefix}.{e}") from None
     except Exception as e:  # omegaconf's errors carry the key; keep its text, add the group
         key = getattr(e, "full_key", None) or getattr(e, "key", None)
-        msg = getattr(e, "msg", None) or str(e).splitlines()[0]
+        msg = (getattr(e, "msg", None) or str(e)).splitlines()[0]
         where = f"{prefix}.{key}" if key else prefix
         raise ConfigError(f"{where}: {msg}") from None
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import zlib
 from typing import Any, Iterator, Sequence
 
 import tensorflow_datasets as tfds
@@ -38,18 +39,27 @@ Pair = tuple[int, str, str]  # (1-based line number, source text, target text)
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
-    """Yields (line number, text without newline) of a plain or .gz file, strict UTF-8."""
+    r"""Yields (line number, text without its terminator) of a plain or .gz file, strict UTF-8.
+
+    Lines end at "\n" only (reading bytes, not text, keeps U+2028, U+0085 and
+    a lone "\r" inside a line, as JSON and parallel text may hold them); only
+    the terminator "\n" or "\r\n" is cut, so other trailing characters stay
+    content. A byte-order mark that starts the file (Windows editors and
+    spreadsheets write one) is not content either.
+    """
     opener = gzip.open if path.endswith(".gz") else open
     lineno = 0
     try:
         with opener(path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
                 try:
-                    text = raw.decode("utf-8")
+                    text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as e:
                     raise DataError(f"{path}:{lineno}: invalid UTF-8 (byte {e.start} of the line)") from None
-                yield lineno, text.rstrip("\r\n")
-    except (gzip.BadGzipFile, EOFError) as e:
+                if not text:  # the file is a byte-order mark and nothing else
+                    return
+                yield lineno, text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a bad header, a cut-off file, a damaged stream
         raise DataError(f"{path}:{lineno + 1}: corrupt gzip data ({e})") from None
 
 
@@ -62,6 +72,8 @@ def read_jsonl(path: str, source: str, target: str) -> Iterator[Pair]:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:  # an integer over 4300 digits; arrays nested too deep
+            raise DataError(f"{path}:{lineno}: invalid JSON ({str(e)[:80]})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         for field in (source, target):
@@ -69,11 +81,27 @@ def read_jsonl(path: str, source: str, target: str) -> Iterator[Pair]:
                 raise DataError(f"{path}:{lineno}: missing field {field!r} (the line has {sorted(obj)})")
             if not isinstance(obj[field], str):
                 raise DataError(f"{path}:{lineno}: field {field!r} is {type(obj[field]).__name__}, not a string")
+            _check_unicode(obj[field], f"{path}:{lineno}: field {field!r}")
         yield lineno, obj[source], obj[target]
 
 
+def _check_unicode(text: str, where: str) -> None:
+    """Raises unless `text` can be written as UTF-8 (as tfds stores it).
+
+    JSON may escape half a surrogate pair ("\\ud800"), which `json` decodes to
+    a str that no UTF-8 writer accepts; failing here names the line.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"{where}: an unpaired surrogate {text[e.start]!r} at character {e.start} "
+                        "is not Unicode text (a \\ud800-\\udfff escape without its partner)") from None
+
+
 def _column_index(column: str) -> int | None:
-    return int(column) if str(column).isdigit() else None
+    """The index a digits-only column names, else None (ASCII digits: int() rejects "²", which isdigit() accepts)."""
+    column = str(column)
+    return int(column) if column.isascii() and column.isdigit() else None
 
 
 def read_tsv(path: str, source: str, target: str) -> Iterator[Pair]:

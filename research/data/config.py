@@ -40,10 +40,14 @@ class DataConfig:
         check(self.format == "tfds" or (bool(self.source) and bool(self.target)), "source",
               f"format={self.format} needs data.source and data.target")
         check(self.length_policy in ("truncate", "filter"), "length_policy", f"'{self.length_policy}' is not one of truncate, filter")
-        check(self.max_source_len >= 2 and self.max_target_len >= 2, "max_source_len", "lengths must be at least 2")
+        # at least one piece besides the EOS (source, target_out) or BOS (target_in) every example carries
+        check(self.max_source_len >= 2, "max_source_len", "must be at least 2")
+        check(self.max_target_len >= 2, "max_target_len", "must be at least 2")
         check(self.bucket_width > 0, "bucket_width", "must be positive")
         check(self.max_shapes > 0, "max_shapes", "must be positive")
         check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        check(self.max_train_examples is None or self.max_train_examples > 0, "max_train_examples",
+              "must be null (all) or positive")
         longest = max(self.max_source_len, self.max_target_len)
         check(self.tokens_per_batch >= 8 * longest, "tokens_per_batch",
-              f"{self.tokens_per_batch} cannot hold 8 rows of {longest} tokens")
+              f"{self.tokens_per_batch} cannot hold 8 rows of {longest} tokens (must be at least {8 * longest})")

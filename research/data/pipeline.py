@@ -35,6 +35,7 @@ import numpy as np
 
 from research.data.batch import BOS, EOS, KEYS, pad_batch
 from research.data.errors import DataError
+from research.registry import check
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,18 @@ class PipelineConfig:
     log_every: int = 1000
 
     def __post_init__(self):
-        if self.length_policy not in ("filter", "truncate"):
-            raise ValueError(f"length_policy must be 'filter' or 'truncate', not {self.length_policy!r}")
-        if self.tokens_per_batch < max(self.max_source_len, self.max_target_len):
-            raise ValueError("tokens_per_batch must hold at least one row of the longest shape")
+        # DataConfig checks the same keys (stricter) for runs; these guard direct use of the pipeline.
+        check(self.length_policy in ("filter", "truncate"), "length_policy",
+              f"'{self.length_policy}' is not one of filter, truncate")
+        check(self.max_source_len >= 2, "max_source_len", "must be at least 2")
+        check(self.max_target_len >= 2, "max_target_len", "must be at least 2")
+        check(self.tokens_per_batch >= max(self.max_source_len, self.max_target_len), "tokens_per_batch",
+              "must hold at least one row of the longest shape (>= max_source_len and max_target_len)")
+        check(self.seed >= 0, "seed", "must be >= 0 (numpy seeds the shuffle)")
+        check(self.num_workers >= 0, "num_workers", "must be >= 0")
+        check(self.bucket_width > 0, "bucket_width", "must be positive")
+        check(self.max_shapes > 0, "max_shapes", "must be positive")
+        check(self.log_every >= 0, "log_every", "must be >= 0 (0: never)")
 
 
 class BatchShape(NamedTuple):

@@ -26,8 +26,11 @@ class DecodeConfig:
     def __post_init__(self):
         check(self.beam_size >= 1, "beam_size", "must be at least 1")
         check(1 <= self.n_best <= self.beam_size, "n_best", f"must be between 1 and beam_size ({self.beam_size})")
-        check(self.max_len_a >= 0 and self.max_len_b >= 0, "max_len_a", "length terms must be >= 0")
-        check(self.max_len_a > 0 or self.max_len_b > 0, "max_len_b", "max_len_a and max_len_b allow no output")
+        check(self.length_penalty >= 0, "length_penalty", "must be >= 0")
+        check(self.max_len_a >= 0, "max_len_a", "must be >= 0")
+        check(self.max_len_b >= 0, "max_len_b", "must be >= 0")
+        check(self.max_len_a > 0 or self.max_len_b > 0, "max_len_b",
+              "max_len_a and max_len_b allow no output (one must be positive)")
         check(not (self.sample and self.beam_size > 1), "sample",
               f"sampling draws one output per input; it cannot run with beam_size={self.beam_size} (set beam_size=1)")
         check(self.temperature > 0, "temperature", "must be positive")

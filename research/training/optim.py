@@ -28,6 +28,11 @@ class OptimConfig:
         check(self.learning_rate > 0, "learning_rate", "must be positive")
         check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         check(self.clip_norm >= 0, "clip_norm", "must be >= 0")
+        check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
+        check(0.0 <= self.b1 < 1.0, "b1", "must be in [0, 1)")
+        check(0.0 <= self.b2 < 1.0, "b2", "must be in [0, 1)")
+        check(self.eps > 0, "eps", "must be positive")
+        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
 
 
 def schedule(cfg: OptimConfig, max_steps: int) -> optax.Schedule:

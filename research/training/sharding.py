@@ -31,6 +31,13 @@ class MeshConfig:
     def __post_init__(self):
         check(self.data == -1 or self.data > 0, "data", "must be -1 (all devices) or positive")
         check(self.distributed in ("auto", "on", "off"), "distributed", f"'{self.distributed}' is not one of auto, on, off")
+        host, _, port = (self.coordinator_address or "").rpartition(":")
+        check(self.coordinator_address is None or (bool(host) and port.isdigit()), "coordinator_address",
+              f"'{self.coordinator_address}' is not null or host:port")
+        check(self.num_processes is None or self.num_processes > 0, "num_processes", "must be null (detect) or positive")
+        check(self.process_id is None or self.process_id >= 0, "process_id", "must be null (detect) or >= 0")
+        check(None in (self.num_processes, self.process_id) or self.process_id < self.num_processes, "process_id",
+              f"must be below num_processes ({self.num_processes})")
 
 
 def make_mesh(cfg: MeshConfig | None = None, devices=None) -> Mesh:

@@ -35,7 +35,10 @@ class RNNDecoderConfig:
         check(self.cell in CELLS, "cell", f"'{self.cell}' is not one of {sorted(CELLS)}")
         check(self.attention in KINDS, "attention", f"'{self.attention}' is not one of {list(KINDS)}")
         check(self.score in SCORES, "score", f"'{self.score}' is not one of {list(SCORES)}")
+        check(self.d_model > 0, "d_model", "must be positive")
+        check(self.hidden_size > 0, "hidden_size", "must be positive")
         check(self.num_layers > 0, "num_layers", "must be positive")
+        check(self.num_heads > 0, "num_heads", "must be positive")
         check(self.attention != "multihead" or self.hidden_size % self.num_heads == 0,
               "num_heads", f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")

@@ -29,7 +29,10 @@ class CNNConfig:
     def __post_init__(self):
         check(self.kernel_size >= 1, "kernel_size", "must be at least 1")
         check(self.num_layers > 0, "num_layers", "must be positive")
-        check(self.channels > 0 and self.d_model > 0, "channels", "widths must be positive")
+        check(self.d_model > 0, "d_model", "must be positive")
+        check(self.channels > 0, "channels", "must be positive")
+        check(self.attention_heads > 0, "attention_heads", "must be positive")
+        check(self.max_len > 0, "max_len", "must be positive")
         check(self.channels % self.attention_heads == 0, "attention_heads", f"channels {self.channels} is not divisible by attention_heads {self.attention_heads}")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 

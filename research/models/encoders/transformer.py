@@ -30,11 +30,14 @@ class TransformerConfig:
     max_len: int = 1024  # learned positions only
 
     def __post_init__(self):
-        check(self.d_model > 0 and self.num_heads > 0, "num_heads", "d_model and num_heads must be positive")
+        check(self.d_model > 0, "d_model", "must be positive")
+        check(self.num_heads > 0, "num_heads", "must be positive")
         check(self.d_model % self.num_heads == 0, "num_heads", f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
         check(self.norm in ("pre", "post"), "norm", f"'{self.norm}' is not one of pre, post")
         check(self.positions in ("sinusoidal", "learned"), "positions", f"'{self.positions}' is not one of sinusoidal, learned")
         check(self.num_layers > 0, "num_layers", "must be positive")
+        check(self.d_ff > 0, "d_ff", "must be positive")
+        check(self.max_len > 0, "max_len", "must be positive")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         check(0.0 <= self.attention_dropout < 1.0, "attention_dropout", "must be in [0, 1)")
 
