@@ -44,8 +44,10 @@ class TrainerConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0 = at every evaluation
     resume: bool = False  # continue from the run directory's latest complete checkpoint
     samples: int = 3  # decoded validation examples printed and logged at each evaluation
+    max_bad_steps: int = 5  # consecutive steps with a non-finite loss or gradient (each skipped) before the run stops
 
     def __post_init__(self):
+        check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")  # PRNGKey keeps 32 bits without x64
         check(self.max_steps > 0, "max_steps", "must be positive")
         check(self.eval_every > 0, "eval_every", "must be positive")
         check(self.log_every > 0, "log_every", "must be positive")
@@ -55,6 +57,8 @@ class TrainerConfig:
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
         check(self.remat in REMAT_POLICIES, "remat", f"'{self.remat}' is not one of {', '.join(REMAT_POLICIES)}")
+        check(self.max_bad_steps >= 1, "max_bad_steps", "must be at least 1")
+        check(self.samples >= 0, "samples", "must be >= 0")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.checkpoint or not self.resume, "resume", "needs trainer.checkpoint=true")
 
@@ -70,6 +74,21 @@ Schema = dataclasses.make_dataclass(
     [("encoder", Any, dataclasses.field(default=MISSING)), ("decoder", Any, dataclasses.field(default=MISSING))]
     + [(k, schema(cls), dataclasses.field(default=MISSING)) for k, cls in GROUPS.items()],
 )
+TOP_LEVEL = tuple(f.name for f in dataclasses.fields(Schema))
+
+
+def check_top_level(cfg: DictConfig) -> None:
+    """Refuses top-level keys that are not groups.
+
+    Hydra's `+key=value` adds keys past the structured schema, and `resolve`
+    reads only the groups, so a stray key would otherwise be ignored in
+    silence: a typo, or a `_target_` that looks as if it selects a class
+    (nothing here instantiates config nodes; components are chosen by
+    registry name). `hydra` is Hydra's own node, removed before the app sees it.
+    """
+    for key in cfg:
+        if key not in TOP_LEVEL and key != "hydra":
+            raise ConfigError(f"{key}: not a config key; the top level holds only the groups {', '.join(TOP_LEVEL)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +117,7 @@ def register_schemas() -> None:
 
 def resolve(cfg: DictConfig) -> RunConfig:
     """Strictly converts a composed config; raises ConfigError naming the bad key."""
+    check_top_level(cfg)
     for group in ("encoder", "decoder"):
         if group not in cfg or not isinstance(cfg[group], DictConfig) or "name" not in cfg[group]:
             raise ConfigError(f"{group}: no {group} chosen; pick one with {group}=NAME")

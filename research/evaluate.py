@@ -32,6 +32,7 @@ from research.decoding import metrics
 from research.decoding.corpus import decode_batches, one_line
 from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
+from research.training.checkpoint import CheckpointError
 from research.run_dir import Run, load, parse_args
 from research.training import evaluation
 from research.training.steps import eval_step
@@ -107,7 +108,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         opts, overrides = parse_args(argv, OPTIONS)
         run = load(opts["run_dir"], overrides, opts["checkpoint"])
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     results, outputs = evaluate(run, opts["split"])

@@ -26,7 +26,7 @@ from pathlib import Path
 from research.config import REPO
 from research.training import manifest as run_manifest
 
-TIMING = ("tokens_per_s", "compile_s", "wall_s")  # differ from run to run by nature
+TIMING = ("tokens_per_s", "compile_s", "wall_s", "memory_mb")  # differ from run to run by nature
 IGNORED_CONFIG = ("tokenizer.cache_dir", "data.tfds_dir")  # where caches live, not what is computed
 
 

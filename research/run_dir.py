@@ -14,7 +14,6 @@ in the checkpoint, so a config edited after training fails loudly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,9 +26,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from research.config import REPO, RunConfig, register_schemas, resolve
 from research.data.tokenizer import Tokenizer
-from research.models.seq2seq import Architecture, Seq2Seq
+from research.models.seq2seq import Seq2Seq
 from research.registry import ConfigError
-from research.training.loop import architecture
+from research.training import checkpoint as checkpoints
+from research.training.loop import architecture, architecture_meta
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +166,21 @@ def restore_params(step_dir: Path) -> Any:
         return ckpt.restore(path, args=args)["params"]
 
 
-def _arch_dict(arch: Architecture) -> dict:
-    """The checkpoint meta's form of an Architecture (JSON types)."""
-    return json.loads(json.dumps(dataclasses.asdict(arch)))
-
-
 def load(run_dir: str | Path, overrides: Sequence[str] = (), checkpoint: str = "best") -> Run:
-    """Everything needed to decode with a finished run (see module docstring)."""
+    """Everything needed to decode with a finished run (see module docstring).
+
+    The checkpoint must match the model and tokenizer the config rebuilds
+    (checked before any array is read) and its parameters must match the
+    digest written with them.
+    """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir, overrides)
     tok = load_tokenizer(run_dir)
     arch = architecture(cfg, tok)
     kind, step, step_dir = find_checkpoint(run_dir, checkpoint)
-    meta = json.loads((step_dir / "meta" / "metadata").read_text())
-    saved = meta.get("architecture")
-    if saved is not None and saved != _arch_dict(arch):
-        raise ConfigError(f"{run_dir}: the config rebuilds a different model than the checkpoint holds:\n"
-                          f"  config:     {_arch_dict(arch)}\n  checkpoint: {saved}")
+    meta = checkpoints.read_meta(step_dir)
+    checkpoints.check_compatible(meta, {"architecture": architecture_meta(arch), "tokenizer": tok.fingerprint()}, step_dir)
     params = restore_params(step_dir)
+    checkpoints.verify(params, meta, "params", step_dir)
     log.info("loaded %s checkpoint of %s at step %d", kind, run_dir, step)
     return Run(run_dir, cfg, tok, Seq2Seq(arch), params, kind, step, meta)

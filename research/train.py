@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from omegaconf import DictConfig
 
 from research.config import register_schemas, resolve
 from research.registry import ConfigError
-from research.training.loop import train
+from research.training.checkpoint import CheckpointError
+from research.training.loop import Diverged, train
 
 log = logging.getLogger("research.train")
 
@@ -26,8 +28,19 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as e:
         log.error("config error: %s", e)
         sys.exit(2)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = train(run, run_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        summary = train(run, run_dir)
+    except (Diverged, CheckpointError) as e:
+        log.error("%s", e)
+        sys.exit(3)
+    if "preempted" in summary:
+        kept = [o for o in hydra_cfg.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
+        again = " ".join(map(shlex.quote, [*kept, "trainer.resume=true", f"hydra.run.dir={run_dir}"]))
+        print(f"\nstopped by {summary['signal']} at step {summary['preempted']}; to continue:\n"
+              f"  python -m research.train {again}")
+        return None
     print(report(summary, run_dir))
     return summary["validation"].get(summary["metric"])
 

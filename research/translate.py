@@ -24,6 +24,7 @@ from research.data import corpus as data
 from research.decoding.corpus import Output, decode_batches, one_line, source_shapes
 from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
+from research.training.checkpoint import CheckpointError
 from research.run_dir import Run, load, parse_args
 
 log = logging.getLogger("research.translate")
@@ -84,7 +85,7 @@ def main(argv: Sequence[str]) -> int:
         if opts["chunk"] < 1:
             raise ConfigError("chunk: must be at least 1")
         run = load(opts["run_dir"], overrides, opts["checkpoint"])
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")

@@ -13,6 +13,7 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from research.config import REPO
 from research.registry import ConfigError
+from research.training.checkpoint import IncompatibleCheckpoint
 from research.run_dir import load, load_config, parse_args
 from tests.conftest import SAMPLE
 from tests.tiny_run import tiny_run
@@ -61,7 +62,7 @@ def test_overrides_are_checked(run_dir):
         load_config(run_dir, ["encoder=rnn"])
     with pytest.raises(ConfigError, match="sample"):
         load_config(run_dir, ["decode.beam_size=4", "decode.sample=true"])
-    with pytest.raises(ConfigError, match="different model"):
+    with pytest.raises(IncompatibleCheckpoint, match="another model or vocabulary(.|\n)*model.tie_output: checkpoint True, config False"):
         load(run_dir, ["model.tie_output=false"])
     assert parse_args(["run_dir=x", "decode.seed=1"], {"run_dir": None, "chunk": 10}) == ({"run_dir": "x", "chunk": 10}, ["decode.seed=1"])
     with pytest.raises(ConfigError, match="run_dir: required"):

@@ -3,17 +3,34 @@
 Two managers in `checkpoints/last` and `checkpoints/best`. orbax writes
 asynchronously into a temporary folder and renames it when complete, so a
 killed run never leaves a checkpoint that a later run would load.
+
+A checkpoint is data, never code: arrays go through orbax's array format
+and everything else through JSON, so loading one runs nothing from it. The
+JSON meta carries a digest of the arrays taken when they were saved; a
+restore that reads different bytes (a flipped bit, a truncated file) is
+caught by it, and `latest` falls back to the previous checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: unreadable or corrupt."""
+
+
+class IncompatibleCheckpoint(CheckpointError):
+    """A checkpoint of another model or vocabulary than the config builds."""
 
 
 class Checkpoints:
@@ -29,11 +46,11 @@ class Checkpoints:
         )
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        self.last.save(step, args=args)
+        meta = {**meta, "digest": {"state": digest(state), "params": digest(state.params)}}
+        args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        self.last.save(step, args=args())
         if metrics is not None and self.best_metric in metrics:
-            args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-            self.best.save(step, args=args, metrics={self.best_metric: float(metrics[self.best_metric])})
+            self.best.save(step, args=args(), metrics={self.best_metric: float(metrics[self.best_metric])})
 
     def close(self) -> None:
         self.last.wait_until_finished()
@@ -42,8 +59,66 @@ class Checkpoints:
         self.best.close()
 
 
+def digest(tree: Any) -> str:
+    """A hash of a pytree's paths, dtypes, shapes and bytes (this process's copy of each array)."""
+    h = hashlib.blake2b(digest_size=16)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        a = np.asarray(leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf)
+        h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def verify(tree: Any, meta: dict, part: str, where: Path) -> None:
+    """Raises CheckpointError when `tree` is not what was saved as `part` ("state" or "params")."""
+    expected = (meta.get("digest") or {}).get(part)
+    if expected is None:
+        raise CheckpointError(f"{where}: no digest in its meta; it was not written by this version of research.train")
+    if digest(tree) != expected:
+        raise CheckpointError(f"{where}: corrupt: the arrays read back differ from those saved (digest mismatch)")
+
+
+def read_meta(step_dir: Path) -> dict:
+    """The JSON meta of one step folder; CheckpointError when missing or unreadable."""
+    path = Path(step_dir) / "meta" / "metadata"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint meta ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint meta is not a JSON object")
+    return meta
+
+
+def mismatch(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """`key: checkpoint X, config Y` for every leaf where two nested dicts differ."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += mismatch(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: checkpoint {a!r}, config {b!r}")
+    return out
+
+
+def check_compatible(meta: dict, expected: dict, where: Path) -> None:
+    """Refuses, before any array is read, a checkpoint of another model or vocabulary.
+
+    `expected` holds what the current run would build: {"architecture": ...,
+    "tokenizer": fingerprint}; each is compared when the checkpoint has it.
+    """
+    diffs = []
+    for key, value in expected.items():
+        if key in meta:
+            diffs += mismatch({key: meta[key]}, {key: value})
+    if diffs:
+        raise IncompatibleCheckpoint(f"{where} was made for another model or vocabulary; refusing to load it:\n  "
+                              + "\n  ".join(diffs))
+
+
 def restore(directory: Path, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
-    """Restores (state, meta) from a manager folder (`.../last` or `.../best`)."""
+    """Restores (state, meta) from a manager folder (`.../last` or `.../best`), unverified."""
     mngr = ocp.CheckpointManager(Path(directory).absolute(), options=ocp.CheckpointManagerOptions(create=False))
     step = mngr.latest_step() if step is None else step
     if step is None:
@@ -58,11 +133,15 @@ def abstract(state: Any) -> Any:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def latest(run_dir: Path, state: Any) -> tuple[Any, dict] | None:
-    """The newest complete checkpoint of a run as (state, meta), or None.
+def latest(run_dir: Path, state: Any, expected: dict | None = None) -> tuple[Any, dict] | None:
+    """The newest complete, intact checkpoint of a run as (state, meta), or None.
 
     Folders orbax had not finished (a run killed mid-write leaves them under a
-    temporary name) are never loaded; each one is named in a warning.
+    temporary name) are never loaded; a complete one that fails to read or to
+    verify is skipped with a warning naming it, for the one before. A
+    checkpoint of another model or vocabulary (`expected`, see
+    `check_compatible`) stops the search with IncompatibleCheckpoint: the
+    run directory belongs to another configuration.
     """
     root = Path(run_dir).absolute() / "checkpoints" / "last"
     if not root.is_dir():
@@ -70,6 +149,25 @@ def latest(run_dir: Path, state: Any) -> tuple[Any, dict] | None:
     for p in sorted(root.iterdir()):
         if p.is_dir() and not p.name.isdigit():
             log.warning("ignoring incomplete checkpoint %s", p)
-    if not any(p.name.isdigit() for p in root.iterdir()):
-        return None
-    return restore(root, abstract(state))
+    steps = sorted((int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
+    for step in steps:
+        where = root / str(step)
+        try:
+            check_compatible(read_meta(where), expected or {}, where)
+            restored, meta = restore(root, abstract(state), step)
+            verify(restored, meta, "state", where)
+        except IncompatibleCheckpoint:
+            raise
+        except CheckpointError as e:
+            log.warning("skipping checkpoint: %s", e)
+            continue
+        except Exception as e:  # orbax / tensorstore read errors of a truncated or damaged file
+            log.warning("skipping checkpoint: %s: unreadable (%s: %s)", where, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            continue
+        if step != steps[0]:
+            log.warning("resuming from step %d, the newest intact checkpoint", step)
+        return restored, meta
+    if steps:
+        raise CheckpointError(f"{root}: none of the checkpoints {sorted(steps)} is intact (see the warnings above); "
+                              f"move the folder away to start over")
+    return None

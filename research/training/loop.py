@@ -1,6 +1,7 @@
 """The training loop: data, model, jitted steps, evaluation, logging, checkpoints."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -18,11 +19,12 @@ from research.data.tokenizer import Tokenizer
 from research.decoding.generate import jit_generate_nbest
 from research.models.seq2seq import Architecture, Seq2Seq, check_packing
 from research.training import evaluation, optim, state as train_state
-from research.training import checkpoint, distributed, manifest, metrics_log, sharding
+from research.training import checkpoint, distributed, manifest, memory, metrics_log, sharding
 from research.training import inspect as inspection  # not the standard library's inspect
 from research.training.checkpoint import Checkpoints
 from research.training.meter import Meter
 from research.training.metrics_log import MetricsLog
+from research.training.preemption import Preemption
 from research.training.steps import eval_step, train_step
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,18 @@ def architecture(cfg: RunConfig, tok: Tokenizer) -> Architecture:
     )
 
 
+class Diverged(RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
+
+
 def train(cfg: RunConfig, run_dir: Path) -> dict:
-    """Trains one run into `run_dir`; returns its summary (also written to summary.json)."""
+    """Trains one run into `run_dir`; returns its summary (also written to summary.json).
+
+    Stopped by SIGTERM or SIGINT, it checkpoints the step it was at and
+    returns {"preempted": step} without a summary; `trainer.resume=true`
+    continues from there. Raises Diverged after `trainer.max_bad_steps`
+    skipped steps in a row, leaving the checkpoints written so far intact.
+    """
     start = time.time()
     distributed.initialize(cfg.mesh)  # before any JAX array exists
     run_dir = Path(run_dir)
@@ -91,60 +103,94 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     attention = inspection.AttentionImages(model, corpus.tokenizer, corpus.valid, cfg.data, n=min(2, t.samples))
 
     metric = evaluation.task_metric_name(cfg.data.task)
+    identity = {"architecture": architecture_meta(arch), "tokenizer": corpus.tokenizer.fingerprint()}
     start_step, pending = 0, first
     if t.resume:
-        start_step, state = _resume(run_dir, state, batches)
+        start_step, state = _resume(run_dir, state, batches, identity)
         pending = None if start_step else first
     ckpt = Checkpoints(run_dir, t.keep_checkpoints, metric) if t.checkpoint else None
     logger = MetricsLog(run_dir)
-    meta = {"architecture": _arch_meta(arch)}
-    meter, speeds, step_times, last_eval = Meter(), [], [], {}
+    save = lambda step, evaluation=None: ckpt.save(
+        step, state, {**identity, "step": step, "data": batches.get_state(), "validation": last_eval}, evaluation)
+    meter, last_eval, bad = Meter(), {}, 0
+    # Bounded: a long run must not grow per step (tests/training/test_soak.py).
+    speeds, step_times = collections.deque(maxlen=1000), collections.deque(maxlen=1000)
+    first_step_s = None
     save_every = t.checkpoint_every or t.eval_every
-    for step in range(start_step, t.max_steps):
-        batch = pending if pending is not None else sharding.shard_batch(next(batches), mesh, t.grad_accum)
-        pending = None
-        tick = time.time()
-        # Keys derive from (seed, step), so a resumed run draws the same dropout masks.
-        state, m = step_fn(state, batch, jax.random.fold_in(dropout_key, step))
-        m = jax.device_get(m)
-        step_times.append(time.time() - tick)
-        meter.add(m, step_times[-1])
-        done = step + 1
-        if done % t.log_every == 0 or done == t.max_steps:
-            avg = meter.flush()
-            speeds.append(avg["tokens_per_s"])
-            logger.write(done, "train", avg)
-            log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s", done, avg["loss"], avg["accuracy"], avg["learning_rate"], avg["tokens_per_s"])
-        evaluated = done % t.eval_every == 0 or done == t.max_steps
-        if evaluated:
-            last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
-            attention.log(logger.tb, done, state.params)
-        if ckpt and (evaluated or done % save_every == 0):
-            ckpt.save(done, state, {**meta, "step": done, "data": batches.get_state(), "validation": last_eval},
-                      last_eval if evaluated else None)
-    if ckpt:
-        ckpt.close()
-    logger.close()
+    with Preemption() as stop:
+        try:
+            for step in range(start_step, t.max_steps):
+                batch = pending if pending is not None else sharding.shard_batch(next(batches), mesh, t.grad_accum)
+                pending = None
+                tick = time.time()
+                # Keys derive from (seed, step), so a resumed run draws the same dropout masks.
+                state, m = step_fn(state, batch, jax.random.fold_in(dropout_key, step))
+                m = jax.device_get(m)
+                seconds = time.time() - tick
+                if first_step_s is None:
+                    first_step_s = seconds
+                else:
+                    step_times.append(seconds)
+                meter.add(m, seconds)
+                done = step + 1
+                bad = bad + 1 if m["skipped"] else 0
+                if bad:
+                    log.warning("step %d: loss %s, gradient norm %s: update skipped (%d in a row; the limit is trainer.max_bad_steps=%d)",
+                                done, m["loss"], m["grad_norm"], bad, t.max_bad_steps)
+                    if bad >= t.max_bad_steps:
+                        raise Diverged(_diverged_message(run_dir, done, bad, ckpt))
+                if done % t.log_every == 0 or done == t.max_steps:
+                    avg = meter.flush()
+                    avg["memory_mb"] = memory.resident_mb() or 0.0
+                    speeds.append(avg["tokens_per_s"])
+                    logger.write(done, "train", avg)
+                    log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s%s", done, avg.get("loss", float("nan")),
+                             avg.get("accuracy", float("nan")), avg.get("learning_rate", float("nan")), avg["tokens_per_s"],
+                             f" ({avg['skipped']:.0f} skipped)" if avg["skipped"] else "")
+                evaluated = done % t.eval_every == 0 or done == t.max_steps
+                if evaluated:
+                    last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
+                    attention.log(logger.tb, done, state.params)
+                if ckpt and (evaluated or done % save_every == 0):
+                    save(done, last_eval if evaluated else None)
+                if done < t.max_steps and stop.requested():
+                    if ckpt and not (evaluated or done % save_every == 0):
+                        save(done)
+                    log.warning("%s at step %d: %s; continue with trainer.resume=true and the same run directory (%s)",
+                                stop.name, done, "checkpoint written" if ckpt else "no checkpoint (trainer.checkpoint=false)", run_dir)
+                    return {"preempted": done, "signal": stop.name}
+        finally:  # also on Diverged and preemption: pending asynchronous writes complete
+            if ckpt:
+                ckpt.close()
+            logger.close()
+            batches.close()
     stats = batches.stats
     log.info("input pipeline: %d batches, padding %.1f%%, %.0f tokens/s, %d dropped, %d truncated",
              stats.batches, 100 * stats.padding_fraction, stats.tokens_per_second, stats.dropped, stats.truncated)
-    batches.close()
     # The first call compiles; what it took beyond a typical step is compile time.
-    compile_s = max(step_times[0] - float(np.median(step_times[1:] or step_times)), 0.0) if step_times else 0.0
+    compile_s = max(first_step_s - float(np.median(step_times)), 0.0) if step_times else 0.0
     summary = {
         "encoder": cfg.encoder, "decoder": cfg.decoder, "seed": t.seed, "params": n_params,
         "steps": t.max_steps, "compile_s": compile_s, "wall_s": time.time() - start,
-        "tokens_per_s": float(np.median(speeds[1:] or speeds)) if speeds else 0.0,
+        "tokens_per_s": float(np.median(list(speeds)[1:] or speeds)) if speeds else 0.0,
         "validation": last_eval, "metric": metric,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _resume(run_dir: Path, state, batches) -> tuple[int, object]:
-    """(step, state) from the latest complete checkpoint, with the data iterator
+def _diverged_message(run_dir: Path, step: int, bad: int, ckpt) -> str:
+    last = ckpt.last.latest_step() if ckpt else None
+    where = (f"The last checkpoint (step {last}) in {run_dir / 'checkpoints' / 'last'} is intact"
+             if last is not None else "No checkpoint was written")
+    return (f"step {step}: the loss or the gradients were not finite for {bad} steps in a row; stopping. {where}. "
+            f"Lower optim.learning_rate or raise optim.warmup_steps, then rerun (or trainer.resume=true)")
+
+
+def _resume(run_dir: Path, state, batches, identity: dict) -> tuple[int, object]:
+    """(step, state) from the latest intact checkpoint, with the data iterator
     moved to where it was; (0, state) when there is none yet."""
-    found = checkpoint.latest(run_dir, state)
+    found = checkpoint.latest(run_dir, state, identity)
     if found is None:
         log.warning("trainer.resume: no complete checkpoint in %s; starting from step 0", run_dir)
         return 0, state
@@ -156,13 +202,9 @@ def _resume(run_dir: Path, state, batches) -> tuple[int, object]:
     return step, state
 
 
-def _arch_meta(arch: Architecture) -> dict:
-    return {
-        "encoder": arch.encoder, "encoder_config": dataclasses.asdict(arch.encoder_config),
-        "decoder": arch.decoder, "decoder_config": dataclasses.asdict(arch.decoder_config),
-        "model": dataclasses.asdict(arch.model), "source_vocab": arch.source_vocab,
-        "target_vocab": arch.target_vocab, "dtype": arch.dtype,
-    }
+def architecture_meta(arch: Architecture) -> dict:
+    """An Architecture as JSON types: what a checkpoint records and is checked against."""
+    return json.loads(json.dumps(dataclasses.asdict(arch)))
 
 
 def validate(cfg: RunConfig, corpus: Corpus, params, eval_fn, generate_fn, logger: MetricsLog, step: int, shapes) -> dict:

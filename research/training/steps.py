@@ -85,15 +85,31 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, tx, lr,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     tokens = jnp.maximum(sums["tokens"], 1.0)
+    grad_norm = optax.global_norm(grads)  # non-finite as soon as one gradient entry is
     metrics = {
         "loss": sums["loss"] / tokens,
         "nll": sums["nll"] / tokens,
         "accuracy": sums["correct"] / tokens,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": grad_norm,
         "learning_rate": lr(state.step),
         "tokens": sums["tokens"],
     }
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return guard(state, TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics)
+
+
+def guard(old: TrainState, new: TrainState, metrics: dict) -> tuple[TrainState, dict]:
+    """Keeps `old` whole when the loss or the gradient norm is not finite.
+
+    A NaN that reached the parameters or Adam's moments would poison every
+    later step, so the update is dropped entirely: parameters, moments and the
+    update count (hence the learning-rate schedule) stay as they were, and
+    `skipped` = 1 tells the loop, which stops the run after too many in a row.
+    Selecting with `where` costs one elementwise pass and keeps the step a
+    single straight-line program.
+    """
+    ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+    state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    return state, {**metrics, "skipped": (~ok).astype(jnp.float32)}
 
 
 def eval_step(params, batch: dict, *, model, label_smoothing: float = 0.0) -> dict:

@@ -1,7 +1,10 @@
-"""Kill a real training process, resume it, and end bit-identical to an uninterrupted run."""
+"""Kill or preempt a real training process, resume it, and end bit-identical to an uninterrupted run."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from research.config import REPO
 from tests.conftest import tiny_overrides
@@ -30,10 +34,39 @@ def _params(run: Path, step: int):
     return ocp.PyTreeCheckpointer().restore((run / "checkpoints" / "last" / str(step) / "state").absolute())["params"]
 
 
-def test_killed_run_resumes_bit_identical(tmp_path):
-    spm = tmp_path / "spm"
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    subprocess.run(_cmd(whole, spm), cwd=REPO, check=True, capture_output=True, timeout=600)
+def _train_lines(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [l for l in map(json.loads, lines) if l["split"] == "train"]
+
+
+def _wait_for_step(proc: subprocess.Popen, run: Path, step: int) -> None:
+    deadline = time.time() + 300
+    while not any(l["step"] >= step for l in _train_lines(run)):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.02)
+
+
+def _assert_same_end(whole: Path, resumed: Path) -> None:
+    a, b = _params(whole, STEPS), _params(resumed, STEPS)
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b) > 0
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(x, y)  # bit-identical, not merely close
+    assert [l["loss"] for l in _train_lines(whole)] == [l["loss"] for l in _train_lines(resumed)]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> tuple[Path, Path]:
+    """An uninterrupted run and the tokenizer cache the others share."""
+    root = tmp_path_factory.mktemp("resume")
+    subprocess.run(_cmd(root / "whole", root / "spm"), cwd=REPO, check=True, capture_output=True, timeout=600)
+    return root / "whole", root / "spm"
+
+
+def test_killed_run_resumes_bit_identical(tmp_path, whole):
+    whole, spm = whole
+    broken = tmp_path / "broken"
 
     proc = subprocess.Popen(_cmd(broken, spm), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -55,10 +88,40 @@ def test_killed_run_resumes_bit_identical(tmp_path):
     assert f"ignoring incomplete checkpoint {fake}" in log
     assert f"resumed from step {max(done)}" in log, out.stderr[-2000:]
 
-    a, b = _params(whole, STEPS), _params(broken, STEPS)
-    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(leaves_a) == len(leaves_b) > 0
-    for x, y in zip(leaves_a, leaves_b):
-        np.testing.assert_array_equal(x, y)  # bit-identical, not merely close
-    train = lambda run: [l for l in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if l["split"] == "train"]
-    assert [l["loss"] for l in train(whole)] == [l["loss"] for l in train(broken)]
+    _assert_same_end(whole, broken)
+
+
+def test_sigterm_checkpoints_the_current_step_and_resumes_bit_identical(tmp_path, whole):
+    whole, spm = whole
+    run = tmp_path / "preempted"
+    proc = subprocess.Popen(_cmd(run, spm), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_step(proc, run, 10)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM: finishing this step, then checkpointing and stopping" in err
+    stopped = re.search(r"stopped by SIGTERM at step (\d+); to continue:\n  python (-m research\.train .*)\n", out)
+    assert stopped, out[-2000:]
+    step = int(stopped.group(1))
+    assert 10 <= step < STEPS and (run / "checkpoints" / "last" / str(step)).is_dir()
+    assert not (run / "summary.json").exists()
+
+    # The command it printed continues the run.
+    subprocess.run([sys.executable, *shlex.split(stopped.group(2))], cwd=REPO, check=True, capture_output=True, timeout=600)
+    assert f"resumed from step {step}" in (run / "train.log").read_text()
+    _assert_same_end(whole, run)
+
+
+def test_a_second_signal_exits_at_once_without_a_checkpoint(tmp_path, whole):
+    _, spm = whole
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen(_cmd(run, spm, "trainer.max_steps=100000"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_step(proc, run, 5)
+    before = set((run / "checkpoints" / "last").iterdir())
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM: second stop signal; exiting now, without a checkpoint" in err
+    assert set((run / "checkpoints" / "last").iterdir()) == before  # nothing new, and nothing half-written
