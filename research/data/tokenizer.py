@@ -114,7 +114,9 @@ def _train(texts: Iterable[str], cfg: TokenizerConfig, path: Path) -> None:
     except RuntimeError as e:
         raise ConfigError(f"tokenizer.vocab_size={cfg.vocab_size}: SentencePiece could not train on this corpus: {e}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # A name of its own: the jobs of a sweep may train the same model at once, and
+    # a shared temporary name would let one job's rename pull the file from under another's.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(buf.getvalue())
     os.replace(tmp, path)  # atomic: a concurrent run never reads a half-written model
 
