@@ -46,7 +46,7 @@ class Checkpoints:
         )
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
-        meta = {**meta, "digest": {"state": digest(state), "params": digest(state.params)}}
+        meta = {**meta, "digest": {part: digest(getattr(state, part)) for part in PARTS}}
         args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self.last.save(step, args=args())
         if metrics is not None and self.best_metric in metrics:
@@ -57,6 +57,11 @@ class Checkpoints:
         self.best.wait_until_finished()
         self.last.close()
         self.best.close()
+
+
+# Hashed one by one, so that evaluation can verify the parameters alone and
+# saving hashes each array once.
+PARTS = ("step", "params", "opt_state")
 
 
 def digest(tree: Any) -> str:
@@ -70,11 +75,14 @@ def digest(tree: Any) -> str:
 
 
 def verify(tree: Any, meta: dict, part: str, where: Path) -> None:
-    """Raises CheckpointError when `tree` is not what was saved as `part` ("state" or "params")."""
-    expected = (meta.get("digest") or {}).get(part)
-    if expected is None:
+    """Raises CheckpointError when `tree` is not what was saved as `part`:
+    "state" (a whole TrainState) or one of its PARTS."""
+    saved = meta.get("digest") or {}
+    parts = PARTS if part == "state" else (part,)
+    if any(p not in saved for p in parts):
         raise CheckpointError(f"{where}: no digest in its meta; it was not written by this version of research.train")
-    if digest(tree) != expected:
+    trees = [getattr(tree, p) for p in parts] if part == "state" else [tree]
+    if any(digest(t) != saved[p] for t, p in zip(trees, parts)):
         raise CheckpointError(f"{where}: corrupt: the arrays read back differ from those saved (digest mismatch)")
 
 

@@ -151,10 +151,11 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
                 if evaluated:
                     last_eval = validate(cfg, corpus, state.params, eval_fn, generate_fn, logger, done, batches.shapes)
                     attention.log(logger.tb, done, state.params)
-                if ckpt and (evaluated or done % save_every == 0):
+                saved = ckpt is not None and (evaluated or done % save_every == 0)
+                if saved:
                     save(done, last_eval if evaluated else None)
                 if done < t.max_steps and stop.requested():
-                    if ckpt and not (evaluated or done % save_every == 0):
+                    if ckpt and not saved:
                         save(done)
                     log.warning("%s at step %d: %s; continue with trainer.resume=true and the same run directory (%s)",
                                 stop.name, done, "checkpoint written" if ckpt else "no checkpoint (trainer.checkpoint=false)", run_dir)

@@ -68,7 +68,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
 def test_a_digest_mismatch_is_caught_even_when_the_files_read(tmp_path, caplog):
     _save(tmp_path)
     meta = tmp_path / "checkpoints" / "last" / "3" / "meta" / "metadata"
-    meta.write_text(meta.read_text().replace('"state": "', '"state": "0'))  # arrays no longer match their digest
+    meta.write_text(meta.read_text().replace('"opt_state": "', '"opt_state": "0'))  # arrays no longer match their digest
     assert _restored_step(tmp_path, caplog) == 2
     assert "digest mismatch" in caplog.text
 
