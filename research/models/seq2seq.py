@@ -14,6 +14,7 @@ from flax import linen as nn
 from research.models.decoders import DECODERS
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
+from research.models.layers.output import tied_logits
 from research.registry import ConfigError, check
 
 
@@ -61,8 +62,10 @@ class Seq2Seq(nn.Module):
         self.output = None if m.tie_output else nn.Dense(a.target_vocab, dtype=dtype, name="output")
 
     def _logits(self, features):
-        logits = self.target_embed.attend(features) if self.output is None else self.output(features)
-        return logits.astype(jnp.float32)
+        if self.output is not None:
+            return self.output(features).astype(jnp.float32)
+        dtype = jnp.dtype(self.arch.dtype)  # what nn.Embed.attend would compute in
+        return tied_logits(features.astype(dtype), self.target_embed.embedding.astype(dtype)).astype(jnp.float32)
 
     def encode(self, batch, deterministic=True) -> EncoderOutput:
         x = self.source_embed(batch["source"])

@@ -27,11 +27,15 @@ def _trainer(model, steps: int):
 def test_pair_loss_falls_and_overfits_to_exact_greedy_output(encoder, decoder, tmp_path):
     """32 real sentence pairs: the loss falls over the first steps, and after
     training greedy decoding reproduces every target exactly."""
-    cfg, tok, model = build(encoder, decoder, tmp_path)
+    # At the tiny width (64) a recurrent decoder memorises the 32 pairs on some
+    # seeds only: cnn-rnn plateaued at a loss of 0.04-0.07 with 1-3 targets wrong
+    # on 2 of 3 seeds. At 128 it reproduced them all by step 125 on each seed.
+    wide = ("decoder.hidden_size=128",) if decoder == "rnn" else ()
+    cfg, tok, model = build(encoder, decoder, tmp_path, *wide)
     pairs = real_pairs(32)
     batch = encode_batch(tok, pairs, 48, 32)
     refs = [tok.target.decode(tok.encode_target(t)) for _, t in pairs]  # what the pieces can express
-    tx, step = _trainer(model, 600)  # the slowest pair (cnn-rnn) needs about 550 steps
+    tx, step = _trainer(model, 600)
     generate = jit_generate(model, cfg.decode)
     state = train_state.create(model, tx, batch, jax.random.PRNGKey(0))
     rng = jax.random.PRNGKey(1)
