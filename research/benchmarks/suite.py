@@ -28,9 +28,10 @@ def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None)
     start = time.perf_counter()
     if "train" in only:
         results["peak"] = peak.measure_peak(repeats=repeats, with_torch=with_torch and torch_peer.available())
-        results["torch"] = torch_peer.run_torch_peers(repeats=repeats) if with_torch and torch_peer.available() else None
         results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=results["peak"]["jax"]["flops_per_s"],
-                                               torch=results["torch"], repeats=repeats)
+                                               with_torch=with_torch and torch_peer.available(), repeats=repeats)
+        # Each peer was timed in turns with its pair (train.time_pair); listed here for the report.
+        results["torch"] = {train.PEERS[p]: row.pop("torch") for p, row in results["train"].items() if "torch" in row} or None
         results["targets"] = train.targets(results["train"])
     if "scaling" in only:
         results["scaling"] = train.scaling_section(repeats=max(2, repeats // 3))

@@ -42,3 +42,30 @@ def time_fn(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 10, min
         times.append(time.perf_counter() - start)
     p10, median, p90 = np.percentile(times, [10, 50, 90])
     return {"median_s": float(median), "p10_s": float(p10), "p90_s": float(p90), "n": len(times)}
+
+
+def time_alternating(fns: list[Callable[[], object]], *, warmup: int = 2, repeats: int = 10) -> list[dict]:
+    """Times several blocking step functions in turns: a, b, a, b, ...
+
+    For a ratio between two frameworks on a shared machine: timed one after
+    the other, a slow minute lands on one side only and moves the ratio
+    (measured: the same two steps gave 1.17 and 1.16 in runs whose machine
+    speed differed by 15%); alternating, both sides see the same machine.
+    Returns one `time_fn`-style dict per function, in order.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    out = []
+    for ts in times:
+        p10, median, p90 = np.percentile(ts, [10, 50, 90])
+        out.append({"median_s": float(median), "p10_s": float(p10), "p90_s": float(p90), "n": len(ts)})
+    return out

@@ -183,18 +183,6 @@ def make_train_step(kind: str, shape: Shape = BENCH_SHAPE, *, seed: int = 0, dev
     return step, info
 
 
-def run_torch_peers(repeats: int = 10, warmup: int = 2, *, shape: Shape = BENCH_SHAPE, min_time: float = 0.0,
-                    kinds=tuple(PEERS)) -> dict:
-    """Times every peer: {kind: {"tokens_per_s", "median_s", "p10_s", "p90_s",
-    "n", "params", "tokens", "device", "threads", "compiled"}}."""
-    results = {}
-    for kind in kinds:
-        step, info = make_train_step(kind, shape)
-        t = time_fn(step, warmup=warmup, repeats=repeats, min_time=min_time)
-        results[kind] = {"tokens_per_s": info["tokens"] / t["median_s"], **t, **info, "compiled": False}
-    return results
-
-
 def matmul_peak(sizes=None, *, warmup: int = 2, repeats: int = 5, min_time: float = 0.0) -> dict | None:
     """PyTorch's float32 `torch.mm` peak, like `peak.jax_matmul_peak`; None without torch."""
     if not available():

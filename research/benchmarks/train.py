@@ -11,9 +11,9 @@ import dataclasses
 import gc
 import logging
 
-from research.benchmarks import models
+from research.benchmarks import models, torch_peer
 from research.benchmarks.flops import BENCH_SHAPE, Shape, train_flops
-from research.benchmarks.timing import time_fn
+from research.benchmarks.timing import time_alternating, time_fn
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +27,40 @@ TARGETS = (
 )
 
 
-def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 5, warmup: int = 2, precision: str = "fp32") -> dict:
-    """Builds, compiles and times one pair's train step -> a row without the ratios."""
+def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 5, warmup: int = 2, precision: str = "fp32",
+              peer: str | None = None) -> dict:
+    """Builds, compiles and times one pair's train step -> a row without the ratios.
+
+    With `peer` (a torch_peer kind) the PyTorch step is timed in turns with
+    ours and its figures go to row["torch"].
+    """
     encoder, decoder = pair.split("-")
     step = models.build_train_step(encoder, decoder, shape, precision=precision)
-    t = time_fn(step, warmup=warmup, repeats=repeats)
+    theirs = None
+    if peer is None:
+        t = time_fn(step, warmup=warmup, repeats=repeats)
+    else:
+        torch_step, info = torch_peer.make_train_step(peer, shape)
+        t, tp = time_alternating([step, torch_step], warmup=warmup, repeats=repeats)
+        theirs = {"tokens_per_s": info["tokens"] / tp["median_s"], **tp, **info, "compiled": False}
     flops = train_flops(encoder, decoder, shape, **models.FLOP_OPTIONS)
     row = {"tokens_per_s": step.tokens / t["median_s"], "compile_s": step.compile_s, "step_ms": 1e3 * t["median_s"],
            "p10_ms": 1e3 * t["p10_s"], "p90_ms": 1e3 * t["p90_s"], "gflop_per_step": flops / 1e9,
            "gflop_per_s": flops / t["median_s"] / 1e9, "params": step.params}
+    if theirs is not None:
+        row["torch"] = theirs
     del step
     gc.collect()  # one pair's state and executable at a time
     return row
 
 
-def train_section(pairs=models.PAIRS, *, peak_flops: float, torch: dict | None, repeats: int = 5, warmup: int = 2) -> dict:
-    """{pair: row} with `vs_torch` (None without a peer) and `mfu` filled in."""
+def train_section(pairs=models.PAIRS, *, peak_flops: float, with_torch: bool, repeats: int = 5, warmup: int = 2) -> dict:
+    """{pair: row} with `vs_torch` (None without a peer) and `mfu` filled in;
+    a pair with a PyTorch peer carries the peer's own figures in row["torch"]."""
     out = {}
     for pair in pairs:
-        row = time_pair(pair, repeats=repeats, warmup=warmup)
-        peer = (torch or {}).get(PEERS.get(pair, ""))
+        row = time_pair(pair, repeats=repeats, warmup=warmup, peer=PEERS.get(pair) if with_torch else None)
+        peer = row.get("torch")
         row["vs_torch"] = row["tokens_per_s"] / peer["tokens_per_s"] if peer else None
         row["mfu"] = row["gflop_per_s"] * 1e9 / peak_flops
         log.info("train %s: %.0f tokens/s, MFU %.1f%%, compile %.1f s", pair, row["tokens_per_s"], 100 * row["mfu"], row["compile_s"])

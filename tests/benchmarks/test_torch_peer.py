@@ -6,7 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from research.benchmarks.flops import Shape  # noqa: E402
-from research.benchmarks.torch_peer import PEERS, make_train_step, run_torch_peers  # noqa: E402
+from research.benchmarks import train  # noqa: E402
+from research.benchmarks.torch_peer import PEERS, make_train_step  # noqa: E402
 
 TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=2, vocab=50, hidden=32, dropout=0.0)
 
@@ -20,9 +21,9 @@ def test_loss_decreases_on_a_fixed_batch(kind):
     assert losses[-1] < losses[0] - 0.5
 
 
-def test_run_torch_peers_reports_throughput():
-    r = run_torch_peers(repeats=1, warmup=0, shape=TINY)
-    assert set(r) == set(PEERS)
-    for v in r.values():
-        assert v["tokens_per_s"] == pytest.approx(v["tokens"] / v["median_s"])
-        assert v["compiled"] is False
+def test_pair_and_peer_are_timed_together():
+    row = train.time_pair("transformer-transformer", TINY, repeats=2, warmup=1, peer="transformer")
+    peer = row["torch"]
+    assert peer["n"] == 2 and peer["tokens_per_s"] == pytest.approx(peer["tokens"] / peer["median_s"])
+    assert peer["compiled"] is False and peer["tokens"] == TINY.batch * TINY.tgt_len
+    assert row["tokens_per_s"] > 0
