@@ -28,6 +28,7 @@ import tensorflow_datasets as tfds
 
 from research.data import catalog
 from research.data.errors import DataError
+from research.data.lock import exclusive, lock_path
 
 log = logging.getLogger(__name__)
 
@@ -295,10 +296,13 @@ def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str]
     slug = re.sub(r"[^a-z0-9_]+", "_", (name or os.path.basename(os.path.abspath(path))).lower()).strip("_")
     config = CorpusConfig(name=f"{slug or 'corpus'}-{digest}", path=os.path.abspath(path),
                           source=source, target=target, splits=splits)
-    builder = cls(config=config, data_dir=os.path.expanduser(tfds_dir), file_format="array_record")
-    if not builder.is_prepared():
-        log.info("preparing %s corpus %s into %s", fmt, path, builder.data_dir)
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    data_dir = os.path.expanduser(tfds_dir)
+    # Built inside the lock: a builder made before another job finished would miss its metadata.
+    with exclusive(lock_path(data_dir, f"{cls.name}-{config.name}")):
+        builder = cls(config=config, data_dir=data_dir, file_format="array_record")
+        if not builder.is_prepared():
+            log.info("preparing %s corpus %s into %s", fmt, path, builder.data_dir)
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
 
 

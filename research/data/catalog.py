@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import tensorflow_datasets as tfds
 
 from research.data.errors import DataError
+from research.data.lock import exclusive, lock_path
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ def load(name: str, splits: Sequence[str], tfds_dir: str) -> dict[str, Any]:
     reason = _why_not_buildable(name)
     if reason is not None:
         raise DataError(_instructions(name, tfds_dir, reason))
-    builder = tfds.builder(name, data_dir=os.path.expanduser(tfds_dir), file_format="array_record")
-    builder.download_and_prepare()
+    data_dir = os.path.expanduser(tfds_dir)
+    with exclusive(lock_path(data_dir, name)):  # another job may be building it right now
+        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+        builder.download_and_prepare()
     return _open(builder, name, splits)

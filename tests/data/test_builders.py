@@ -124,3 +124,22 @@ def test_ddtp_validation_split(tmp_path):
     assert len(splits["validation"]) == 2102
     assert splits["validation"][0] == {"source": first["de"], "target": first["en"]}
     assert splits["validation"][2101] == {"source": last["de"], "target": last["en"]}
+
+
+def _prepare_and_count(args):
+    corpus, tfds_dir = args
+    splits = load_splits("jsonl", corpus, "de", "en", ("train",), tfds_dir)
+    return read_all(splits["train"])[-1], len(splits["train"])
+
+
+def test_jobs_preparing_one_corpus_at_once_all_succeed(tmp_path):
+    """Sweep jobs starting together on a fresh cache: without the lock all but the
+    first failed ("Destination ... already exists"), as a fresh-clone test run showed."""
+    import multiprocessing
+
+    many = [(f"Satz {i}", f"sentence {i}") for i in range(3000)]
+    write(tmp_path / "c/train.jsonl", jsonl(many))
+    args = (str(tmp_path / "c"), str(tmp_path / "tfds"))
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.map(_prepare_and_count, [args] * 3)
+    assert results == [(many[-1], 3000)] * 3
