@@ -118,10 +118,15 @@ def test_a_second_signal_exits_at_once_without_a_checkpoint(tmp_path, whole):
     proc = subprocess.Popen(_cmd(run, spm, "trainer.max_steps=100000"), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     _wait_for_step(proc, run, 5)
-    before = set((run / "checkpoints" / "last").iterdir())
+    # Finished checkpoints only: the immediate exit may cut a periodic save short,
+    # leaving an orbax `*-tmp` folder, which resume skips with a warning (measured
+    # once in a fresh-clone run: `5.orbax-checkpoint-tmp`).
+    finished = lambda: {p.name for p in (run / "checkpoints" / "last").iterdir() if p.name.isdigit()}
+    before = finished()
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "SIGTERM: second stop signal; exiting now, without a checkpoint" in err
-    assert set((run / "checkpoints" / "last").iterdir()) == before  # nothing new, and nothing half-written
+    assert finished() == before  # no new checkpoint
+    assert all(p.name.isdigit() or p.name.endswith("-tmp") for p in (run / "checkpoints" / "last").iterdir())
