@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 from research.config import REPO
 from research.training import metrics_log
 from tests.conftest import tiny_overrides
