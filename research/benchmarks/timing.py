@@ -40,6 +40,10 @@ def time_fn(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 10, min
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return _summary(times)
+
+
+def _summary(times: list[float]) -> dict:
     p10, median, p90 = np.percentile(times, [10, 50, 90])
     return {"median_s": float(median), "p10_s": float(p10), "p90_s": float(p90), "n": len(times)}
 
@@ -64,8 +68,4 @@ def time_alternating(fns: list[Callable[[], object]], *, warmup: int = 2, repeat
             start = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - start)
-    out = []
-    for ts in times:
-        p10, median, p90 = np.percentile(ts, [10, 50, 90])
-        out.append({"median_s": float(median), "p10_s": float(p10), "p90_s": float(p90), "n": len(ts)})
-    return out
+    return [_summary(ts) for ts in times]

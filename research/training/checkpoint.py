@@ -78,11 +78,10 @@ def verify(tree: Any, meta: dict, part: str, where: Path) -> None:
     """Raises CheckpointError when `tree` is not what was saved as `part`:
     "state" (a whole TrainState) or one of its PARTS."""
     saved = meta.get("digest") or {}
-    parts = PARTS if part == "state" else (part,)
-    if any(p not in saved for p in parts):
+    pieces = {p: getattr(tree, p) for p in PARTS} if part == "state" else {part: tree}
+    if any(p not in saved for p in pieces):
         raise CheckpointError(f"{where}: no digest in its meta; it was not written by this version of research.train")
-    trees = [getattr(tree, p) for p in parts] if part == "state" else [tree]
-    if any(digest(t) != saved[p] for t, p in zip(trees, parts)):
+    if any(digest(t) != saved[p] for p, t in pieces.items()):
         raise CheckpointError(f"{where}: corrupt: the arrays read back differ from those saved (digest mismatch)")
 
 
