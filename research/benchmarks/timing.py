@@ -52,9 +52,11 @@ def time_alternating(fns: list[Callable[[], object]], *, warmup: int = 2, repeat
     """Times several blocking step functions in turns: a, b, a, b, ...
 
     For a ratio between two frameworks on a shared machine: timed one after
-    the other, a slow minute lands on one side only and moves the ratio
-    (measured: the same two steps gave 1.17 and 1.16 in runs whose machine
-    speed differed by 15%); alternating, both sides see the same machine.
+    the other, a slow stretch lands on one side only and moves the ratio
+    (measured: after a change that made our step 12% faster back to back, a
+    run that timed the peer first still showed 1.16 against 1.17 before, its
+    matmul peak 14% below the earlier run's); in turns, both sides see the
+    same machine.
     Returns one `time_fn`-style dict per function, in order.
     """
     if repeats < 1:
