@@ -9,9 +9,7 @@ work does not depend on what the untrained model happens to emit.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
-import importlib
 import time
 
 import jax
@@ -20,25 +18,16 @@ import jax.numpy as jnp
 from research.benchmarks import models
 from research.benchmarks.flops import BENCH_SHAPE, Shape
 from research.benchmarks.timing import time_fn
+from research.decoding import generate, uncached
+from research.decoding.config import DecodeConfig
+from research.decoding.greedy import greedy
 
 OUTPUT_LEN = 64
 PAIRS = ("transformer-transformer", "rnn-rnn", "cnn-cnn")
 NEVER = -1  # an EOS id no token equals: every row runs to OUTPUT_LEN
 
 
-def available() -> str | None:
-    """None when the decoding modules are there, else why the section is skipped."""
-    for name in ("research.decoding.generate", "research.decoding.uncached", "research.decoding.greedy"):
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            return f"{name} not importable: {e}"
-    return None
-
-
 def _search(prepare, model, cfg):
-    from research.decoding.greedy import greedy
-
     def run(params, batch):
         step_fn, state, steps, max_len = prepare(model, params, batch, cfg)
         return greedy(step_fn, state, steps, jnp.full_like(max_len, OUTPUT_LEN), eos=NEVER)
@@ -47,12 +36,10 @@ def _search(prepare, model, cfg):
 
 
 def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 3, warmup: int = 1) -> dict:
-    from research.decoding import generate, uncached
-
     encoder, decoder = pair.split("-")
     s = models.setup(encoder, decoder, shape)
     # Output buffer = OUTPUT_LEN whatever the source length: max_len_a = 0, max_len_b = OUTPUT_LEN.
-    cfg = dataclasses.replace(s.run.decode, beam_size=1, sample=False, max_len_a=0.0, max_len_b=OUTPUT_LEN)
+    cfg = DecodeConfig(search="greedy", max_len_a=0.0, max_len_b=OUTPUT_LEN)
     batch = {k: jnp.asarray(v) for k, v in models.random_batch(shape).items()}
     params = jax.jit(lambda r: s.model.init({"params": r}, batch)["params"])(jax.random.PRNGKey(0))
     row = {}
@@ -73,8 +60,5 @@ def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 3, warmup
 
 
 def decode_section(pairs=PAIRS, *, repeats: int = 3) -> dict:
-    why = available()
-    if why:
-        return {"skipped": {"reason": why}}
     return {pair: time_pair(pair, repeats=repeats) for pair in pairs}
 

@@ -33,16 +33,15 @@ class CatalogEntry:
 
     source: str
     target: str
-    task: str  # "translation" or "summarization"
 
 
 CATALOG: dict[str, CatalogEntry] = {
-    "wmt14_translate/de-en": CatalogEntry("de", "en", "translation"),
-    "wmt_t2t_translate/de-en": CatalogEntry("de", "en", "translation"),
-    "ted_hrlr_translate/pt_to_en": CatalogEntry("pt", "en", "translation"),
-    "cnn_dailymail": CatalogEntry("article", "highlights", "summarization"),
-    "xsum": CatalogEntry("document", "summary", "summarization"),
-    "gigaword": CatalogEntry("document", "summary", "summarization"),
+    "wmt14_translate/de-en": CatalogEntry("de", "en"),
+    "wmt_t2t_translate/de-en": CatalogEntry("de", "en"),
+    "ted_hrlr_translate/pt_to_en": CatalogEntry("pt", "en"),
+    "cnn_dailymail": CatalogEntry("article", "highlights"),
+    "xsum": CatalogEntry("document", "summary"),
+    "gigaword": CatalogEntry("document", "summary"),
 }
 
 

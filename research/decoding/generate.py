@@ -8,10 +8,10 @@ Both plug into the same `generate` through a `prepare` function:
 
   prepare(model, params, batch, cfg) -> (step_fn, state, max_steps, max_len [B])
 
-The search follows from the `decode` values:
-  beam_size > 1       beam search with the GNMT length penalty, n_best outputs
-  sample = true       ancestral sampling (temperature, top-k, top-p)
-  otherwise           greedy search
+`cfg.search` chooses the search:
+  greedy   the most likely token at each step
+  beam     beam search with the GNMT length penalty, n_best outputs
+  sample   ancestral sampling (temperature, top-k, top-p)
 """
 from __future__ import annotations
 
@@ -108,26 +108,28 @@ def search(step_fn: StepFn, state: Any, steps: int, max_len: jax.Array, cfg: Dec
       steps: static output buffer length.
       max_len: [B] int32 per-row cap on generated tokens.
       cfg: the decode config; read at trace time.
-      keys: sampling keys (one, or [B]); required when cfg.sample.
+      keys: sampling keys (one, or [B]); required when cfg.search is "sample".
     """
-    if cfg.beam_size > 1:
+    if cfg.search == "beam":
         tokens, lengths, scores, log_probs = beam_search(
             step_fn, state, cfg.beam_size, steps, max_len, cfg.length_penalty, cfg.n_best)
         return Hypotheses(tokens, lengths, scores, log_probs)
-    if cfg.sample:
+    if cfg.search == "sample":
         if keys is None:
             raise ValueError("sampling needs keys")
         tokens, lengths, log_probs = sample(step_fn, state, keys, steps, max_len,
                                             cfg.temperature, cfg.top_k, cfg.top_p)
-    else:
+    elif cfg.search == "greedy":
         tokens, lengths, log_probs = greedy(step_fn, state, steps, max_len)
+    else:
+        raise ValueError(f"decode.search: no search named {cfg.search!r}")
     return Hypotheses(tokens[:, None], lengths[:, None], log_probs[:, None], log_probs[:, None])
 
 
 def generate_nbest(params, batch: dict, *, model: Seq2Seq, cfg: DecodeConfig, prepare: Prepare = prepare) -> Hypotheses:
     """Decodes a batch; -> Hypotheses with N = cfg.n_best (beam search) or 1."""
     step_fn, state, steps, max_len = prepare(model, params, batch, cfg)
-    keys = row_keys(cfg.seed, batch["source"]) if cfg.sample else None
+    keys = row_keys(cfg.seed, batch["source"]) if cfg.search == "sample" else None
     return search(step_fn, state, steps, max_len, cfg, keys)
 
 

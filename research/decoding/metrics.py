@@ -1,4 +1,4 @@
-"""Corpus metrics for decoded text: BLEU and chrF (sacreBLEU), ROUGE, perplexity.
+"""Corpus metrics for decoded text: BLEU and chrF (sacreBLEU), ROUGE.
 
 Scores are computed by the reference implementations, called plainly, so the
 numbers match what papers report: sacreBLEU on detokenized hypotheses against
@@ -6,8 +6,6 @@ raw references (its own tokenizer, signature returned for reproducibility),
 and Google's rouge-score package for ROUGE.
 """
 from __future__ import annotations
-
-import math
 
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
@@ -63,14 +61,3 @@ def rouge(hyps: list[str], refs: list[str]) -> dict:
         for name in ROUGE_TYPES:
             totals[name] += scores[name].fmeasure
     return {name: 100.0 * total / len(hyps) for name, total in totals.items()}
-
-
-def perplexity(total_nll: float, total_tokens: float) -> float:
-    """exp(mean negative log-likelihood per token), from corpus totals.
-
-    Takes totals rather than per-batch means so that batches of different
-    sizes are weighted by their token counts.
-    """
-    if total_tokens <= 0:
-        raise ValueError(f"total_tokens must be > 0, got {total_tokens}")
-    return math.exp(total_nll / total_tokens)

@@ -6,6 +6,7 @@ the contract in `interfaces.py`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jax.numpy as jnp
@@ -40,6 +41,24 @@ class Architecture:
     source_vocab: int
     target_vocab: int
     dtype: str = "float32"  # compute dtype (trainer.precision); parameters stay float32
+
+    def meta(self) -> dict:
+        """As JSON types: what a checkpoint records and is checked against on load."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def architecture(cfg: Any, source_vocab: int, target_vocab: int) -> Architecture:
+    """The Architecture a run config (`research.config.RunConfig`) builds for these vocabulary sizes.
+
+    The one builder: training, loading a finished run and the benchmarks all
+    call it, so a model trained is the model loaded is the model timed.
+    """
+    return Architecture(
+        encoder=cfg.encoder, encoder_config=cfg.encoder_config,
+        decoder=cfg.decoder, decoder_config=cfg.decoder_config,
+        model=cfg.model, source_vocab=source_vocab, target_vocab=target_vocab,
+        dtype="bfloat16" if cfg.trainer.precision == "bf16" else "float32",
+    )
 
 
 class Seq2Seq(nn.Module):

@@ -1,12 +1,11 @@
 """Metrics must agree exactly with sacreBLEU and rouge-score called directly."""
-import math
 
 import numpy as np
 import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from research.decoding.metrics import bleu, perplexity, rouge
+from research.decoding.metrics import bleu, rouge
 
 HYPS = [
     "The cat sat on the mat.",
@@ -67,10 +66,3 @@ def test_empty_or_misaligned_inputs_raise(fn):
         fn([], [])
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         fn(["a", "b"], ["a"])
-
-
-def test_perplexity():
-    assert perplexity(5 * math.log(10.0), 5) == pytest.approx(10.0)
-    assert perplexity(0.0, 3) == 1.0
-    with pytest.raises(ValueError):
-        perplexity(1.0, 0)

@@ -5,6 +5,8 @@ convolution, plus the memory projected once for each layer's attention.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -14,11 +16,25 @@ from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.conv import RESIDUAL_SCALE, GatedConv, windows
 from research.models.layers.masks import segment_mask
 from research.models.layers.positions import Positions
+from research.registry import check
 
 
-@DECODERS.register("cnn", config=CNNConfig)
+@dataclasses.dataclass(frozen=True)
+class CNNDecoderConfig(CNNConfig):
+    """The encoder's sizes, plus the attention over the memory in every layer."""
+
+    num_heads: int = 1  # ConvS2S uses one head
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.num_heads > 0, "num_heads", "must be positive")
+        check(self.channels % self.num_heads == 0, "num_heads",
+              f"channels {self.channels} is not divisible by num_heads {self.num_heads}")
+
+
+@DECODERS.register("cnn", config=CNNDecoderConfig)
 class CNNDecoder(nn.Module):
-    config: CNNConfig
+    config: CNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
     supports_packing = True
 
@@ -30,7 +46,7 @@ class CNNDecoder(nn.Module):
         self.convs = [GatedConv(c.channels, c.kernel_size, c.dropout, self.dtype, name=f"conv{i}") for i in range(n)]
         # ConvS2S forms the attention query from the layer state plus the target embedding.
         self.query_embed = [nn.Dense(c.channels, dtype=self.dtype, name=f"query_embed{i}") for i in range(n)]
-        self.attn = [MultiHeadAttention(c.attention_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
+        self.attn = [MultiHeadAttention(c.num_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
         self.from_channels = nn.Dense(c.d_model, dtype=self.dtype, name="from_channels")
         self.drop = nn.Dropout(c.dropout)
 

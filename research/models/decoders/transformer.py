@@ -6,10 +6,11 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from research.models.decoders import DECODERS
-from research.models.encoders.transformer import FeedForward, TransformerConfig
+from research.models.encoders.transformer import TransformerConfig
 from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.masks import causal_mask, segment_mask
 from research.models.layers.positions import Positions
+from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
 
 
 @DECODERS.register("transformer", config=TransformerConfig)
@@ -28,31 +29,24 @@ class TransformerDecoder(nn.Module):
         self.self_attn = [mha(f"self_attn{i}", c.attention_dropout) for i in range(n)]
         self.cross_attn = [mha(f"cross_attn{i}", c.attention_dropout) for i in range(n)]
         self.ffn = [FeedForward(c.d_model, c.d_ff, self.dtype, name=f"ffn{i}") for i in range(n)]
-        self.norms = [[nn.LayerNorm(dtype=self.dtype, name=f"norm{i}_{j}") for j in range(3)] for i in range(n)]
+        block = lambda name: Residual(c.norm, c.dropout, name=name)
+        self.blocks = [(block(f"self_attn_block{i}"), block(f"cross_attn_block{i}"), block(f"ffn_block{i}"))
+                       for i in range(n)]
         self.final_norm = nn.LayerNorm(dtype=self.dtype, name="final_norm") if c.norm == "pre" else None
         self.positions = Positions(c.positions, c.max_len, c.d_model, name="positions")
-        self.drop = nn.Dropout(c.dropout)
-
-    def _residual(self, x, f, norm, deterministic):
-        if self.config.norm == "pre":
-            return x + self.drop(f(norm(x)), deterministic=deterministic)
-        return norm(x + self.drop(f(x), deterministic=deterministic))
-
-    def _embed(self, y, positions, deterministic):
-        y = y * jnp.sqrt(self.config.d_model).astype(y.dtype)
-        return self.drop(self.positions(y, positions), deterministic=deterministic)
+        self.drop = nn.Dropout(c.dropout)  # on the embeddings; each block has its own
 
     def _layers(self, x, self_attend, cross_attend, deterministic):
         for i in range(self.config.num_layers):
-            n0, n1, n2 = self.norms[i]
-            x = self._residual(x, lambda h: self_attend(i, h), n0, deterministic)
-            x = self._residual(x, lambda h: cross_attend(i, h), n1, deterministic)
-            x = self._residual(x, self.ffn[i], n2, deterministic)
+            self_block, cross_block, ffn_block = self.blocks[i]
+            x = self_block(x, lambda h: self_attend(i, h), deterministic)
+            x = cross_block(x, lambda h: cross_attend(i, h), deterministic)
+            x = ffn_block(x, self.ffn[i], deterministic)
         return self.final_norm(x) if self.final_norm is not None else x
 
     def __call__(self, enc, y, segments, positions, deterministic=True):
         """y: [B, T, E] embedded shifted targets -> features [B, T, d_model]."""
-        x = self._embed(y, positions, deterministic)
+        x = embed_positions(y, positions, self.positions, self.drop, deterministic)
         self_mask = causal_mask(segments)
         cross_mask = segment_mask(segments, enc.segments)
 
@@ -77,7 +71,7 @@ class TransformerDecoder(nn.Module):
         """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache)."""
         index = cache["index"]
         max_len = cache["self_kv"][0][0].shape[1]
-        x = self._embed(y_t[:, None], index[:, None], True)
+        x = embed_positions(y_t[:, None], index[:, None], self.positions, self.drop, True)
         slot = jax.nn.one_hot(index, max_len, dtype=self.dtype)[:, :, None, None]  # [B, L, 1, 1]
         self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [B, 1, L]
         cross_mask = enc.mask[:, None, :]

@@ -16,14 +16,13 @@ from research.registry import check
 
 @dataclasses.dataclass(frozen=True)
 class CNNConfig:
-    """Shared by the CNN encoder and decoder."""
+    """The CNN encoder's; the decoder's extends it (`decoders/cnn.py`)."""
 
     d_model: int = 256  # embedding and output width
     channels: int = 256  # width inside the convolution stack
     num_layers: int = 3
     kernel_size: int = 3  # the encoder centres it; the decoder looks back kernel_size - 1 tokens
     dropout: float = 0.1
-    attention_heads: int = 1  # decoder attention in every layer; ConvS2S uses one head
     max_len: int = 1024  # learned positions
 
     def __post_init__(self):
@@ -31,9 +30,7 @@ class CNNConfig:
         check(self.num_layers > 0, "num_layers", "must be positive")
         check(self.d_model > 0, "d_model", "must be positive")
         check(self.channels > 0, "channels", "must be positive")
-        check(self.attention_heads > 0, "attention_heads", "must be positive")
         check(self.max_len > 0, "max_len", "must be positive")
-        check(self.channels % self.attention_heads == 0, "attention_heads", f"channels {self.channels} is not divisible by attention_heads {self.attention_heads}")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
 

@@ -12,6 +12,7 @@ from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.masks import segment_mask
 from research.models.layers.pooling import masked_mean
 from research.models.layers.positions import Positions
+from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
 from research.registry import check
 
 
@@ -42,38 +43,6 @@ class TransformerConfig:
         check(0.0 <= self.attention_dropout < 1.0, "attention_dropout", "must be in [0, 1)")
 
 
-class Residual(nn.Module):
-    """x + dropout(f(norm(x))) for pre-LN, norm(x + dropout(f(x))) for post-LN."""
-
-    norm: str
-    dropout: float
-
-    @nn.compact
-    def __call__(self, x, f, deterministic):
-        ln = nn.LayerNorm(dtype=x.dtype, name="norm")
-        drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
-        if self.norm == "pre":
-            return x + drop(f(ln(x)))
-        return ln(x + drop(f(x)))
-
-
-class FeedForward(nn.Module):
-    d_model: int
-    d_ff: int
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x):
-        return nn.Dense(self.d_model, dtype=self.dtype)(nn.relu(nn.Dense(self.d_ff, dtype=self.dtype)(x)))
-
-
-def embed_positions(c: TransformerConfig, x, positions, deterministic):
-    """Scales embeddings by sqrt(d_model), adds positions and dropout."""
-    x = x * jnp.sqrt(c.d_model).astype(x.dtype)
-    x = Positions(c.positions, c.max_len, c.d_model, name="positions")(x, positions)
-    return nn.Dropout(c.dropout)(x, deterministic=deterministic)
-
-
 @ENCODERS.register("transformer", config=TransformerConfig)
 class TransformerEncoder(nn.Module):
     config: TransformerConfig
@@ -82,7 +51,8 @@ class TransformerEncoder(nn.Module):
     @nn.compact
     def __call__(self, x, segments, positions, deterministic=True):
         c = self.config
-        x = embed_positions(c, x, positions, deterministic)
+        x = embed_positions(x, positions, Positions(c.positions, c.max_len, c.d_model, name="positions"),
+                            nn.Dropout(c.dropout), deterministic)
         mask = segment_mask(segments, segments)
         for i in range(c.num_layers):
             attn = MultiHeadAttention(c.num_heads, c.d_model, c.attention_dropout, self.dtype, name=f"self_attn{i}")

@@ -12,6 +12,20 @@ from flax import linen as nn
 NEG_INF = -1e9
 
 
+def masked_softmax(scores, mask):
+    """Softmax over the last axis, over the positions where `mask` is true.
+
+    Args:
+      scores: [..., Tk] any float dtype; computed in float32.
+      mask: bool, broadcastable to scores.
+    Returns:
+      float32 weights of scores' shape; a row that sees no key at all (a pad
+      query) gets zeros, not a uniform average.
+    """
+    scores = jnp.where(mask, scores.astype(jnp.float32), NEG_INF)
+    return jnp.where(mask.any(-1, keepdims=True), jax.nn.softmax(scores, axis=-1), 0.0)
+
+
 def attend(q, k, v, mask, dropout_fn=None):
     """Scaled dot-product attention.
 
@@ -22,10 +36,7 @@ def attend(q, k, v, mask, dropout_fn=None):
       ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights)
     """
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
-    scores = jnp.where(mask[:, None], scores.astype(jnp.float32), NEG_INF)
-    weights = jax.nn.softmax(scores, axis=-1)
-    # A query that sees no key at all (a pad row) gets zeros, not a uniform average.
-    weights = jnp.where(mask[:, None].any(-1, keepdims=True), weights, 0.0).astype(v.dtype)
+    weights = masked_softmax(scores, mask[:, None]).astype(v.dtype)  # [B, H, Tq, Tk]
     if dropout_fn is not None:
         weights = dropout_fn(weights)
     return jnp.einsum("bhqk,bkhd->bqhd", weights, v), weights

@@ -12,8 +12,8 @@ class RNNLayer(nn.Module):
     """A single-direction recurrent layer.
 
     At pads the state is carried unchanged, so the state after the scan is the
-    state at each row's last real token (first real token when reversed). At a
-    segment start (packing) the state restarts from `init`.
+    state at each row's last real token (first real token when reversed). Every
+    row starts from the zero state, and so does every packed segment.
     """
 
     cell: str
@@ -32,20 +32,17 @@ class RNNLayer(nn.Module):
         """(U, b_u) for a caller that runs the recurrence itself (cached decoding)."""
         return self.u.astype(self.dtype), self.bu.astype(self.dtype)
 
-    def __call__(self, x, segments, init=None):
+    def __call__(self, x, segments):
         """Runs the layer.
 
         Args:
           x: [B, T, E] inputs.
           segments: [B, T] int, 0 at pads.
-          init: initial state (a pytree of [B, H]) or None for zeros.
         Returns:
           (outputs [B, T, H] with zeros at pads, final state).
         """
         cell = CELLS[self.cell]
-        b = x.shape[0]
-        if init is None:
-            init = cell.zero_state(b, self.hidden, self.dtype)
+        zero = cell.zero_state(x.shape[0], self.hidden, self.dtype)  # a pytree of [B, H]
         xw = self.input(x)  # [B, T, G*H], all steps in one matmul
         valid = segments > 0
         # A segment starts where the previous step (in scan order) belongs to another segment.
@@ -55,14 +52,14 @@ class RNNLayer(nn.Module):
 
         def body(state, inputs):
             xw_t, valid_t, start_t = inputs
-            state = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), state, init)
+            state = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), state, zero)
             new, h = cell.step(xw_t, state, u, bu)
             keep = valid_t[:, None]
             state = jax.tree.map(lambda n, s: jnp.where(keep, n, s), new, state)
             return state, jnp.where(keep, h, 0.0)
 
         swap = lambda a: jnp.swapaxes(a, 0, 1)
-        final, hs = jax.lax.scan(body, init, (swap(xw), swap(valid), swap(start)), reverse=self.reverse)
+        final, hs = jax.lax.scan(body, zero, (swap(xw), swap(valid), swap(start)), reverse=self.reverse)
         return swap(hs), final
 
     def step(self, x_t, state):

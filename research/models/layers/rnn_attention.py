@@ -9,11 +9,10 @@ once per source and the decoder carries it through its scan.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from research.models.layers.attention import NEG_INF, MultiHeadAttention
+from research.models.layers.attention import MultiHeadAttention, masked_softmax
 
 KINDS = ("none", "bahdanau", "luong", "multihead")
 SCORES = ("dot", "general")
@@ -59,6 +58,5 @@ class RNNAttention(nn.Module):
             scores = self.v(jnp.tanh(self.w_q(query)[:, None, :] + keys))[..., 0]
         else:
             scores = jnp.einsum("bh,bsh->bs", query, keys) / jnp.sqrt(keys.shape[-1]).astype(keys.dtype)
-        scores = jnp.where(mask, scores.astype(jnp.float32), NEG_INF)
-        weights = jnp.where(mask.any(-1, keepdims=True), jax.nn.softmax(scores, -1), 0.0).astype(memory.dtype)
+        weights = masked_softmax(scores, mask).astype(memory.dtype)  # [B, S]
         return jnp.einsum("bs,bsd->bd", weights, memory), weights

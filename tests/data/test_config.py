@@ -1,0 +1,63 @@
+"""The `data` group: every dataset composes to the values its file gave before the shared base.
+
+The ten `conf/data/<name>.yaml` files once spelled out every key; the keys they
+all shared now come from `conf/data/_shared/base.yaml` through each file's
+defaults list. The values below were recorded from the composed configs before
+that change (`OmegaConf.to_container(compose_config([f"data={name}"]).data)`,
+unresolved), so a base or a file that drifts fails here.
+"""
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from research.config import REPO
+from research.data.config import DataConfig
+from research.registry import build_dataclass
+from tests.conftest import compose_config
+
+# Keys whose value was the same in all ten files.
+EVERY_DATASET = {
+    "tfds_dir": "~/.cache/research/tfds", "train_split": "train", "valid_split": "validation", "test_split": "test",
+    "length_policy": "filter", "bucket_width": 1, "pack": False, "num_workers": 0, "max_train_examples": None,
+}
+COLUMNS = ("name", "task", "format", "dir", "tfds_name", "source", "target",
+           "max_source_len", "max_target_len", "tokens_per_batch", "max_shapes")
+ROWS = [
+    ("cnn_dailymail", "summarization", "tfds", None, "cnn_dailymail", "article", "highlights", 512, 128, 16384, 10),
+    ("ddtp_de_en", "translation", "jsonl", "${repo:}/../shared/data/ddtp_de_en", None, "de", "en", 128, 128, 4096, 14),
+    ("ddtp_de_en_sample", "translation", "jsonl", "${repo:}/research/data/samples/ddtp_de_en", None, "de", "en",
+     96, 96, 3072, 10),
+    ("ddtp_summ_en", "summarization", "jsonl", "${repo:}/../shared/data/ddtp_summ_en", None, "document", "summary",
+     256, 48, 8192, 10),
+    ("ddtp_summ_en_sample", "summarization", "jsonl", "${repo:}/research/data/samples/ddtp_summ_en", None,
+     "document", "summary", 256, 48, 4096, 10),
+    ("gigaword", "summarization", "tfds", None, "gigaword", "document", "summary", 128, 48, 8192, 10),
+    ("ted_pt_en", "translation", "tfds", None, "ted_hrlr_translate/pt_to_en", "pt", "en", 128, 128, 4096, 10),
+    ("wmt14_de_en", "translation", "tfds", None, "wmt14_translate/de-en", "de", "en", 128, 128, 8192, 10),
+    ("wmt_t2t_de_en", "translation", "tfds", None, "wmt_t2t_translate/de-en", "de", "en", 128, 128, 8192, 10),
+    ("xsum", "summarization", "tfds", None, "xsum", "document", "summary", 512, 64, 16384, 10),
+]
+RECORDED = {row[0]: {**dict(zip(COLUMNS, row)), **EVERY_DATASET} for row in ROWS}
+
+
+def test_the_data_options_are_the_ten_datasets():
+    """The shared base lives in a subfolder, so neither Hydra nor `research.evaluate data=NAME` offers it."""
+    assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted(RECORDED)
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_composed_data_config_is_unchanged(name):
+    composed = OmegaConf.to_container(compose_config([f"data={name}"]).data, resolve=False)
+    assert composed == RECORDED[name]
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_a_data_file_read_alone_gives_the_composed_config(name):
+    """`research.run_dir.load_config(run, ["data=NAME"])` reads the file without its defaults list;
+    the keys it then lacks take DataConfig's defaults, which must be the base's values."""
+    alone = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
+    alone.pop("defaults", None)
+    composed = compose_config([f"data={name}"]).data
+    as_dataclass = lambda node: build_dataclass(DataConfig, OmegaConf.to_container(node, resolve=True), prefix="data")
+    assert as_dataclass(alone) == as_dataclass(composed)
