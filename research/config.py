@@ -8,13 +8,16 @@ count), all before anything is compiled. Errors name the key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from research.data.config import DataConfig
+from research.data.config import DataConfig, corpus_name
 from research.data.tokenizer import TokenizerConfig
 from research.decoding.config import DecodeConfig
 from research.models.decoders import DECODERS
@@ -107,12 +110,52 @@ class RunConfig:
 
 
 def register_schemas() -> None:
-    """Makes every group schema and the `${repo:}` resolver known to Hydra."""
+    """Makes every group schema and the `${repo:}` and `${corpus_name:DIR}` resolvers known to Hydra."""
     if not OmegaConf.has_resolver("repo"):
         OmegaConf.register_new_resolver("repo", lambda: str(REPO))
+    if not OmegaConf.has_resolver("corpus_name"):
+        OmegaConf.register_new_resolver("corpus_name", corpus_name)
     ENCODERS.import_all()
     DECODERS.import_all()
     ConfigStore.instance().store(name="schema", node=Schema)
+
+
+# The data.name a run gets when the data.dir it sets is a sweep or an interpolation (unknown until composed);
+# quoted, as Hydra's override grammar takes a nested interpolation only inside a quoted string.
+NAME_FROM_DIR = "data.name='${corpus_name:${data.dir}}'"
+_KEY = re.compile(r"^(?:\+\+|\+|~)?([^=~+][^=]*)(?:=|$)")
+
+
+def name_follows_dir(overrides: Sequence[str]) -> list[str]:
+    """`overrides`, plus a `data.name` derived from `data.dir` when they set data.dir but not data.name.
+
+    A data config names its corpus beside its folder, so pointing data.dir at
+    another corpus alone would keep the old name, under which the run is
+    prepared, logged and filed (`hydra.run.dir` holds ${data.name}). The name
+    is the folder's basename, made safe for paths (`corpus_name`): given
+    literally for a plain value (`data.dir=~/fr-en` -> `data.name=fr_en`), as
+    `${corpus_name:${data.dir}}` for a sweep (`data.dir=a,b`: each job its
+    own) or an interpolation. Other command-line words pass through;
+    a data.dir override Hydra cannot parse is left for Hydra to report.
+    """
+    overrides = list(overrides)
+    keys = [m.group(1) if (m := _KEY.match(o)) else None for o in overrides]
+    if "data.name" in keys or "data.dir" not in keys:
+        return overrides
+    at = len(keys) - 1 - keys[::-1].index("data.dir")  # the last one wins in Hydra too
+    try:
+        override = OverridesParser.create().parse_override(overrides[at])
+    except HydraException:
+        return overrides
+    if override.is_sweep_override():
+        name = NAME_FROM_DIR
+    elif override.value() is None:  # data.dir=null, ~data.dir: no folder to name the corpus after
+        return overrides
+    elif "${" in str(override.value()):
+        name = NAME_FROM_DIR
+    else:
+        name = f"data.name={corpus_name(str(override.value()))}"
+    return [*overrides[: at + 1], name, *overrides[at + 1:]]
 
 
 def resolve(cfg: DictConfig) -> RunConfig:

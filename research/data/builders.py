@@ -20,13 +20,14 @@ import itertools
 import json
 import logging
 import os
-import re
 import zlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import tensorflow_datasets as tfds
 
+from research import console
 from research.data import catalog
+from research.data.config import slug
 from research.data.errors import DataError
 from research.data.lock import exclusive, lock_path
 
@@ -34,12 +35,13 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 Pair = tuple[int, str, str]  # (1-based line number, source text, target text)
+Advance = Callable[[int], None] | None  # told the bytes of the file read since its last call (a progress bar)
 
 
 # ---------------------------------------------------------------- readers
 
 
-def _lines(path: str) -> Iterator[tuple[int, str]]:
+def _lines(path: str, advance: Advance = None) -> Iterator[tuple[int, str]]:
     r"""Yields (line number, text without its terminator) of a plain or .gz file, strict UTF-8.
 
     Lines end at "\n" only (reading bytes, not text, keeps U+2028, U+0085 and
@@ -47,12 +49,19 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
     the terminator "\n" or "\r\n" is cut, so other trailing characters stay
     content. A byte-order mark that starts the file (Windows editors and
     spreadsheets write one) is not content either.
+
+    `advance`, if given, is told after each line how many bytes of the file
+    (compressed bytes for .gz) have been read since the previous line.
     """
-    opener = gzip.open if path.endswith(".gz") else open
     lineno = 0
     try:
-        with opener(path, "rb") as f:
+        with open(path, "rb") as file, (gzip.GzipFile(fileobj=file) if path.endswith(".gz") else file) as f:
+            done = 0
             for lineno, raw in enumerate(f, 1):
+                if advance is not None:
+                    now = file.tell()
+                    advance(now - done)
+                    done = now
                 try:
                     text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as e:
@@ -60,13 +69,15 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
                 if not text:  # the file is a byte-order mark and nothing else
                     return
                 yield lineno, text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+            if advance is not None:  # what followed the last line: a gzip trailer
+                advance(file.tell() - done)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a bad header, a cut-off file, a damaged stream
         raise DataError(f"{path}:{lineno + 1}: corrupt gzip data ({e})") from None
 
 
-def read_jsonl(path: str, source: str, target: str) -> Iterator[Pair]:
+def read_jsonl(path: str, source: str, target: str, advance: Advance = None) -> Iterator[Pair]:
     """One JSON object per line; `source` and `target` name its string fields."""
-    for lineno, text in _lines(path):
+    for lineno, text in _lines(path, advance):
         if not text.strip():
             continue  # a blank line (often the last) holds no example
         try:
@@ -105,13 +116,13 @@ def _column_index(column: str) -> int | None:
     return int(column) if column.isascii() and column.isdigit() else None
 
 
-def read_tsv(path: str, source: str, target: str) -> Iterator[Pair]:
+def read_tsv(path: str, source: str, target: str, advance: Advance = None) -> Iterator[Pair]:
     """Tab-separated columns, chosen by index ("0", "1": no header) or by header name.
 
     Cells are split on tabs only, without quoting rules: parallel text is full
     of quote characters that csv's dialects would misread.
     """
-    lines = _lines(path)
+    lines = _lines(path, advance)
     indices = [_column_index(source), _column_index(target)]
     if None in indices:
         header = next(lines, None)
@@ -133,9 +144,9 @@ def read_tsv(path: str, source: str, target: str) -> Iterator[Pair]:
         yield lineno, cells[indices[0]], cells[indices[1]]
 
 
-def read_moses(source_path: str, target_path: str) -> Iterator[Pair]:
+def read_moses(source_path: str, target_path: str, advance: Advance = None) -> Iterator[Pair]:
     """Two line-aligned files: line i of one translates line i of the other."""
-    for s, t in itertools.zip_longest(_lines(source_path), _lines(target_path)):
+    for s, t in itertools.zip_longest(_lines(source_path, advance), _lines(target_path, advance)):
         if s is None or t is None:
             n = _count_lines(source_path), _count_lines(target_path)
             raise DataError(
@@ -208,8 +219,8 @@ class _LocalCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """The input files of one split (what the fingerprint covers)."""
 
     @abc.abstractmethod
-    def _read(self, files: list[str]) -> Iterator[Pair]:
-        """The pairs in `files`, with line numbers."""
+    def _read(self, files: list[str], advance: Advance) -> Iterator[Pair]:
+        """The pairs in `files`, with line numbers; `advance` is told the bytes read."""
 
     def _info(self) -> tfds.core.DatasetInfo:
         text = tfds.features.Text()
@@ -224,11 +235,23 @@ class _LocalCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         del dl_manager  # everything is local
         c = self.builder_config
         files = {split: self.files(c.path, c.source, c.target, split) for split in c.splits}  # fail before writing
-        return {split: self._generate_examples(paths) for split, paths in files.items()}
+        return {split: self._generate_examples(split, paths) for split, paths in files.items()}
 
-    def _generate_examples(self, files: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-        for lineno, s, t in skip_empty(self._read(files), " + ".join(files)):
-            yield lineno, {"source": s, "target": t}
+    def _generate_examples(self, split: str, files: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+        size = sum(os.path.getsize(f) for f in files)
+        with console.progress(size, f"preparing {split}", "B", scale=True) as bar:
+            for lineno, s, t in skip_empty(self._read(files, bar.update), " + ".join(files)):
+                yield lineno, {"source": s, "target": t}
+
+    # tfds prints these two with `print`; for local files its sizes are all "Unknown size".
+    def _log_download_bytes(self) -> None:
+        """Instead of "Downloading and preparing dataset Unknown size (download: Unknown size, ...)"."""
+        log.info("preparing %s into %s", self.builder_config.path, self.data_dir)
+
+    def _log_download_done(self) -> None:
+        """Instead of "Dataset ... downloaded and prepared to ... Subsequent calls will reuse this data."."""
+        counts = ", ".join(f"{split} {info.num_examples:,}" for split, info in self.info.splits.items())
+        log.info("prepared %s (%s examples); later runs read it from %s", self.builder_config.path, counts, self.data_dir)
 
 
 class JsonlCorpus(_LocalCorpus, skip_registration=True):
@@ -238,8 +261,8 @@ class JsonlCorpus(_LocalCorpus, skip_registration=True):
     def files(path: str, source: str, target: str, split: str) -> list[str]:
         return [_find(path, f"{split}.jsonl")]
 
-    def _read(self, files: list[str]) -> Iterator[Pair]:
-        return read_jsonl(files[0], self.builder_config.source, self.builder_config.target)
+    def _read(self, files: list[str], advance: Advance) -> Iterator[Pair]:
+        return read_jsonl(files[0], self.builder_config.source, self.builder_config.target, advance)
 
 
 class TsvCorpus(_LocalCorpus, skip_registration=True):
@@ -249,8 +272,8 @@ class TsvCorpus(_LocalCorpus, skip_registration=True):
     def files(path: str, source: str, target: str, split: str) -> list[str]:
         return [_find(path, f"{split}.tsv")]
 
-    def _read(self, files: list[str]) -> Iterator[Pair]:
-        return read_tsv(files[0], self.builder_config.source, self.builder_config.target)
+    def _read(self, files: list[str], advance: Advance) -> Iterator[Pair]:
+        return read_tsv(files[0], self.builder_config.source, self.builder_config.target, advance)
 
 
 class MosesCorpus(_LocalCorpus, skip_registration=True):
@@ -260,8 +283,8 @@ class MosesCorpus(_LocalCorpus, skip_registration=True):
     def files(path: str, source: str, target: str, split: str) -> list[str]:
         return [_find(path, f"{split}.{source}"), _find(path, f"{split}.{target}")]
 
-    def _read(self, files: list[str]) -> Iterator[Pair]:
-        return read_moses(files[0], files[1])
+    def _read(self, files: list[str], advance: Advance) -> Iterator[Pair]:
+        return read_moses(files[0], files[1], advance)
 
 
 BUILDERS: dict[str, type[_LocalCorpus]] = {"jsonl": JsonlCorpus, "tsv": TsvCorpus, "moses": MosesCorpus}
@@ -293,15 +316,14 @@ def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str]
     source, target, splits = str(source), str(target), tuple(splits)
     files = [f for split in splits for f in cls.files(path, source, target, split)]
     digest = fingerprint(files, [fmt, source, target, splits, str(cls.VERSION)])
-    slug = re.sub(r"[^a-z0-9_]+", "_", (name or os.path.basename(os.path.abspath(path))).lower()).strip("_")
-    config = CorpusConfig(name=f"{slug or 'corpus'}-{digest}", path=os.path.abspath(path),
+    readable = slug(name or os.path.basename(os.path.abspath(path))) or "corpus"
+    config = CorpusConfig(name=f"{readable}-{digest}", path=os.path.abspath(path),
                           source=source, target=target, splits=splits)
     data_dir = os.path.expanduser(tfds_dir)
     # Built inside the lock: a builder made before another job finished would miss its metadata.
     with exclusive(lock_path(data_dir, f"{cls.name}-{config.name}")):
         builder = cls(config=config, data_dir=data_dir, file_format="array_record")
-        if not builder.is_prepared():
-            log.info("preparing %s corpus %s into %s", fmt, path, builder.data_dir)
+        if not builder.is_prepared():  # the builder logs what it prepares (_log_download_bytes)
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
 

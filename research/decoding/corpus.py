@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 import jax
 import numpy as np
 
+from research import console
 from research.data.pipeline import BatchShape, batch_size
 from research.decoding.generate import Hypotheses
 
@@ -28,7 +29,7 @@ class Output:
 
 
 def decode_batches(generate_fn: Callable[[Any, dict], Hypotheses], params, batches: Iterable[dict], n: int,
-                   tokenizer) -> list[list[Output]]:
+                   tokenizer, description: str | None = "decoding") -> list[list[Output]]:
     """Runs `generate_fn` (e.g. `jit_generate_nbest(model, cfg)`) over every batch.
 
     Only the source arrays are passed in, so batches that differ only in
@@ -37,22 +38,27 @@ def decode_batches(generate_fn: Callable[[Any, dict], Hypotheses], params, batch
     Args:
       batches: dicts with the source keys and `index` [B] (-1: an empty row).
       n: number of examples; every index in [0, n) must appear once.
+      description: what the progress display (examples, rate, ETA; `research.console`) calls
+        this, e.g. "decoding validation"; None shows none. Process 0 shows it.
 
     Returns:
       For each example, in corpus order, its hypotheses best first.
     """
     out: list[list[Output] | None] = [None] * n
-    for batch in batches:
-        h = jax.device_get(generate_fn(params, {k: batch[k] for k in SOURCE_KEYS}))
-        for row, i in enumerate(batch["index"]):
-            if i < 0:
-                continue
-            out[i] = [
-                Output(text=tokenizer.decode_target(np.asarray(h.tokens[row, j, : h.lengths[row, j]])),
-                       score=float(h.scores[row, j]), log_prob=float(h.log_probs[row, j]),
-                       length=int(h.lengths[row, j]))
-                for j in range(h.tokens.shape[1])
-            ]
+    shown = description is not None and jax.process_index() == 0
+    with console.progress(n, description or "", "examples", enabled=shown) as bar:
+        for batch in batches:
+            h = jax.device_get(generate_fn(params, {k: batch[k] for k in SOURCE_KEYS}))
+            for row, i in enumerate(batch["index"]):
+                if i < 0:
+                    continue
+                out[i] = [
+                    Output(text=tokenizer.decode_target(np.asarray(h.tokens[row, j, : h.lengths[row, j]])),
+                           score=float(h.scores[row, j]), log_prob=float(h.log_probs[row, j]),
+                           length=int(h.lengths[row, j]))
+                    for j in range(h.tokens.shape[1])
+                ]
+            bar.update(int((np.asarray(batch["index"]) >= 0).sum()))
     missing = [i for i, o in enumerate(out) if o is None]
     if missing:
         raise RuntimeError(f"the batches skipped {len(missing)} of {n} examples, e.g. {missing[:5]}")
