@@ -1,4 +1,4 @@
-"""`python -m research.evaluate run_dir=PATH [split=test] [checkpoint=best] [decode.beam_size=5 ...]`.
+"""`python -m research.evaluate run_dir=PATH [split=test] [checkpoint=best] [decode=beam decode.beam_size=5 ...]`.
 
 Decodes a split of a finished run's data with its best checkpoint (the last
 one, with a warning, if it has none) and writes, next to the run:
@@ -26,10 +26,10 @@ from typing import Any, Sequence
 
 import jax
 
-from research.data import corpus as data
+from research import console
+from research.data import corpus
 from research.data.config import DataConfig
-from research.decoding import metrics
-from research.decoding.corpus import decode_batches, one_line
+from research.decoding.corpus import one_line
 from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
 from research.training.checkpoint import CheckpointError
@@ -51,33 +51,23 @@ def read_split(d: DataConfig, split: str) -> Any:
     """The one place a split is read: random access to {"source": str, "target": str}."""
     name = split_name(d, split)
     with contextlib.redirect_stdout(sys.stderr):  # tfds prints its preparation messages
-        return data.load(d, (name,))[name]
-
-
-def task_scores(task: str, hyps: list[str], refs: list[str]) -> dict:
-    """BLEU and chrF with signatures (translation) or ROUGE (summarization), from research.decoding.metrics."""
-    return metrics.bleu(hyps, refs) if task == "translation" else metrics.rouge(hyps, refs)
+        return corpus.load(d, (name,))[name]
 
 
 def evaluate(run: Run, split: str) -> tuple[dict, list[list]]:
     """Scores `run` on a split; -> (results, n-best outputs per example in corpus order)."""
     start = time.time()
-    cfg, tok = run.cfg, run.tokenizer
+    cfg = run.cfg
     examples = read_split(cfg.data, split)
-    n = len(examples)
-    refs = [examples[i]["target"] for i in range(n)]
     eval_fn = jax.jit(functools.partial(eval_step, model=run.model))
-    losses = evaluation.loss_metrics(eval_fn, run.params, data.eval_batches(examples, tok, cfg.data))
-    generate_fn = jit_generate_nbest(run.model, cfg.decode)
-    outputs = decode_batches(generate_fn, run.params, data.eval_batches(examples, tok, cfg.data), n, tok)
-    hyps = [one_line(o[0].text) for o in outputs]
+    scores = evaluation.evaluate_split(examples, run.tokenizer, cfg.data, run.params, eval_fn,
+                                       jit_generate_nbest(run.model, cfg.decode), description=f"decoding {split}")
     results = {
         "run_dir": str(run.path), "split": split_name(cfg.data, split), "data": cfg.data.name,
-        "examples": n, "checkpoint": run.checkpoint, "step": run.step,
-        **losses, **task_scores(cfg.data.task, hyps, refs),
-        "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
+        "examples": len(examples), "checkpoint": run.checkpoint, "step": run.step,
+        **scores.metrics, "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
     }
-    return results, outputs
+    return results, scores.outputs
 
 
 def write(run_dir: Path, split: str, results: dict, outputs: list[list]) -> dict[str, Path]:
@@ -103,8 +93,7 @@ def report(results: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", force=True)
-    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax and tfds warn about routine things
+    console.setup_logging()
     try:
         opts, overrides = parse_args(argv, OPTIONS)
         run = load(opts["run_dir"], overrides, opts["checkpoint"])

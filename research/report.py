@@ -26,11 +26,16 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from research import console
+from research.training import metrics_log
+
 log = logging.getLogger("research.report")
 
 SEED_KEYS = ("trainer.seed",)  # overrides that repeat an architecture rather than define one
 FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
 SPEED = ("tokens_per_s", "compile_s", "wall_s")
+# Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
+EVAL_RECORDS = ("examples", "step", "wall_s")
 
 
 def find_runs(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -51,20 +56,16 @@ def _overrides(run: Path) -> list[str]:
     return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))] if path.exists() else []
 
 
-def test_metrics(run: Path, summary: dict) -> dict:
-    """Test-split metrics: eval_test.json (flat, or under "metrics"), else summary["test"]."""
+def test_metrics(run: Path) -> dict:
+    """The scores in the run's eval_test.json (as `research.evaluate.write` leaves it), or {} without one.
+
+    The file is flat: scores (loss, perplexity, accuracy, BLEU/chrF or ROUGE) beside
+    the evaluation's own records; only the scores are returned, as floats.
+    """
     path = run / "eval_test.json"
-    found = json.loads(path.read_text()) if path.exists() else summary.get("test") or {}
-    found = found.get("metrics", found) if isinstance(found, dict) else {}
-    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def curves(run: Path) -> list[dict]:
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
-    last = {}
-    for r in rows:  # a resumed run may log a step twice: keep the last
-        last[(r["split"], r["step"])] = r
-    return sorted(last.values(), key=lambda r: r["step"])
+    found = json.loads(path.read_text()) if path.exists() else {}
+    return {k: float(v) for k, v in found.items()
+            if k not in EVAL_RECORDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def collect(root: Path, run: Path) -> dict:
@@ -75,10 +76,10 @@ def collect(root: Path, run: Path) -> dict:
         "steps": summary["steps"], "metric": summary["metric"],
     }
     row.update({f"validation_{k}": float(v) for k, v in summary["validation"].items() if isinstance(v, (int, float))})
-    row.update({f"test_{k}": v for k, v in test_metrics(run, summary).items()})
+    row.update({f"test_{k}": v for k, v in test_metrics(run).items()})
     row.update({k: float(summary[k]) for k in SPEED if k in summary})
     row["overrides"] = " ".join(_overrides(run))
-    row["_curves"] = [r for r in curves(run) if r["split"] == "validation"]
+    row["_curves"] = [r for r in metrics_log.read(run) if r["split"] == "validation"]
     row["_overrides"] = _overrides(run)
     return row
 
@@ -285,7 +286,7 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    console.setup_logging()
     p = argparse.ArgumentParser(prog="python -m research.report", description=__doc__.split("\n\n")[0])
     p.add_argument("multirun_dir", type=Path, help="a Hydra sweep directory (multirun/...)")
     p.add_argument("--out", type=Path, help="where to write the report (default: the sweep directory)")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from research.config import REPO
-from research.training import manifest as run_manifest
+from research.training import manifest as run_manifest, metrics_log
 
 TIMING = ("tokens_per_s", "compile_s", "wall_s", "memory_mb")  # differ from run to run by nature
 IGNORED_CONFIG = ("tokenizer.cache_dir", "data.tfds_dir")  # where caches live, not what is computed
@@ -37,11 +37,7 @@ def metrics(run_dir: Path) -> dict[str, float]:
     """
     run_dir = Path(run_dir)
     out: dict[str, float] = {}
-    path = run_dir / "metrics.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for row in metrics_log.read(run_dir):
         for k, v in row.items():
             if k not in ("step", "split") and k not in TIMING:
                 out[f"{row['split']}/{k}@{row['step']}"] = float(v)

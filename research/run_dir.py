@@ -20,16 +20,15 @@ from typing import Any, Sequence
 
 import jax
 import orbax.checkpoint as ocp
-import sentencepiece as spm
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from research.config import REPO, RunConfig, register_schemas, resolve
+from research.config import REPO, RunConfig, name_follows_dir, register_schemas, resolve
+from research.data import tokenizer as tokenizers
 from research.data.tokenizer import Tokenizer
-from research.models.seq2seq import Seq2Seq
+from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
 from research.training import checkpoint as checkpoints
-from research.training.loop import architecture, architecture_meta
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def parse_args(argv: Sequence[str], options: dict[str, Any]) -> tuple[dict[str, 
     """Splits `key=value` arguments into command options and config overrides.
 
     Args:
-      argv: e.g. ["run_dir=out/x", "split=test", "decode.beam_size=5"].
+      argv: e.g. ["run_dir=out/x", "split=test", "decode=beam"].
       options: the command's own keys with their defaults (None = required);
         a default's type converts the value.
 
@@ -90,6 +89,7 @@ def load_config(run_dir: Path, overrides: Sequence[str] = ()) -> RunConfig:
     if not path.exists():
         raise FileNotFoundError(f"{path}: not a run directory of research.train (no saved config)")
     register_schemas()  # the ${repo:} resolver
+    overrides = name_follows_dir(overrides)  # another corpus folder gets its own data.name
     cfg = OmegaConf.load(path)
     OmegaConf.set_struct(cfg, True)
     for override in overrides:
@@ -111,19 +111,6 @@ def load_config(run_dir: Path, overrides: Sequence[str] = ()) -> RunConfig:
         except OmegaConfBaseException as e:
             raise ConfigError(f"{override}: {str(e).splitlines()[0]}") from None
     return resolve(cfg)
-
-
-def load_tokenizer(run_dir: Path) -> Tokenizer:
-    folder = Path(run_dir) / "tokenizer"
-    load = lambda p: spm.SentencePieceProcessor(model_file=str(p))
-    joint = folder / "joint.model"
-    if joint.exists():
-        sp = load(joint)
-        return Tokenizer(sp, sp, (joint,))
-    source, target = folder / "source.model", folder / "target.model"
-    if not (source.exists() and target.exists()):
-        raise FileNotFoundError(f"{folder}: no joint.model, nor source.model and target.model")
-    return Tokenizer(load(source), load(target), (source, target))
 
 
 def find_checkpoint(run_dir: Path, which: str = "best") -> tuple[str, int, Path]:
@@ -175,11 +162,11 @@ def load(run_dir: str | Path, overrides: Sequence[str] = (), checkpoint: str = "
     """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir, overrides)
-    tok = load_tokenizer(run_dir)
-    arch = architecture(cfg, tok)
+    tok = tokenizers.from_folder(run_dir / "tokenizer")
+    arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
     kind, step, step_dir = find_checkpoint(run_dir, checkpoint)
     meta = checkpoints.read_meta(step_dir)
-    checkpoints.check_compatible(meta, {"architecture": architecture_meta(arch), "tokenizer": tok.fingerprint()}, step_dir)
+    checkpoints.check_compatible(meta, {"architecture": arch.meta(), "tokenizer": tok.fingerprint()}, step_dir)
     params = restore_params(step_dir)
     checkpoints.verify(params, meta, "params", step_dir)
     log.info("loaded %s checkpoint of %s at step %d", kind, run_dir, step)

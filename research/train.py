@@ -10,10 +10,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from research.config import register_schemas, resolve
+from research import console
+from research.config import name_follows_dir, register_schemas, resolve
 from research.registry import ConfigError
 from research.training.checkpoint import CheckpointError
-from research.training.loop import Diverged, train
+from research.training.hooks import Diverged
+from research.training.loop import train
 
 log = logging.getLogger("research.train")
 
@@ -22,7 +24,7 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save step at INFO
+    console.setup_logging(hydra=True)
     try:
         run = resolve(cfg)
     except ConfigError as e:
@@ -57,4 +59,5 @@ def report(summary: dict, run_dir: Path) -> str:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = name_follows_dir(sys.argv[1:])  # data.dir=DIR alone names the run after DIR, not the default corpus
     main()

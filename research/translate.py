@@ -1,4 +1,4 @@
-"""`python -m research.translate run_dir=PATH [checkpoint=best] [chunk=1000] [decode.beam_size=5 ...] < in > out`.
+"""`python -m research.translate run_dir=PATH [checkpoint=best] [chunk=1000] [decode=beam decode.beam_size=8 ...] < in > out`.
 
 Reads one input per line on stdin and writes one output line per input
 line on stdout, in order, so it works in a shell pipe (`paste`, `sacrebleu`).
@@ -20,7 +20,8 @@ import logging
 import sys
 from typing import Iterable, Iterator, Sequence, TextIO
 
-from research.data import corpus as data
+from research import console
+from research.data import corpus
 from research.decoding.corpus import Output, decode_batches, one_line, source_shapes
 from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
@@ -47,8 +48,9 @@ class Translator:
         out: list[list[Output]] = [[] for _ in lines]
         if keep:
             examples = [{"source": lines[i].strip(), "target": ""} for i in keep]
-            batches = data.eval_batches(examples, self.run.tokenizer, self.run.cfg.data, self.shapes)
-            for i, hyps in zip(keep, decode_batches(self.generate_fn, self.run.params, batches, len(keep), self.run.tokenizer)):
+            batches = corpus.eval_batches(examples, self.run.tokenizer, self.run.cfg.data, self.shapes)
+            for i, hyps in zip(keep, decode_batches(self.generate_fn, self.run.params, batches, len(keep), self.run.tokenizer,
+                                                             description=None)):
                 out[i] = hyps
         return out
 
@@ -78,8 +80,7 @@ def translate_stream(translator: Translator, stream: Iterable[str] | TextIO, out
 
 
 def main(argv: Sequence[str]) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s", force=True)
-    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax and tfds warn about routine things
+    console.setup_logging()
     try:
         opts, overrides = parse_args(argv, OPTIONS)
         if opts["chunk"] < 1:

@@ -16,7 +16,7 @@ from research.registry import ConfigError
 from research.training.checkpoint import IncompatibleCheckpoint
 from research.run_dir import load, load_config, parse_args
 from tests.conftest import SAMPLE
-from tests.tiny_run import tiny_run
+from tests.helpers.runs import tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_evaluate_writes_hyps_and_metrics_that_sacrebleu_reproduces(run_dir):
-    cmd = [sys.executable, "-m", "research.evaluate", f"run_dir={run_dir}", "split=test", "decode.beam_size=2"]
+    cmd = [sys.executable, "-m", "research.evaluate", f"run_dir={run_dir}", "split=test",
+           "decode.search=beam", "decode.beam_size=2"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     with gzip.open(SAMPLE / "test.jsonl.gz", "rt", encoding="utf-8") as f:
@@ -60,9 +61,9 @@ def test_overrides_are_checked(run_dir):
         load_config(run_dir, ["decode.beam_sz=3"])
     with pytest.raises(ConfigError, match="only the decode and data groups"):
         load_config(run_dir, ["encoder=rnn"])
-    with pytest.raises(ConfigError, match="sample"):
-        load_config(run_dir, ["decode.beam_size=4", "decode.sample=true"])
-    with pytest.raises(IncompatibleCheckpoint, match="another model or vocabulary(.|\n)*model.tie_output: checkpoint True, config False"):
+    with pytest.raises(ConfigError, match="decode.beam_size: 4 applies to search=beam only, but search=sample"):
+        load_config(run_dir, ["decode.beam_size=4", "decode.search=sample"])
+    with pytest.raises(IncompatibleCheckpoint, match="another model, vocabulary or input pipeline(.|\n)*model.tie_output: checkpoint True, config False"):
         load(run_dir, ["model.tie_output=false"])
     assert parse_args(["run_dir=x", "decode.seed=1"], {"run_dir": None, "chunk": 10}) == ({"run_dir": "x", "chunk": 10}, ["decode.seed=1"])
     with pytest.raises(ConfigError, match="run_dir: required"):

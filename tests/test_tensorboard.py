@@ -14,30 +14,31 @@ import numpy as np
 import pytest
 
 from research.config import REPO
-from research.data import corpus as data
-from research.models.seq2seq import Seq2Seq
-from research.training import inspect as inspection
-from research.training.loop import architecture
+from research.data import corpus
+from research.models.seq2seq import Seq2Seq, architecture
+from research.training.attention_images import AttentionImages
 from tests.conftest import tiny_overrides, tiny_run_config
-from tests.test_reproduce import SHORT
+from tests.helpers.runs import SHORT
 
 
 class Images:
-    def __init__(self):
-        self.added = []
+    """A MetricsLog's image interface, recording what it is given."""
 
-    def add_image(self, tag, image, step, dataformats):
-        self.added.append((tag, image.shape, step, dataformats))
+    def __init__(self, enabled=True):
+        self.enabled, self.added = enabled, []
+
+    def image(self, step, tag, image):
+        self.added.append((tag, image.shape, image.dtype, step))
 
 
 @pytest.mark.parametrize("decoder", ["rnn", "cnn", "transformer"])
 def test_attention_images_for_every_decoder(tmp_path, decoder):
     cfg = tiny_run_config("transformer", decoder, tmp_path, "model.d_model=16", "data.max_train_examples=100")
-    splits = data.load(cfg.data, (cfg.data.train_split, cfg.data.valid_split))
-    pairs = data.pairs(splits["train"])
-    tok = data.tokenizer(cfg.tokenizer, pairs, data.fingerprint(pairs))
-    model = Seq2Seq(architecture(cfg, tok))
-    images = inspection.AttentionImages(model, tok, splits["validation"], cfg.data, n=2)
+    splits = corpus.load(cfg.data, (cfg.data.train_split, cfg.data.valid_split))
+    pairs = corpus.pairs(splits["train"])
+    tok = corpus.tokenizer(cfg.tokenizer, pairs, corpus.fingerprint(pairs))
+    model = Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
+    images = AttentionImages(model, tok, splits["validation"], cfg.data, n=2)
     params = model.init({"params": jax.random.PRNGKey(0)}, images.batch)["params"]
     layers = images.weights(params)
     src, tgt = images.pieces[0]
@@ -48,7 +49,9 @@ def test_attention_images_for_every_decoder(tmp_path, decoder):
     writer = Images()
     assert images.log(writer, 7, params) == 2
     assert [a[0] for a in writer.added] == ["attention/example_0", "attention/example_1"]
-    assert all(len(shape) == 3 and shape[-1] == 3 and step == 7 and fmt == "HWC" for _, shape, step, fmt in writer.added)
+    assert all(len(shape) == 3 and shape[-1] == 3 and dtype == np.uint8 and step == 7 for _, shape, dtype, step in writer.added)
+    follower = Images(enabled=False)  # a process that does not write: weights computed, nothing drawn
+    assert images.log(follower, 7, params) == 0 and follower.added == []
 
 
 def _free_port() -> int:

@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir
 from research.benchmarks.flops import BENCH_SHAPE, Shape
 from research.config import REPO, RunConfig, register_schemas, resolve
 from research.data.batch import pad_batch
-from research.models.seq2seq import Architecture, Seq2Seq
+from research.models.seq2seq import Seq2Seq, architecture
 from research.training import optim, state as train_state
 from research.training.steps import train_step
 
@@ -61,14 +61,6 @@ def run_config(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, precision
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose(config_name="config", overrides=overrides(encoder, decoder, shape, precision) + list(extra))
     return resolve(cfg)
-
-
-def architecture(run: RunConfig, vocab: int) -> Architecture:
-    return Architecture(
-        encoder=run.encoder, encoder_config=run.encoder_config, decoder=run.decoder, decoder_config=run.decoder_config,
-        model=run.model, source_vocab=vocab, target_vocab=vocab,
-        dtype="bfloat16" if run.trainer.precision == "bf16" else "float32",
-    )
 
 
 def random_batch(shape: Shape = BENCH_SHAPE, seed: int = 0) -> dict[str, np.ndarray]:
@@ -117,7 +109,7 @@ class Setup:
 def setup(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32", extra=()) -> Setup:
     run = run_config(encoder, decoder, shape, precision, extra)
     lr = optim.schedule(run.optim, run.trainer.max_steps)
-    return Setup(run, Seq2Seq(architecture(run, shape.vocab)), optim.optimizer(run.optim, lr), lr)
+    return Setup(run, Seq2Seq(architecture(run, shape.vocab, shape.vocab)), optim.optimizer(run.optim, lr), lr)
 
 
 def build_train_step(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32",

@@ -12,7 +12,7 @@ import time
 
 from research.benchmarks import models
 from research.benchmarks.train import time_pair
-from research.data import corpus as data
+from research.data import corpus
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,10 @@ def pipeline_section(train_tokens_per_s: float | None = None, batches: int = 300
     """
     run = models.run_config("transformer", "transformer", extra=["data=ddtp_de_en"])
     d = dataclasses.replace(run.data, tokens_per_batch=models.BENCH_SHAPE.batch * models.BENCH_SHAPE.tgt_len)
-    splits = data.load(d, (d.train_split,))
-    train = data.pairs(splits[d.train_split])
-    tok = data.tokenizer(run.tokenizer, train, data.fingerprint(train))
-    it = data.train_batches(splits[d.train_split], tok, d, seed=0)
+    splits = corpus.load(d, (d.train_split,))
+    train = corpus.pairs(splits[d.train_split])
+    tok = corpus.tokenizer(run.tokenizer, train, corpus.fingerprint(train))
+    it = corpus.train_batches(splits[d.train_split], tok, d, seed=0)
     next(it)  # start-up (length pass, worker start) is not throughput
     it.stats.batches = it.stats.real_tokens = it.stats.positions = 0
     it.stats.seconds = 0.0

@@ -4,12 +4,11 @@ Expected layout (every section optional; rows are dicts of metrics):
 
     {"environment": environment(),            # recorded at bench time; else read now
      "train":    {"rnn-rnn": {"tokens_per_s": .., "vs_torch": .., "mfu": ..,
-                              "compile_s": .., "step_ms": ..,
-                              "target": {"metric": "vs_torch", "min": 1.0}}, ...},
+                              "compile_s": .., "step_ms": ..}, ...},
+     "targets":  {name: {"metric", "min"/"max", "value", "met"}},
      "pipeline": {name: {metric: value}}, "decode": {...}, "scaling": {...}}
 
-A row that carries a `target` ({"metric", "min" and/or "max"}) gets a
-"target met?" cell; a section shows that column only when a row has one.
+Targets are rows of their own section (`train.targets`, `pipeline.targets`).
 Numbers that a later run must be compared with stay in the JSON; this module
 only formats.
 """
@@ -81,35 +80,15 @@ def fmt(value, column: str = "") -> str:
     return str(value).replace("|", "\\|")
 
 
-def describe_target(target: dict) -> str:
-    bounds = [f"≥ {fmt(target['min'], target['metric'])}" if "min" in target else "",
-              f"≤ {fmt(target['max'], target['metric'])}" if "max" in target else ""]
-    return f"{target['metric']} " + " and ".join(b for b in bounds if b)
-
-
-def target_met(row: dict) -> bool | None:
-    """None when the row's metric was not measured."""
-    target = row["target"]
-    value = row.get(target["metric"])
-    if value is None:
-        return None
-    return target.get("min", value) <= value <= target.get("max", value)
-
-
 def table(rows: dict, preferred=(), key: str = "name") -> str:
     """One markdown table: a row per key, a column per metric."""
     rows = {k: (r if isinstance(r, dict) else {"value": r}) for k, r in rows.items()}  # flat {metric: value} too
-    seen = [c for r in rows.values() for c in r if c != "target"]
+    seen = [c for r in rows.values() for c in r]
     columns = [c for c in preferred if c in seen] + [c for c in dict.fromkeys(seen) if c not in preferred]
-    targets = any("target" in r for r in rows.values())
-    header = [key, *columns] + (["target", "target met?"] if targets else [])
+    header = [key, *columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in rows.items():
-        cells = [str(name)] + [fmt(row.get(c), c) for c in columns]
-        if targets:
-            has = "target" in row
-            cells += [describe_target(row["target"]) if has else "–", fmt(target_met(row)) if has else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([str(name)] + [fmt(row.get(c), c) for c in columns]) + " |")
     return "\n".join(lines)
 
 

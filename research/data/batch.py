@@ -14,6 +14,8 @@ Without packing every row holds one example: segments are 1 on real tokens.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -24,26 +26,43 @@ KEYS = (
 )
 
 
-def pad_batch(sources: list[list[int]], targets: list[list[int]], source_len: int, target_len: int,
-              empty_rows: int = 0) -> dict[str, np.ndarray]:
-    """Builds an unpacked batch from id lists (without EOS/BOS), truncating to fit.
+def fill_rows(rows: Sequence[Sequence[tuple[Sequence[int], Sequence[int]]]], batch: int, source_len: int,
+              target_len: int) -> dict[str, np.ndarray]:
+    """The one batch builder: row r holds the examples of rows[r] as segments 1, 2, ...
 
     Args:
-      sources, targets: token ids per example, no special tokens.
-      source_len, target_len: the static padded lengths S and T.
-      empty_rows: the last rows are all padding (segments 0): they fill a
-        batch up to its fixed size and count for nothing.
+      rows: per row, its examples as (source ids, target ids) without special
+        tokens; one example per row is an unpacked batch, several a packed one.
+        Each example is cut to fit a row by itself (source_len - 1 pieces + EOS,
+        target_len - 1 + BOS/EOS).
+      batch, source_len, target_len: the static shape B, S, T; rows past
+        len(rows) are all padding (segments 0) and count for nothing.
+
+    Raises:
+      ValueError: the examples of a packed row overflow it (lengths other than planned).
     """
-    b = len(sources)
-    out = {k: np.zeros((b, source_len if k.startswith("source") else target_len), np.int32) for k in KEYS}
-    for i, (src, tgt) in enumerate(zip(sources[: b - empty_rows], targets)):
-        s = list(src[: source_len - 1]) + [EOS]
-        t = list(tgt[: target_len - 1])
-        out["source"][i, : len(s)] = s
-        out["source_segments"][i, : len(s)] = 1
-        out["source_positions"][i, : len(s)] = np.arange(len(s))
-        out["target_in"][i, : len(t) + 1] = [BOS] + t
-        out["target_out"][i, : len(t) + 1] = t + [EOS]
-        out["target_segments"][i, : len(t) + 1] = 1
-        out["target_positions"][i, : len(t) + 1] = np.arange(len(t) + 1)
+    out = {k: np.zeros((batch, source_len if k.startswith("source") else target_len), np.int32) for k in KEYS}
+    for r, row in enumerate(rows):
+        s0 = t0 = 0
+        for seg, (src, tgt) in enumerate(row, 1):
+            s = list(src[: source_len - 1]) + [EOS]
+            t = list(tgt[: target_len - 1])
+            n, m = len(s), len(t) + 1
+            if s0 + n > source_len or t0 + m > target_len:
+                raise ValueError(f"row {r} overflows ({batch}, {source_len}, {target_len}): "
+                                 f"the tokenizer gave other lengths than measured")
+            out["source"][r, s0:s0 + n] = s
+            out["source_segments"][r, s0:s0 + n] = seg
+            out["source_positions"][r, s0:s0 + n] = np.arange(n)
+            out["target_in"][r, t0:t0 + m] = [BOS] + t
+            out["target_out"][r, t0:t0 + m] = t + [EOS]
+            out["target_segments"][r, t0:t0 + m] = seg
+            out["target_positions"][r, t0:t0 + m] = np.arange(m)
+            s0, t0 = s0 + n, t0 + m
     return out
+
+
+def pad_batch(sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], source_len: int,
+              target_len: int) -> dict[str, np.ndarray]:
+    """An unpacked batch of one example per row (ids without EOS/BOS), truncated to [B, S] / [B, T]."""
+    return fill_rows([[(s, t)] for s, t in zip(sources, targets)], len(sources), source_len, target_len)

@@ -2,11 +2,29 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from typing import Optional
 
+from research.data.pipeline import PipelineConfig
 from research.registry import check
 
 FORMATS = ("jsonl", "tsv", "moses", "tfds")
+
+
+def slug(text: str) -> str:
+    """`text` as a folder and log name: lower-case ASCII letters, digits, underscores ("" if none are left)."""
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+
+
+def corpus_name(directory: str) -> str:
+    """The name a corpus folder gives a run that sets data.dir but not data.name: "~/corpora/fr-en/" -> "fr_en".
+
+    Relative paths are taken from the working directory (`data.dir=.` names
+    the current folder); a folder without a usable name (/) gives "corpus".
+    """
+    path = os.path.abspath(os.path.expanduser(str(directory)))
+    return slug(os.path.basename(path)) or "corpus"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +57,15 @@ class DataConfig:
         check(self.format == "tfds" or bool(self.dir), "dir", f"format={self.format} needs the corpus folder")
         check(self.format == "tfds" or (bool(self.source) and bool(self.target)), "source",
               f"format={self.format} needs data.source and data.target")
-        check(self.length_policy in ("truncate", "filter"), "length_policy", f"'{self.length_policy}' is not one of truncate, filter")
-        # at least one piece besides the EOS (source, target_out) or BOS (target_in) every example carries
-        check(self.max_source_len >= 2, "max_source_len", "must be at least 2")
-        check(self.max_target_len >= 2, "max_target_len", "must be at least 2")
-        check(self.bucket_width > 0, "bucket_width", "must be positive")
-        check(self.max_shapes > 0, "max_shapes", "must be positive")
-        check(self.num_workers >= 0, "num_workers", "must be >= 0")
         check(self.max_train_examples is None or self.max_train_examples > 0, "max_train_examples",
               "must be null (all) or positive")
-        longest = max(self.max_source_len, self.max_target_len)
-        check(self.tokens_per_batch >= 8 * longest, "tokens_per_batch",
-              f"{self.tokens_per_batch} cannot hold 8 rows of {longest} tokens (must be at least {8 * longest})")
+        self.pipeline()  # checks the batching keys, naming the key
+
+    def pipeline(self, seed: int = 0, **overrides) -> PipelineConfig:
+        """The input pipeline options these keys give (`overrides`: other PipelineConfig values)."""
+        options = dict(
+            tokens_per_batch=self.tokens_per_batch, max_source_len=self.max_source_len,
+            max_target_len=self.max_target_len, length_policy=self.length_policy, pack=self.pack,
+            seed=seed, num_workers=self.num_workers, bucket_width=self.bucket_width, max_shapes=self.max_shapes,
+        )
+        return PipelineConfig(**{**options, **overrides})

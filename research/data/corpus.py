@@ -5,6 +5,7 @@ grain pipeline, so training, evaluation and the benchmarks read data alike.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from typing import Any
@@ -13,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from research.data import builders
 from research.data.config import DataConfig
-from research.data.pipeline import PipelineConfig, eval_iterator, train_iterator
+from research.data.pipeline import eval_iterator, train_iterator
 from research.data.tokenizer import Tokenizer, TokenizerConfig, load_or_train
 
 log = logging.getLogger(__name__)
@@ -67,20 +68,32 @@ def tokenizer(cfg: TokenizerConfig, train: list[tuple[str, str]], data_fingerpri
     return load_or_train(cfg, train, data_fingerprint)
 
 
-def pipeline_config(cfg: DataConfig, seed: int, **overrides) -> PipelineConfig:
-    options = dict(
-        tokens_per_batch=cfg.tokens_per_batch, max_source_len=cfg.max_source_len,
-        max_target_len=cfg.max_target_len, length_policy=cfg.length_policy, pack=cfg.pack,
-        seed=seed, num_workers=cfg.num_workers, bucket_width=cfg.bucket_width, max_shapes=cfg.max_shapes,
-    )
-    return PipelineConfig(**{**options, **overrides})
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """What a training run reads: its two splits and the tokenizer trained on the first."""
+
+    tokenizer: Tokenizer
+    train: Any  # random access to {"source", "target"} strings
+    valid: Any
+    fingerprint: str  # of the training examples' text
+
+
+def prepare(cfg: DataConfig, tokenizer_cfg: TokenizerConfig) -> Corpus:
+    """Loads (preparing once) the training and validation splits and trains or reuses the tokenizer."""
+    splits = load(cfg, (cfg.train_split, cfg.valid_split))
+    train, valid = splits[cfg.train_split], splits[cfg.valid_split]
+    train_pairs = pairs(train)
+    fp = fingerprint(train_pairs)
+    tok = tokenizer(tokenizer_cfg, train_pairs, fp)
+    log.info("data: %d train, %d validation pairs; vocab %d/%d", len(train), len(valid), tok.source_vocab, tok.target_vocab)
+    return Corpus(tokenizer=tok, train=train, valid=valid, fingerprint=fp)
 
 
 def train_batches(source: Any, tok: Tokenizer, cfg: DataConfig, seed: int):
-    return train_iterator(source, tok.encode_source, tok.encode_target, pipeline_config(cfg, seed))
+    return train_iterator(source, tok.encode_source, tok.encode_target, cfg.pipeline(seed))
 
 
 def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None):
     """Every example once; `batch["index"]` is each row's example (-1: an empty row)."""
     return eval_iterator(source, tok.encode_source, tok.encode_target,
-                         pipeline_config(cfg, 0, num_workers=0, log_every=0), shapes)
+                         cfg.pipeline(0, num_workers=0, log_every=0), shapes)

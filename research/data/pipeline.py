@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import grain
 import numpy as np
 
-from research.data.batch import BOS, EOS, KEYS, pad_batch
+from research.data.batch import fill_rows
 from research.data.errors import DataError
 from research.registry import check
 
@@ -68,19 +68,20 @@ class PipelineConfig:
     length_policy: str = "filter"  # "filter" | "truncate"
     pack: bool = False  # packing pads ~4% on ddtp_de_en, bucketing ~17% (10 shapes)
     seed: int = 0
-    num_workers: int = 2  # the state from get_state() is only valid for the same count
+    num_workers: int = 0  # the state from get_state() is only valid for the same count
     bucket_width: int = 1  # 1: shapes fit the data exactly; 8 pads ~5 points more, tiles better
     max_shapes: int = 10  # ddtp_de_en padding: 8 shapes 20%, 10 17%, 12 14%, 16 12%
     log_every: int = 1000
 
     def __post_init__(self):
-        # DataConfig checks the same keys (stricter) for runs; these guard direct use of the pipeline.
+        # The one check of these keys: DataConfig (the `data` group) builds a PipelineConfig to validate them.
         check(self.length_policy in ("filter", "truncate"), "length_policy",
               f"'{self.length_policy}' is not one of filter, truncate")
         check(self.max_source_len >= 2, "max_source_len", "must be at least 2")
         check(self.max_target_len >= 2, "max_target_len", "must be at least 2")
-        check(self.tokens_per_batch >= max(self.max_source_len, self.max_target_len), "tokens_per_batch",
-              "must hold at least one row of the longest shape (>= max_source_len and max_target_len)")
+        longest = max(self.max_source_len, self.max_target_len)
+        check(self.tokens_per_batch >= 8 * longest, "tokens_per_batch",
+              f"{self.tokens_per_batch} cannot hold 8 rows of {longest} tokens (must be at least {8 * longest})")
         check(self.seed >= 0, "seed", "must be >= 0 (numpy seeds the shuffle)")
         check(self.num_workers >= 0, "num_workers", "must be >= 0")
         check(self.bucket_width > 0, "bucket_width", "must be positive")
@@ -304,29 +305,6 @@ class EndlessPlan:
 # ---------------------------------------------------------------- batches
 
 
-def pack_rows(rows: Sequence[Sequence[tuple[Sequence[int], Sequence[int]]]], shape: BatchShape) -> dict[str, np.ndarray]:
-    """Builds a packed batch: row r holds examples (source ids, target ids) as segments 1, 2, ..."""
-    b, s_len, t_len = shape
-    out = {k: np.zeros((b, s_len if k.startswith("source") else t_len), np.int32) for k in KEYS}
-    for r, row in enumerate(rows):
-        s0 = t0 = 0
-        for seg, (src, tgt) in enumerate(row, 1):
-            s = list(src[: s_len - 1]) + [EOS]
-            t = list(tgt[: t_len - 1])
-            n, m = len(s), len(t) + 1
-            if s0 + n > s_len or t0 + m > t_len:
-                raise ValueError(f"row {r} overflows {shape}: the tokenizer gave other lengths than measured")
-            out["source"][r, s0:s0 + n] = s
-            out["source_segments"][r, s0:s0 + n] = seg
-            out["source_positions"][r, s0:s0 + n] = np.arange(n)
-            out["target_in"][r, t0:t0 + m] = [BOS] + t
-            out["target_out"][r, t0:t0 + m] = t + [EOS]
-            out["target_segments"][r, t0:t0 + m] = seg
-            out["target_positions"][r, t0:t0 + m] = np.arange(m)
-            s0, t0 = s0 + n, t0 + m
-    return out
-
-
 class MakeBatch:
     """(shape id, rows of example ids) -> batch; reads and tokenizes. Runs in grain workers."""
 
@@ -340,12 +318,7 @@ class MakeBatch:
         shape = self._shapes[k]
         flat = [i for row in rows for i in row]
         pairs = iter([(self._tok[0](ex["source"]), self._tok[1](ex["target"])) for ex in _read(self._source, flat)])
-        if all(len(row) == 1 for row in rows):
-            srcs, tgts = zip(*pairs) if flat else ((), ())
-            batch = pad_batch(list(srcs), list(tgts), shape.source, shape.target)
-            batch = {key: np.pad(v, ((0, shape.batch - len(flat)), (0, 0))) for key, v in batch.items()}
-        else:
-            batch = pack_rows([[next(pairs) for _ in row] for row in rows], shape)
+        batch = fill_rows([[next(pairs) for _ in row] for row in rows], *shape)
         if self._with_index:  # the example each row holds, -1 for empty rows
             batch["index"] = np.full(shape.batch, -1, np.int32)
             batch["index"][: len(flat)] = flat

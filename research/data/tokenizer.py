@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -135,8 +136,33 @@ def load_or_train(cfg: TokenizerConfig, pairs: list[tuple[str, str]], data_finge
             log.info("tokenizer: training %s SentencePiece (%d pieces) on %d texts -> %s", cfg.model_type, cfg.vocab_size, len(texts), path)
             _train(texts, cfg, path)
         paths[side] = path
-    load = lambda p: spm.SentencePieceProcessor(model_file=str(p))
-    if cfg.joint:
-        sp = load(paths["joint"])
-        return Tokenizer(sp, sp, (paths["joint"],))
-    return Tokenizer(load(paths["source"]), load(paths["target"]), (paths["source"], paths["target"]))
+    return from_files(*paths.values())
+
+
+def from_files(*paths: Path) -> Tokenizer:
+    """A Tokenizer from one joint SentencePiece model, or from a source and a target model."""
+    if len(paths) not in (1, 2):
+        raise ValueError(f"a tokenizer is one joint model or a source and a target model, got {len(paths)} files")
+    models = [spm.SentencePieceProcessor(model_file=str(p)) for p in paths]
+    return Tokenizer(models[0], models[-1], tuple(Path(p) for p in paths))
+
+
+# The names a run directory's `tokenizer/` folder gives the models, by count of files.
+_RUN_NAMES = {1: ("joint.model",), 2: ("source.model", "target.model")}
+
+
+def save(tok: Tokenizer, folder: Path) -> None:
+    """Copies the models into `folder` (a run's `tokenizer/`), so the run is self-contained for evaluation."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, name in zip(tok.paths, _RUN_NAMES[len(tok.paths)]):
+        shutil.copy(path, folder / name)
+
+
+def from_folder(folder: Path) -> Tokenizer:
+    """The tokenizer `save` wrote into `folder`."""
+    folder = Path(folder)
+    for names in _RUN_NAMES.values():
+        if all((folder / n).exists() for n in names):
+            return from_files(*(folder / n for n in names))
+    raise FileNotFoundError(f"{folder}: no joint.model, nor source.model and target.model")

@@ -106,14 +106,16 @@ class AttentionImages:
             out.append([w[row, :, : len(tgt), : len(src)] for w in layers])
         return out
 
-    def log(self, writer, step: int, params, tag: str = "attention") -> int:
-        """Adds one image per example to `writer` (a tensorboardX SummaryWriter); returns how many."""
+    def log(self, logger, step: int, params, tag: str = "attention") -> int:
+        """Adds one image per example to `logger` (a metrics_log.MetricsLog); returns how many."""
         if not self.n:
             return 0
-        per_example = self.weights(params)
+        per_example = self.weights(params)  # on every process: the forward pass is collective
         if not per_example or not per_example[0]:
             return 0  # this decoder has no cross-attention
+        if not logger.enabled:
+            return 0  # drawing is for the process that writes
         for i, (layers, (src, tgt)) in enumerate(zip(per_example, self.pieces)):
             image = render(layers, src, tgt, title=f"step {step}, validation example {i}")
-            writer.add_image(f"{tag}/example_{i}", image, int(step), dataformats="HWC")
+            logger.image(step, f"{tag}/example_{i}", image)
         return len(per_example)

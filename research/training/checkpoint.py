@@ -30,20 +30,21 @@ class CheckpointError(RuntimeError):
 
 
 class IncompatibleCheckpoint(CheckpointError):
-    """A checkpoint of another model or vocabulary than the config builds."""
+    """A checkpoint of another model, vocabulary or input pipeline than the config builds."""
 
 
 class Checkpoints:
     def __init__(self, run_dir: Path, keep: int, best_metric: str, best_mode: str = "max"):
         root = Path(run_dir).absolute() / "checkpoints"
         self.best_metric = best_metric
-        self.last = ocp.CheckpointManager(root / "last", options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-        self.best = ocp.CheckpointManager(
-            root / "best",
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode
-            ),
-        )
+        # Each manager its own barrier names: with several processes, the two saving the same
+        # step at once would otherwise meet at one barrier and fail ("already ongoing").
+        sync = lambda kind: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=kind)
+        self.last = ocp.CheckpointManager(root / "last", options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, multiprocessing_options=sync("last")))
+        self.best = ocp.CheckpointManager(root / "best", options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+            multiprocessing_options=sync("best")))
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
         meta = {**meta, "digest": {part: digest(getattr(state, part)) for part in PARTS}}
@@ -120,7 +121,7 @@ def check_compatible(meta: dict, expected: dict, where: Path) -> None:
         if key in meta:
             diffs += mismatch({key: meta[key]}, {key: value})
     if diffs:
-        raise IncompatibleCheckpoint(f"{where} was made for another model or vocabulary; refusing to load it:\n  "
+        raise IncompatibleCheckpoint(f"{where} was made for another model, vocabulary or input pipeline; refusing to load it:\n  "
                               + "\n  ".join(diffs))
 
 
@@ -137,11 +138,15 @@ def restore(directory: Path, abstract_state: Any, step: int | None = None) -> tu
 
 
 def abstract(state: Any) -> Any:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    """The restore target of a state: its arrays as `jax.ShapeDtypeStruct`s (ones already abstract pass through)."""
+    return jax.tree.map(lambda x: x if isinstance(x, jax.ShapeDtypeStruct) else ocp.utils.to_shape_dtype_struct(x), state)
 
 
 def latest(run_dir: Path, state: Any, expected: dict | None = None) -> tuple[Any, dict] | None:
     """The newest complete, intact checkpoint of a run as (state, meta), or None.
+
+    `state` gives the structure, shapes and shardings to restore into: a
+    concrete state or an abstract one (`research.training.state.abstract`).
 
     Folders orbax had not finished (a run killed mid-write leaves them under a
     temporary name) are never loaded; a complete one that fails to read or to

@@ -67,3 +67,14 @@ def initialize(cfg: MeshConfig) -> bool:
 def is_main() -> bool:
     """Process 0 writes logs, checkpoints' metadata and reports; the others only compute."""
     return jax.process_index() == 0
+
+
+def detach_file_logs() -> None:
+    """On every process but the first: closes the log's file handlers (Hydra's job log in the
+    run directory), so that file has one writer. Console output stays."""
+    if is_main():
+        return
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()

@@ -1,12 +1,20 @@
-"""Validation during training: loss and perplexity, then decoding and the task metric."""
+"""Scoring one split: the loss over every example, then decoding and the task metric.
+
+The one path: validation during training and `research.evaluate` both call
+`evaluate_split`, so a validation BLEU and an evaluated BLEU of the same
+checkpoint and examples are the same number.
+"""
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import jax
 
+from research.data import corpus
 from research.decoding import metrics as task_metrics
-from research.decoding.corpus import decode_batches
+from research.decoding.corpus import Output, decode_batches, one_line
 
 
 def task_metric_name(task: str) -> str:
@@ -25,14 +33,42 @@ def loss_metrics(eval_fn, params, batches) -> dict:
     return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
 
 
-def decode_all(generate_fn, params, batches, n: int, tokenizer) -> list[str]:
-    """The best hypothesis of every example, in corpus order (`generate_fn`: jit_generate_nbest)."""
-    return [outputs[0].text for outputs in decode_batches(generate_fn, params, batches, n, tokenizer)]
-
-
 def score(task: str, hyps: list[str], refs: list[str]) -> dict:
-    if task == "translation":
-        out = task_metrics.bleu(hyps, refs)
-        return {"bleu": out["bleu"], "chrf": out["chrf"]}
-    out = task_metrics.rouge(hyps, refs)
-    return {k: out[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+    """BLEU and chrF with their sacreBLEU signatures (translation) or ROUGE-1/2/L/Lsum (summarization)."""
+    return task_metrics.bleu(hyps, refs) if task == "translation" else task_metrics.rouge(hyps, refs)
+
+
+def numbers(results: dict) -> dict[str, float]:
+    """The numeric entries of a results dict (what metrics.jsonl and TensorBoard take)."""
+    return {k: float(v) for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitScores:
+    metrics: dict  # loss, perplexity, accuracy (every example); task scores and signatures (the decoded ones)
+    outputs: list[list[Output]]  # n-best per decoded example, corpus order
+    hyps: list[str]  # the best hypothesis of each decoded example, as one line
+    refs: list[str]
+    sources: list[str]
+
+
+def evaluate_split(examples: Any, tokenizer, data_cfg, params, eval_fn, generate_fn, *, decode_examples: int = 0,
+                   shapes=None, description: str = "decoding") -> SplitScores:
+    """Scores `params` on `examples` (random access to {"source", "target"}).
+
+    Args:
+      eval_fn: jitted `steps.eval_step` bound to the model; `generate_fn`: `jit_generate_nbest`.
+      decode_examples: decode only the first N examples for the task metric (0: all);
+        the loss always covers every example.
+      shapes: batch shapes to reuse (the training iterator's, so no new compiles); None chooses them.
+      description: what the decoding progress display says.
+    """
+    losses = loss_metrics(eval_fn, params, corpus.eval_batches(examples, tokenizer, data_cfg, shapes))
+    n = min(decode_examples or len(examples), len(examples))
+    subset = corpus.Head(examples, n)
+    outputs = decode_batches(generate_fn, params, corpus.eval_batches(subset, tokenizer, data_cfg, shapes), n, tokenizer,
+                             description)
+    hyps = [one_line(o[0].text) for o in outputs]
+    rows = [subset[i] for i in range(n)]
+    refs = [r["target"] for r in rows]
+    return SplitScores({**losses, **score(data_cfg.task, hyps, refs)}, outputs, hyps, refs, [r["source"] for r in rows])

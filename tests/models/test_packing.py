@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research.data.pipeline import BatchShape, pack_rows
+from research.data.batch import fill_rows
 from research.models.seq2seq import check_packing
 from research.registry import ConfigError
 from research.training.losses import cross_entropy
-from tests.models.helpers import build, encode_batch, init, real_pairs
+from tests.helpers.models import build, encode_batch, init, real_pairs
 
 PACKABLE = [(e, d) for e in ("rnn", "cnn", "transformer") for d in ("cnn", "transformer")]
 
@@ -29,7 +29,7 @@ def test_packed_batch_gives_each_example_its_unpacked_loss(encoder, decoder, tmp
     _, tok, model = build(encoder, decoder, tmp_path)
     pairs = real_pairs(6, max_words=5)
     ids = [(tok.encode_source(s), tok.encode_target(t)) for s, t in pairs]
-    packed = pack_rows([ids[:3], ids[3:]], BatchShape(2, 96, 96))
+    packed = fill_rows([ids[:3], ids[3:]], 2, 96, 96)
     assert packed["source_segments"].max() == 3 and packed["target_positions"][0, 0] == 0
     unpacked = encode_batch(tok, pairs, 48, 40)
     params = init(model, unpacked)

@@ -8,23 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research.benchmarks import models
 from research.training import state as train_state
 from research.training.steps import gradients, micro_batches
-from tests.training.test_sharding import OVERRIDES, tiny_shape
+from tests.helpers.steps import setup
 
 TOL = 1e-5
 PAIRS = [("transformer", "transformer"), ("rnn", "cnn")]  # every component kind, two compilations
-
-
-def setup(pair, rows: int = 16):
-    import dataclasses
-
-    shape = dataclasses.replace(tiny_shape(), batch=rows)
-    s = models.setup(*pair, shape, extra=OVERRIDES)
-    batch = {k: jnp.asarray(v) for k, v in models.random_batch(shape).items()}
-    batch["target_segments"] = batch["target_segments"].at[3, 4:].set(0)  # uneven tokens per micro-batch
-    return s, batch
 
 
 def close(a, b):

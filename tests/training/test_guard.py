@@ -12,7 +12,7 @@ from research.config import REPO
 from research.run_dir import load
 from research.training import state as train_state
 from tests.conftest import tiny_overrides
-from tests.training.test_accumulate import setup
+from tests.helpers.steps import setup
 
 
 def _same(a, b) -> bool:

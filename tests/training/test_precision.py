@@ -2,7 +2,6 @@
 state, and a loss curve that follows the float32 one on real data."""
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 
@@ -14,18 +13,21 @@ import pytest
 from research.config import resolve
 from research.data.batch import pad_batch
 from research.data.tokenizer import load_or_train
-from research.models.seq2seq import Seq2Seq
+from research.models.seq2seq import Seq2Seq, architecture
 from research.training import optim, state as train_state
-from research.training.loop import architecture
 from research.training.steps import train_step
 from tests.conftest import SAMPLE, compose_config, tiny_overrides
 
 ROWS, LEN = 16, 32
-# bf16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%); over 40 steps of the tiny
-# transformer the curves differed by at most 0.035% (measured), and they drift apart slowly
-# as the parameters diverge. 1% leaves room for that drift on longer runs and is far below
+# bf16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%), and the curves drift apart
+# slowly as the parameters diverge. Largest relative loss difference, bf16 against fp32
+# (2-core x86 CPU, 2026-12; the same figure on every rerun, XLA's CPU results being
+# deterministic): 0.044% (step 5) over the 40 tiny-transformer steps of the fast test, 0.21%
+# (step 193; 0.03% in the first 20 steps) over the 200 demo steps of the slow one, where an
+# earlier version of the model measured 0.27%. The bounds are about twice that, and far below
 # the gap between a model that learns and one that does not (the loss falls by > 30%).
-REL_TOL = 0.01
+REL_TOL = 0.001  # 40 tiny steps: measured 0.044%
+REL_TOL_DEMO = 0.005  # 200 demo steps: measured 0.21% (0.27% before)
 
 
 def sample_pairs(n: int, max_words: int = 12) -> list[tuple[str, str]]:
@@ -50,7 +52,7 @@ def setup(tmp_path, precision: str, *extra: str, experiment: str | None = None, 
     ids = [(tok.encode_source(s)[: LEN - 1], tok.encode_target(t)[: LEN - 1]) for s, t in texts]
     batches = [{k: jnp.asarray(v) for k, v in pad_batch([s for s, _ in chunk], [t for _, t in chunk], LEN, LEN).items()}
                for chunk in (ids[i:i + ROWS] for i in range(0, len(ids), ROWS))]
-    model = Seq2Seq(architecture(cfg, tok))
+    model = Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
     lr = optim.schedule(cfg.optim, cfg.trainer.max_steps)
     tx = optim.optimizer(cfg.optim, lr)
     return cfg, model, tx, lr, batches
@@ -68,9 +70,9 @@ def losses(tmp_path, precision: str, steps: int, **kw) -> list[float]:
     return out
 
 
-def assert_curves_agree(fp32: list[float], bf16: list[float]) -> None:
+def assert_curves_agree(fp32: list[float], bf16: list[float], tol: float = REL_TOL) -> None:
     rel = np.abs(np.array(bf16) - np.array(fp32)) / np.array(fp32)
-    assert rel.max() < REL_TOL, f"bf16 strays {rel.max():.2%} from fp32 at step {rel.argmax()}"
+    assert rel.max() < tol, f"bf16 strays {rel.max():.3%} from fp32 at step {rel.argmax()}"
     assert fp32[-1] < 0.7 * fp32[0] and bf16[-1] < 0.7 * bf16[0]  # both learn
 
 
@@ -103,4 +105,4 @@ def test_bf16_loss_follows_fp32(tmp_path):
 def test_bf16_loss_follows_fp32_on_the_demo_experiment(tmp_path):
     """200 steps of the quick (demo) experiment, as the issue asks."""
     kw = dict(experiment="demo", pairs=16 * ROWS)
-    assert_curves_agree(losses(tmp_path, "fp32", 200, **kw), losses(tmp_path, "bf16", 200, **kw))
+    assert_curves_agree(losses(tmp_path, "fp32", 200, **kw), losses(tmp_path, "bf16", 200, **kw), REL_TOL_DEMO)

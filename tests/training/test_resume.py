@@ -91,16 +91,19 @@ def test_killed_run_resumes_bit_identical(tmp_path, whole):
     _assert_same_end(whole, broken)
 
 
-def test_sigterm_checkpoints_the_current_step_and_resumes_bit_identical(tmp_path, whole):
+# SIGTERM: preemption (SLURM, Kubernetes, spot VMs); SIGUSR2: what submitit's sbatch line asks SLURM to
+# send `signal_delay_s` before the time limit (tests/training/test_preemption_signals.py reads that line).
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2], ids=lambda s: s.name)
+def test_stop_signal_checkpoints_the_current_step_and_resumes_bit_identical(tmp_path, whole, sig):
     whole, spm = whole
     run = tmp_path / "preempted"
     proc = subprocess.Popen(_cmd(run, spm), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_step(proc, run, 10)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
-    assert "SIGTERM: finishing this step, then checkpointing and stopping" in err
-    stopped = re.search(r"stopped by SIGTERM at step (\d+); to continue:\n  python (-m research\.train .*)\n", out)
+    assert f"{sig.name}: finishing this step, then checkpointing and stopping" in err
+    stopped = re.search(rf"stopped by {sig.name} at step (\d+); to continue:\n  python (-m research\.train .*)\n", out)
     assert stopped, out[-2000:]
     step = int(stopped.group(1))
     assert 10 <= step < STEPS and (run / "checkpoints" / "last" / str(step)).is_dir()
@@ -130,3 +133,19 @@ def test_a_second_signal_exits_at_once_without_a_checkpoint(tmp_path, whole):
     assert "SIGTERM: second stop signal; exiting now, without a checkpoint" in err
     assert finished() == before  # no new checkpoint
     assert all(p.name.isdigit() or p.name.endswith("-tmp") for p in (run / "checkpoints" / "last").iterdir())
+
+
+def test_resume_refuses_another_worker_count(tmp_path, whole):
+    """The saved pipeline state is only valid for the grain worker count that saved it."""
+    import shutil
+
+    whole, spm = whole
+    run = tmp_path / "copy"
+    shutil.copytree(whole, run)
+    listing = lambda: sorted(str(p.relative_to(run)) for p in run.rglob("*") if "train.log" not in p.name)
+    before = listing()
+    out = subprocess.run(_cmd(run, spm, "trainer.resume=true", "data.num_workers=1"), cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "pipeline.num_workers: checkpoint 0, config 1" in out.stderr + (run / "train.log").read_text()
+    assert listing() == before  # refused before anything was written

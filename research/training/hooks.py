@@ -1,0 +1,190 @@
+"""What the training loop does after each step, as small hooks.
+
+The loop (`loop.run_steps`) only runs steps; everything else a step may
+trigger is a hook, called in order after every step with the loop's state:
+the divergence guard, timing, the train log, validation, checkpoints and the
+preemption stop (t5x's trainer actions are the model). A hook reads and
+sets a few fields of `LoopState` (`evaluated`, `saved`, `stopped`) so that
+later hooks of the same step know what earlier ones did: a preempted step
+that validation already checkpointed is not saved twice.
+
+Every process of a multi-process run calls every hook (validation and
+checkpoints are collective); what they write goes through `MetricsLog`,
+which only the first process opens.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from research.training import memory
+from research.training.checkpoint import Checkpoints
+from research.training.meter import Meter
+from research.training.metrics_log import MetricsLog
+
+log = logging.getLogger("research.training.loop")
+
+
+@dataclasses.dataclass
+class LoopState:
+    """The mutable part of a run while it trains; hooks read it and set the flags of the current step."""
+
+    state: Any  # TrainState
+    step: int = 0  # steps done
+    last_eval: dict = dataclasses.field(default_factory=dict)  # the latest validation results
+    evaluated: bool = False  # flags of the current step, reset before its hooks run
+    saved: bool = False
+    stopped: str | None = None  # the stop signal's name once the run must stop
+
+    def new_step(self, state: Any, step: int) -> None:
+        self.state, self.step = state, step
+        self.evaluated = self.saved = False
+
+
+class Hook(Protocol):
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None: ...
+
+
+class Diverged(RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
+
+
+@dataclasses.dataclass
+class DivergenceGuard:
+    """Stops the run after `max_bad` skipped (non-finite) steps in a row; warns at each."""
+
+    max_bad: int
+    run_dir: Path
+    checkpoints: Checkpoints | None
+    bad: int = 0
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        self.bad = self.bad + 1 if metrics["skipped"] else 0
+        if not self.bad:
+            return
+        log.warning("step %d: loss %s, gradient norm %s: update skipped (%d in a row; the limit is trainer.max_bad_steps=%d)",
+                    loop.step, metrics["loss"], metrics["grad_norm"], self.bad, self.max_bad)
+        if self.bad >= self.max_bad:
+            last = self.checkpoints.last.latest_step() if self.checkpoints else None
+            where = (f"The last checkpoint (step {last}) in {self.run_dir / 'checkpoints' / 'last'} is intact"
+                     if last is not None else "No checkpoint was written")
+            raise Diverged(f"step {loop.step}: the loss or the gradients were not finite for {self.bad} steps in a row; "
+                           f"stopping. {where}. Lower optim.learning_rate or raise optim.warmup_steps, then rerun "
+                           f"(or trainer.resume=true)")
+
+
+class StepTimer:
+    """Step times, for the compile time: the first call compiles, the rest are typical steps.
+
+    Bounded: a long run must not grow per step (tests/training/test_soak.py).
+    """
+
+    def __init__(self):
+        self.first: float | None = None
+        self.times: collections.deque = collections.deque(maxlen=1000)
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if self.first is None:
+            self.first = seconds
+        else:
+            self.times.append(seconds)
+
+    @property
+    def compile_s(self) -> float:
+        """What the first step took beyond a typical one."""
+        return max(self.first - float(np.median(self.times)), 0.0) if self.times else 0.0
+
+
+class TrainLog:
+    """Averages step metrics over `every` steps into a `train` row of metrics.jsonl and one log line."""
+
+    def __init__(self, logger: MetricsLog, every: int, last_step: int):
+        self.logger, self.every, self.last_step = logger, every, last_step
+        self.meter = Meter()
+        self.speeds: collections.deque = collections.deque(maxlen=1000)
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        self.meter.add(metrics, seconds)
+        if loop.step % self.every and loop.step != self.last_step:
+            return
+        avg = self.meter.flush()
+        avg["memory_mb"] = memory.resident_mb() or 0.0
+        self.speeds.append(avg["tokens_per_s"])
+        self.logger.write(loop.step, "train", avg)
+        log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s%s", loop.step, avg.get("loss", float("nan")),
+                 avg.get("accuracy", float("nan")), avg.get("learning_rate", float("nan")), avg["tokens_per_s"],
+                 f" ({avg['skipped']:.0f} skipped)" if avg["skipped"] else "")
+
+    @property
+    def tokens_per_s(self) -> float:
+        """The median logged throughput, leaving out the first window (it holds the compilation)."""
+        return float(np.median(list(self.speeds)[1:] or self.speeds)) if self.speeds else 0.0
+
+
+class Validation:
+    """Every `every` steps and at the last: `validate(params, step)` -> results, kept as `loop.last_eval`."""
+
+    def __init__(self, validate: Callable[[Any, int], dict], every: int, last_step: int):
+        self.validate, self.every, self.last_step = validate, every, last_step
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if loop.step % self.every == 0 or loop.step == self.last_step:
+            loop.last_eval = self.validate(loop.state.params, loop.step)
+            loop.evaluated = True
+
+
+class Checkpointing:
+    """Saves after each validation (best and last) and every `every` steps (last only)."""
+
+    def __init__(self, checkpoints: Checkpoints, every: int, meta: Callable[[LoopState], dict]):
+        self.checkpoints, self.every, self.meta = checkpoints, every, meta
+
+    def save(self, loop: LoopState) -> None:
+        self.checkpoints.save(loop.step, loop.state, self.meta(loop), loop.last_eval if loop.evaluated else None)
+        loop.saved = True
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if loop.evaluated or loop.step % self.every == 0:
+            self.save(loop)
+
+
+class PreemptionStop:
+    """On a stop signal (any process's): checkpoint this step unless already saved, then stop the loop."""
+
+    def __init__(self, requested: Callable[[], bool], name: Callable[[], str], checkpointing: Checkpointing | None,
+                 last_step: int, run_dir: Path):
+        self.requested, self.name, self.checkpointing = requested, name, checkpointing
+        self.last_step, self.run_dir = last_step, run_dir
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if loop.step >= self.last_step or not self.requested():
+            return
+        if self.checkpointing and not loop.saved:
+            self.checkpointing.save(loop)
+        loop.stopped = self.name()
+        log.warning("%s at step %d: %s; continue with trainer.resume=true and the same run directory (%s)",
+                    loop.stopped, loop.step, "checkpoint written" if self.checkpointing else
+                    "no checkpoint (trainer.checkpoint=false)", self.run_dir)
+
+
+class ProgressDisplay:
+    """Advances the progress display (`research.console.progress`) a step, with the loss at each log step."""
+
+    def __init__(self, bar, every: int):
+        self.bar, self.every = bar, every
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if loop.step % self.every == 0:
+            self.bar.update(1, loss=float(metrics["loss"]))
+        else:
+            self.bar.update(1)
+
+
+def run_hooks(hooks: list[Hook], loop: LoopState, metrics: dict, seconds: float) -> None:
+    for hook in hooks:
+        hook.after_step(loop, metrics, seconds)
