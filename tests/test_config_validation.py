@@ -58,8 +58,8 @@ IMPOSSIBLE = [
     # convolutional (even kernels are allowed: the encoder's window is then one tap off centre)
     (CNN, ["encoder.kernel_size=0"], "encoder.kernel_size: must be at least 1"),
     (CNN, ["decoder.channels=-4"], "decoder.channels: must be positive"),
-    (CNN, ["decoder.attention_heads=0"], "decoder.attention_heads: must be positive"),
-    (CNN, ["decoder.attention_heads=3"], "decoder.attention_heads: channels 64 is not divisible by attention_heads 3"),
+    (CNN, ["decoder.num_heads=0"], "decoder.num_heads: must be positive"),
+    (CNN, ["decoder.num_heads=3"], "decoder.num_heads: channels 64 is not divisible by num_heads 3"),
     (CNN, ["encoder.max_len=-1"], "encoder.max_len: must be positive"),
     (CNN, ["decoder.dropout=1.0"], "decoder.dropout: must be in [0, 1)"),
     # tokenizer
@@ -76,8 +76,9 @@ IMPOSSIBLE = [
     (TT, ["data.bucket_width=0"], "data.bucket_width: must be positive"),
     (TT, ["data.num_workers=-1"], "data.num_workers: must be >= 0"),
     (TT, ["data.max_train_examples=0"], "data.max_train_examples: must be null (all) or positive"),
-    (TT, ["data.length_policy=drop"], "data.length_policy: 'drop' is not one of truncate, filter"),
+    (TT, ["data.length_policy=drop"], "data.length_policy: 'drop' is not one of filter, truncate"),
     (TT, ["data.task=qa"], "data.task: 'qa' is not one of translation, summarization"),
+    (TT, ["data.format=parquet"], "data.format: 'parquet' is not one of jsonl, tsv, moses, tfds"),
     # optimizer
     (TT, ["optim.learning_rate=0"], "optim.learning_rate: must be positive"),
     (TT, ["optim.warmup_steps=-1"], "optim.warmup_steps: must be >= 0"),
@@ -88,12 +89,22 @@ IMPOSSIBLE = [
     (TT, ["optim.min_lr_ratio=1.5"], "optim.min_lr_ratio: must be in [0, 1]"),
     (TT, ["optim.clip_norm=-1"], "optim.clip_norm: must be >= 0"),
     (TT, ["optim.name=sgd"], "optim.name: 'sgd' is not one of adamw"),
+    (TT, ["optim.schedule=linear"], "optim.schedule: 'linear' is not one of inverse_sqrt, cosine, constant"),
     # trainer (its checks live with TrainerConfig)
     (TT, ["trainer.max_steps=-5"], "trainer.max_steps: must be positive"),
     (TT, ["trainer.label_smoothing=1.0"], "trainer.label_smoothing: must be in [0, 1)"),
+    (TT, ["trainer.precision=fp8"], "trainer.precision: 'fp8' is not one of fp32, bf16"),
     # decoding
+    (TT, ["decode.search=nucleus"], "decode.search: 'nucleus' is not one of greedy, beam, sample"),
+    (TT, ["decode.beam_size=5"], "decode.beam_size: 5 applies to search=beam only, but search=greedy"),
+    (TT, ["decode=beam", "decode.search=greedy"], "decode.beam_size: 5 applies to search=beam only, but search=greedy"),
+    (TT, ["decode=sample", "decode.beam_size=2"], "decode.beam_size: 2 applies to search=beam only, but search=sample"),
+    (TT, ["decode.temperature=0.7"], "decode.temperature: 0.7 applies to search=sample only, but search=greedy"),
+    (TT, ["decode=beam", "decode.top_k=10"], "decode.top_k: 10 applies to search=sample only, but search=beam"),
+    (TT, ["decode.top_p=0.9"], "decode.top_p: 0.9 applies to search=sample only, but search=greedy"),
     (TT, ["decode.beam_size=0"], "decode.beam_size: must be at least 1"),
     (TT, ["decode.n_best=0"], "decode.n_best: must be between 1 and beam_size (1)"),
+    (TT, ["decode.beam_size=2", "decode.n_best=3"], "decode.n_best: must be between 1 and beam_size (2)"),
     (TT, ["decode.temperature=0"], "decode.temperature: must be positive"),
     (TT, ["decode.top_p=0"], "decode.top_p: must be in (0, 1]"),
     (TT, ["decode.top_p=1.5"], "decode.top_p: must be in (0, 1]"),
@@ -142,6 +153,14 @@ def test_wrong_type_fails_at_composition_naming_the_key(override, expected_type)
     with pytest.raises(ConfigCompositionException, match=re.escape(f"Error merging override {override}")) as err:
         _compose(TT, [override])
     assert f"full_key: {key}" in str(err.value.__cause__) and expected_type in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("pair,override", [(RNN, "encoder.hidden_szie=3"), (TT, "trainer.max_stepz=3")])
+def test_misspelled_key_without_plus_fails_at_composition_naming_the_key(pair, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigCompositionException, match=re.escape(f"Could not override '{key}'")) as err:
+        _compose(pair, [override])
+    assert f"full_key: {key}" in str(err.value.__cause__)
 
 
 @pytest.mark.parametrize("group", ["encoder", "decoder"])

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -10,14 +12,27 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from research import report
+from research import evaluate, report
 from research.config import REPO
+from research.decoding import metrics
+from research.decoding.config import DecodeConfig
+from research.decoding.corpus import Output
 from tests.conftest import TINY
-from tests.test_reproduce import SHORT, fake_run
+from tests.helpers.runs import SHORT, fake_run
 
 
 def _hydra(run, overrides):
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+
+
+def _evaluated(run, loss: float, hyps: list[str], refs: list[str]) -> None:
+    """Leaves eval_test.json as `python -m research.evaluate` does: its results dict, by its own writer."""
+    results = {
+        "run_dir": str(run), "split": "test", "data": "ddtp_de_en_sample", "examples": len(refs),
+        "checkpoint": "best", "step": 4, "loss": loss, "perplexity": math.exp(loss), "accuracy": 0.25,
+        **metrics.bleu(hyps, refs), "decode": dataclasses.asdict(DecodeConfig()), "wall_s": 3.5,
+    }
+    evaluate.write(run, "test", results, [[Output(h, -1.0, -1.0, len(h.split()) + 1)] for h in hyps])
 
 
 def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, caplog):
@@ -26,7 +41,10 @@ def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, c
         s = json.loads((run / "summary.json").read_text())
         (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
         _hydra(run, [f"encoder={enc}", f"trainer.seed={seed}"])
-    (tmp_path / "0" / "eval_test.json").write_text(json.dumps({"metrics": {"bleu": 9.5, "chrf": 30.0}}))
+    refs = ["the cat sat on the mat", "a dog barks at the postman"]
+    _evaluated(tmp_path / "0", 1.5, refs, refs)  # every hypothesis the reference: BLEU and chrF 100
+    written = json.loads((tmp_path / "0" / "eval_test.json").read_text())
+    assert (written["examples"], written["step"], written["wall_s"]) == (2, 4, 3.5)  # numbers that are no scores
     (tmp_path / "3" / ".hydra").mkdir(parents=True)  # started, never finished
     (tmp_path / "3" / ".hydra" / "config.yaml").write_text("{}\n")
 
@@ -34,13 +52,19 @@ def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, c
     assert "skipping 1 incomplete runs" in caplog.text and "3" in out["skipped"]
     rows = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
     assert [r["run"] for r in rows] == ["0", "1", "2"]
-    assert rows[0]["test_bleu"] == "9.5" and rows[1]["test_bleu"] == ""
+    test = {k: v for k, v in rows[0].items() if k.startswith("test_")}
+    assert test.keys() == {"test_loss", "test_perplexity", "test_accuracy", "test_bleu", "test_chrf"}
+    expected = {"test_loss": 1.5, "test_perplexity": math.exp(1.5), "test_accuracy": 0.25, "test_bleu": 100.0, "test_chrf": 100.0}
+    assert {k: float(v) for k, v in test.items()} == pytest.approx(expected, rel=1e-12)
+    assert all(v == "" for k, v in rows[1].items() if k.startswith("test_"))  # no eval_test.json
     groups = {g["architecture"]: g for g in csv.DictReader((tmp_path / "report" / "report_by_architecture.csv").open())}
     assert float(groups["rnn+rnn"]["validation_bleu_mean"]) == 11.0
     assert float(groups["rnn+rnn"]["validation_bleu_std"]) == pytest.approx(2 ** 0.5)
     assert groups["cnn+rnn"]["validation_bleu_std"] == ""  # one seed: no spread
+    assert float(groups["rnn+rnn"]["test_bleu_mean"]) == pytest.approx(100.0) and groups["rnn+rnn"]["test_bleu_std"] == ""
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "| rnn+rnn | 2 |" in md and "11.00 ± 1.41" in md and "Skipped 1 incomplete runs: 3" in md
+    assert "| rnn+rnn | 2 | 10 | 11.00 ± 1.41 | 2.000 ± 0.000 | 100.00 |" in md
+    assert "Skipped 1 incomplete runs: 3" in md
 
 
 @pytest.mark.slow  # four runs, two at a time: about a minute on an idle 2-core machine, more when it is shared

@@ -8,28 +8,13 @@ import sys
 from research import reproduce
 from research.config import REPO
 from tests.conftest import tiny_overrides
-
-# A run of a few seconds: tiny model, 300 pairs, one batch shape, 4 steps, one evaluation of 4 examples.
-SHORT = ["data.max_train_examples=300", "data.max_shapes=1", "trainer.max_steps=4", "trainer.eval_every=4",
-         "trainer.log_every=2", "trainer.eval_examples=4", "trainer.checkpoint=false"]
+from tests.helpers.runs import SHORT, fake_run
 
 
 def train(run_dir, tmp_path, *overrides):
     cmd = [sys.executable, "-m", "research.train", *tiny_overrides("cnn", "transformer"), *SHORT,
            f"tokenizer.cache_dir={tmp_path}/spm", f"hydra.run.dir={run_dir}", *overrides]
     subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
-
-
-def fake_run(path, loss, bleu, seed=0):
-    (path / ".hydra").mkdir(parents=True)
-    (path / ".hydra" / "config.yaml").write_text("{}\n")
-    lines = [{"step": 2, "split": "train", "loss": loss + 1, "tokens_per_s": 100.0 * seed},
-             {"step": 4, "split": "validation", "loss": loss, "bleu": bleu}]
-    (path / "metrics.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
-    summary = {"encoder": "rnn", "decoder": "rnn", "seed": seed, "params": 10, "steps": 4, "compile_s": 1.0 + seed,
-               "wall_s": 2.0 + seed, "tokens_per_s": 5.0, "validation": {"loss": loss, "bleu": bleu, "samples": []}, "metric": "bleu"}
-    (path / "summary.json").write_text(json.dumps(summary))
-    return path
 
 
 def test_compare_is_exact_and_ignores_timings(tmp_path):

@@ -46,7 +46,7 @@ def test_train_app_writes_run_directory(tmp_path):
 
 def test_config_error_stops_before_training_with_the_key(tmp_path):
     out = _train(tmp_path, "model.d_model=250", check=False)
-    assert out.returncode != 0
+    assert out.returncode == 2, out.stderr[-3000:]  # a ConfigError; composition errors exit 1, divergence 3
     assert "encoder.num_heads: d_model 250 is not divisible by num_heads 4" in out.stderr + out.stdout
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 

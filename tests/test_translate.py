@@ -10,8 +10,8 @@ import pytest
 from research.config import REPO
 from research.run_dir import load
 from research.translate import Translator
-from tests.models.helpers import real_pairs
-from tests.tiny_run import tiny_run
+from tests.helpers.models import real_pairs
+from tests.helpers.runs import tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,33 @@
-"""The bench sections at a tiny shape: rows carry the promised metrics; targets and report agree."""
+"""The bench sections at a tiny shape: each figure follows from the FLOPs counted by hand and the
+timings fed in; targets and the markdown report carry the numbers given to them."""
+import copy
 import json
 
 import pytest
 
 from research.benchmarks import decode, models, pipeline, report, suite, train
-from research.benchmarks.flops import Shape
+from research.benchmarks.flops import Shape, train_flops
 
 TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=1, vocab=50, hidden=32,
              channels=32, dropout=0.1)
+# The shape of tests/benchmarks/test_flops.py's whole-step hand count, with a vocabulary the
+# random batches can draw from (ids start above the 4 special pieces).
+HAND = Shape(batch=1, src_len=2, tgt_len=2, d_model=2, d_ff=4, heads=1, layers=1, vocab=8, dropout=0.0)
+# Encoder 160 + decoder 256 (projections, attention, FFN; see test_flops) + logits 2 tokens x 2 x 8 x 2,
+# forward matmul FLOPs, x3 for the backward pass.
+HAND_TRAIN_FLOPS = 3 * (160 + 256 + 2 * 2 * 2 * 8)  # 1,440
+
+
+def fixed_timings(*medians):
+    """A stand-in for timing.time_fn that runs the step once and reports the given medians in turn."""
+    given = list(medians)
+
+    def time_fn(fn, **_):
+        fn()  # the step still runs: a broken one still fails
+        m = given.pop(0)
+        return {"median_s": m, "p10_s": 0.8 * m, "p90_s": 1.5 * m, "n": 3}
+
+    return time_fn
 
 
 def test_bench_config_is_the_real_config_with_the_bench_shape():
@@ -20,17 +40,54 @@ def test_bench_config_is_the_real_config_with_the_bench_shape():
     assert (t.num_layers, t.num_heads, t.d_ff, t.d_model) == (3, 4, 1024, 256)
 
 
-@pytest.mark.parametrize("pair", ["rnn-cnn", "transformer-rnn"])
-def test_time_pair_reports_throughput(pair):
-    row = train.time_pair(pair, TINY, repeats=1, warmup=1)
-    assert row["tokens_per_s"] > 0 and row["compile_s"] > 0 and row["gflop_per_step"] > 0
+def test_time_pair_flops_by_hand_and_rates_from_the_timing(monkeypatch):
+    assert train_flops("transformer", "transformer", HAND) == HAND_TRAIN_FLOPS
+    monkeypatch.setattr(train, "time_fn", fixed_timings(0.25))
+    row = train.time_pair("transformer-transformer", HAND, repeats=1, warmup=0)
+    tokens = HAND.batch * HAND.tgt_len  # every target position is real in a benchmark batch
+    assert row["gflop_per_step"] == pytest.approx(HAND_TRAIN_FLOPS / 1e9, rel=1e-12)
+    assert row["gflop_per_s"] == pytest.approx(HAND_TRAIN_FLOPS / 0.25 / 1e9, rel=1e-12)
+    assert row["tokens_per_s"] == pytest.approx(tokens / 0.25, rel=1e-12)
+    assert (row["step_ms"], row["p10_ms"], row["p90_ms"]) == pytest.approx((250.0, 200.0, 375.0), rel=1e-12)
+    assert row["compile_s"] > 0
 
 
-def test_decode_cached_and_uncached_run_to_full_length():
-    if decode.available():
-        pytest.skip(decode.available())
+def test_time_pair_of_an_rnn_pair_counts_its_cells(monkeypatch):
+    """The RNN rows count the benchmark's LSTM, bidirectional, Luong-general, no input feeding."""
+    monkeypatch.setattr(train, "time_fn", fixed_timings(0.5))
+    row = train.time_pair("rnn-cnn", TINY, repeats=1, warmup=0)
+    lstm = train_flops("rnn", "cnn", TINY, **models.FLOP_OPTIONS)
+    assert models.FLOP_OPTIONS["cell"] == "lstm" and lstm > train_flops("rnn", "cnn", TINY, cell="gru")
+    assert row["gflop_per_step"] == pytest.approx(lstm / 1e9, rel=1e-12)
+    assert row["tokens_per_s"] == pytest.approx(TINY.batch * TINY.tgt_len / 0.5, rel=1e-12)
+
+
+def test_train_section_ratios_from_the_given_timings(monkeypatch):
+    # The README's figures: 2,300 against 1,843 tokens/s, 106.3 of a 266.5 GFLOP/s peak.
+    ours = {"transformer-transformer": {"tokens_per_s": 2300.0, "gflop_per_s": 106.3, "compile_s": 7.4,
+                                        "torch": {"tokens_per_s": 1843.0}},
+            "rnn-cnn": {"tokens_per_s": 500.0, "gflop_per_s": 26.65, "compile_s": 31.0}}
+    monkeypatch.setattr(train, "time_pair", lambda pair, **kw: copy.deepcopy(ours[pair]))
+    rows = train.train_section(list(ours), peak_flops=266.5e9, with_torch=True)
+    assert rows["transformer-transformer"]["vs_torch"] == pytest.approx(2300 / 1843)  # 1.248
+    assert rows["transformer-transformer"]["mfu"] == pytest.approx(106.3 / 266.5)  # 39.9%
+    assert rows["rnn-cnn"]["vs_torch"] is None and rows["rnn-cnn"]["mfu"] == pytest.approx(0.1)
+    t = train.targets(rows)
+    assert t["transformer-transformer tokens/s vs torch"] == {
+        "metric": "vs_torch", "min": 1.2, "value": pytest.approx(1.248, abs=1e-3), "met": True}
+    assert t["transformer-transformer MFU"]["met"] is False
+    assert t["compile time of every train step"]["value"] == 31.0  # the worst pair
+
+
+def test_decode_speedup_from_the_given_timings(monkeypatch):
+    monkeypatch.setattr(decode, "time_fn", fixed_timings(0.1, 1.2))  # cached, then uncached
     row = decode.time_pair("transformer-transformer", TINY, repeats=1, warmup=0)
-    assert row["cached_ms"] > 0 and row["uncached_ms"] > 0 and row["speedup"] > 0
+    tokens = TINY.batch * decode.OUTPUT_LEN  # every row decodes OUTPUT_LEN tokens (time_pair checks it)
+    assert (row["cached_ms"], row["uncached_ms"]) == pytest.approx((100.0, 1200.0), rel=1e-12)
+    assert row["cached_tokens_per_s"] == pytest.approx(tokens / 0.1, rel=1e-12)
+    assert row["uncached_tokens_per_s"] == pytest.approx(tokens / 1.2, rel=1e-12)
+    assert row["speedup"] == pytest.approx(12.0, rel=1e-12)
+    assert row["cached_compile_s"] > 0 and row["uncached_compile_s"] > 0
 
 
 def test_targets_and_markdown(tmp_path):
@@ -44,12 +101,28 @@ def test_targets_and_markdown(tmp_path):
     section = {"tokens_per_s": 50_000.0, "padding_fraction": 0.2, "tokens_per_s_vs_train_step": 25.0}
     piped = pipeline.targets(section)
     assert [v["met"] for v in piped.values()] == [True, False]  # 25x >= 20x; 20% padding is not < 15%
-    js, md = suite.write({"train": rows, "targets": t, "pipeline": section}, tmp_path)
-    assert json.loads(js.read_text())["targets"] == t
-    text = md.read_text()
-    assert "## targets" in text and "Targets met: 1 of 4 (1 not measured)." in text
-    assert "## pipeline" in text and "25" in text
-    assert report.fmt(True) == "yes"
+    env = {"platform": "Linux-test", "cpu": "Test CPU", "cores": 2, "devices": ["TFRT_CPU_0"], "versions": {"jax": "0.10.2"}}
+    js, md = suite.write({"environment": env, "train": rows, "targets": {**t, **piped}, "pipeline": section}, tmp_path)
+    assert json.loads(js.read_text())["targets"] == {**t, **piped}
+    lines = md.read_text().splitlines()
+    for line in [
+        "- machine: Linux-test; CPU: Test CPU; cores: 2",
+        "| pair | tokens_per_s | vs_torch | mfu | compile_s |",
+        "| transformer-transformer | 10.00 | 1.50 | 30.0% | 4.00 |",
+        "| rnn-rnn | 5.00 | – | 20.0% | 31.00 |",
+        "| transformer-transformer tokens/s vs torch | vs_torch | 1.20 | – | 1.50 | yes |",
+        "| compile time of every train step | compile_s | – | 30.00 | 31.00 | no |",
+        "| rnn-rnn (LSTM, bi, Luong) tokens/s vs torch LSTM | vs_torch | 1.00 | – | – | – |",
+        "| pipeline >= 20x the transformer train step | tokens_per_s_vs_train_step | 20.00 | – | 25.00 | yes |",
+        "Targets met: 2 of 6 (1 not measured).",
+        "| tokens_per_s | 50,000 |",
+        "| padding_fraction | 0.2 |",
+        "| tokens_per_s_vs_train_step | 25.00 |",
+    ]:
+        assert line in lines, line
+    assert lines.index("## targets") < lines.index("## pipeline")
+    assert (report.fmt(True), report.fmt(None), report.fmt(1234.5), report.fmt(0.1234), report.fmt(3)) == (
+        "yes", "–", "1,234", "0.123", "3")
 
 
 def test_cli_rejects_unknown_sections():

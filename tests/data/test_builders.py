@@ -10,12 +10,12 @@ import tensorflow_datasets as tfds
 from research.data import builders
 from research.data.builders import load_splits
 from research.data.errors import DataError
+from tests.helpers.corpus import shared_corpus
 
 tfds.disable_progress_bar()
 
 PAIRS = [("Guten Morgen", "Good morning"), ("ein \"Zitat\"\tnicht", "a quote"), ("Straße ä", "street"),
          ("zwei  Leerzeichen", "two spaces")]
-DDTP = "/work/shared/data/ddtp_de_en"
 
 
 def write(path, lines, mode="w"):
@@ -116,10 +116,10 @@ def test_bad_input_names_file_and_line(tmp_path, case):
     assert not list((tmp_path / "tfds").glob("*/*/1.0.0"))  # nothing half-prepared is left to be reused
 
 
-@pytest.mark.skipif(not os.path.isdir(DDTP), reason="the DDTP corpus is not on this machine")
 def test_ddtp_validation_split(tmp_path):
-    splits = load_splits("jsonl", DDTP, "de", "en", ("validation",), str(tmp_path / "tfds"))
-    with gzip.open(os.path.join(DDTP, "validation.jsonl.gz"), "rt", encoding="utf-8") as f:
+    ddtp = shared_corpus("ddtp_de_en")
+    splits = load_splits("jsonl", str(ddtp), "de", "en", ("validation",), str(tmp_path / "tfds"))
+    with gzip.open(ddtp / "validation.jsonl.gz", "rt", encoding="utf-8") as f:
         first, last = json.loads(next(f)), [json.loads(line) for line in f][-1]
     assert len(splits["validation"]) == 2102
     assert splits["validation"][0] == {"source": first["de"], "target": first["en"]}

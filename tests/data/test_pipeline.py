@@ -3,7 +3,6 @@ import collections
 import dataclasses
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ import tensorflow_datasets as tfds
 
 from research.data import pipeline as P
 from research.data.batch import BOS, EOS, KEYS
+from tests.conftest import compose_config
+from tests.helpers.corpus import shared_corpus
 
-DDTP = "/work/shared/data/ddtp_de_en"
 tfds.disable_progress_bar()
 
 
@@ -67,9 +67,7 @@ def test_same_seed_same_batches_other_seed_other_batches():
 
 
 def test_worker_processes_do_not_change_the_batches():
-    default = P.PipelineConfig().num_workers
-    assert default > 0
-    it = P.train_iterator(CORPUS, tokenize, tokenize, dataclasses.replace(CONFIG, num_workers=default))
+    it = P.train_iterator(CORPUS, tokenize, tokenize, dataclasses.replace(CONFIG, num_workers=2))
     try:
         with_workers = take(it, 10)
     finally:
@@ -152,10 +150,10 @@ def test_eval_covers_every_example_once_with_its_index():
 
 @pytest.fixture(scope="module")
 def ddtp(tmp_path_factory):
-    if not os.path.isdir(DDTP):
-        pytest.skip("the DDTP corpus is not on this machine")
     from research.data.builders import load_splits
-    return load_splits("jsonl", DDTP, "de", "en", ("train",), str(tmp_path_factory.mktemp("tfds")))["train"]
+
+    corpus = str(shared_corpus("ddtp_de_en"))
+    return load_splits("jsonl", corpus, "de", "en", ("train",), str(tmp_path_factory.mktemp("tfds")))["train"]
 
 
 class Words:
@@ -168,13 +166,23 @@ class Words:
         return [self.vocab.setdefault(w, len(self.vocab) + 4) for w in text.split()]
 
 
-def test_ddtp_bucketing_padding_and_throughput(ddtp):
+def test_ddtp_bucketing_pads_under_15_percent_at_the_shipped_settings(ddtp):
+    """The README's bucketing target (padding < 15%) at conf/data/ddtp_de_en.yaml's token budget
+    and shape count, over about one epoch (180 batches of 4,096 positions).
+
+    Lengths are whitespace words, not the benchmark's sentencepiece pieces. Measured
+    (2026-12, seeds 0-2): 13.4-14.1% with the shipped 14 shapes; 12 shapes give 14.0-14.7%,
+    10 shapes 16.9%. The benchmark's pieces at 2,048 positions gave 13.8%.
+    """
+    shipped = compose_config(["data=ddtp_de_en"]).data
+    config = P.PipelineConfig(tokens_per_batch=shipped.tokens_per_batch, max_shapes=shipped.max_shapes,
+                              max_source_len=shipped.max_source_len, max_target_len=shipped.max_target_len,
+                              num_workers=0, log_every=0)
+    assert (config.tokens_per_batch, config.max_shapes) == (4096, 14)  # the settings the figures above are for
     words = Words()
-    for max_shapes, bound in ((P.PipelineConfig().max_shapes, 0.20), (12, 0.15)):
-        config = P.PipelineConfig(num_workers=0, max_shapes=max_shapes, log_every=0)
-        it = P.train_iterator(ddtp, words, words, config)
-        take(it, 180)  # about one epoch at 4096 tokens per batch
-        stats = it.stats
-        print(f"ddtp_de_en, {len(stats.shapes)} shapes: padding {stats.padding_fraction:.3f}, "
-              f"{stats.tokens_per_second:.0f} tokens/s")
-        assert len(stats.shapes) <= max_shapes and stats.padding_fraction < bound
+    it = P.train_iterator(ddtp, words, words, config)
+    take(it, 180)
+    stats = it.stats
+    print(f"ddtp_de_en, {len(stats.shapes)} shapes: padding {stats.padding_fraction:.3f}, "
+          f"{stats.tokens_per_second:.0f} tokens/s")
+    assert len(stats.shapes) <= config.max_shapes and stats.padding_fraction < 0.15

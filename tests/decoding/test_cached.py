@@ -16,7 +16,7 @@ import pytest
 from research.data.batch import EOS, PAD
 from research.decoding.generate import jit_generate, jit_generate_nbest
 from research.decoding.uncached import jit_generate_nbest_uncached, jit_generate_uncached
-from tests.models.helpers import build, encode_batch, init, real_pairs
+from tests.helpers.models import build, encode_batch, init, real_pairs
 
 # Every decoder, each after a different encoder.
 PAIRS = [("cnn", "rnn"), ("transformer", "cnn"), ("rnn", "transformer")]
@@ -54,7 +54,7 @@ def _check_rows(tokens, lengths):
 @pytest.mark.parametrize("encoder,decoder", PAIRS)
 def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, spm_dir):
     cfg, model, params, batch = _model(encoder, decoder, spm_dir)
-    greedy_cfg = dataclasses.replace(cfg.decode, beam_size=1, sample=False, max_len_a=0.0, max_len_b=10)
+    greedy_cfg = dataclasses.replace(cfg.decode, search="greedy", beam_size=1, max_len_a=0.0, max_len_b=10)
     cached = jax.device_get(jit_generate(model, greedy_cfg)(params, batch))
     uncached = jax.device_get(jit_generate_uncached(model, greedy_cfg)(params, batch))
     np.testing.assert_array_equal(cached[0], uncached[0])
@@ -67,7 +67,7 @@ def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, spm_dir):
     assert ended and min(ended) < greedy_cfg.max_len_b, "some rows should stop at EOS before the limit"
     assert max(cached[1]) > 1, "some rows should generate more than EOS"
 
-    beam_cfg = dataclasses.replace(greedy_cfg, beam_size=4, n_best=2)
+    beam_cfg = dataclasses.replace(greedy_cfg, search="beam", beam_size=4, n_best=2)
     cached = jax.device_get(jit_generate_nbest(model, beam_cfg)(params, batch))
     uncached = jax.device_get(jit_generate_nbest_uncached(model, beam_cfg)(params, batch))
     np.testing.assert_array_equal(cached.tokens, uncached.tokens)

@@ -10,7 +10,7 @@ import pytest
 from research.decoding.config import DecodeConfig
 from research.decoding.generate import jit_generate, jit_generate_nbest
 from research.registry import ConfigError
-from tests.models.helpers import build, encode_batch, init, real_pairs
+from tests.helpers.models import build, encode_batch, init, real_pairs
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def tiny(tmp_path_factory):
 
 def test_sample_depends_on_seed_and_sentence_not_on_batch(tiny):
     cfg, tok, model, params, pairs = tiny
-    sample_cfg = dataclasses.replace(cfg.decode, sample=True, temperature=2.0, max_len_a=0.0, max_len_b=8)
+    sample_cfg = dataclasses.replace(cfg.decode, search="sample", temperature=2.0, max_len_a=0.0, max_len_b=8)
     run = lambda c, p, s: jax.device_get(jit_generate(model, c)(params, encode_batch(tok, p, s, 48)))
     tokens, lengths, _ = run(sample_cfg, pairs, 48)
     # Reversed rows, another padded length: each sentence keeps its sample.
@@ -32,13 +32,13 @@ def test_sample_depends_on_seed_and_sentence_not_on_batch(tiny):
     np.testing.assert_array_equal(rev_lengths[::-1], lengths)
     other, _, _ = run(dataclasses.replace(sample_cfg, seed=1), pairs, 48)
     assert not np.array_equal(other, tokens)
-    greedy, _, _ = run(dataclasses.replace(sample_cfg, sample=False), pairs, 48)
+    greedy, _, _ = run(dataclasses.replace(sample_cfg, search="greedy", temperature=1.0), pairs, 48)
     assert not np.array_equal(greedy, tokens), "temperature 2 should not reproduce greedy search"
 
 
 def test_beam_returns_n_best_and_the_best_of_them(tiny):
     cfg, tok, model, params, pairs = tiny
-    beam_cfg = dataclasses.replace(cfg.decode, beam_size=3, n_best=3, max_len_a=0.0, max_len_b=6)
+    beam_cfg = dataclasses.replace(cfg.decode, search="beam", beam_size=3, n_best=3, max_len_a=0.0, max_len_b=6)
     batch = encode_batch(tok, pairs, 48, 48)
     h = jax.device_get(jit_generate_nbest(model, beam_cfg)(params, batch))
     assert h.tokens.shape == (4, 3, 6) and h.scores.shape == h.log_probs.shape == h.lengths.shape == (4, 3)
@@ -49,5 +49,5 @@ def test_beam_returns_n_best_and_the_best_of_them(tiny):
 
 
 def test_sampling_with_a_beam_is_refused():
-    with pytest.raises(ConfigError, match="sample"):
-        DecodeConfig(beam_size=4, sample=True)
+    with pytest.raises(ConfigError, match="beam_size: 4 applies to search=beam only, but search=sample"):
+        DecodeConfig(search="sample", beam_size=4)

@@ -9,7 +9,7 @@ import pytest
 from research.decoding.generate import jit_generate
 from research.training.losses import token_sums
 from tests.conftest import PAIRS
-from tests.models.helpers import build, encode_batch, init, real_pairs
+from tests.helpers.models import build, encode_batch, init, real_pairs
 
 
 @pytest.mark.parametrize("encoder,decoder", PAIRS)

@@ -12,7 +12,7 @@ from research.decoding.generate import jit_generate
 from research.training import state as train_state
 from research.training.steps import train_step
 from tests.conftest import PAIRS
-from tests.models.helpers import build, encode_batch, real_pairs
+from tests.helpers.models import build, encode_batch, real_pairs
 
 
 def _trainer(model, steps: int):

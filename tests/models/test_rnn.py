@@ -9,31 +9,100 @@ import pytest
 from research.models.layers.rnn import RNNLayer
 
 
-def _numpy_elman(x, w, b, u, bu, valid):
-    """h_t = tanh(W x_t + U h_{t-1} + b), carried unchanged over pads."""
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _gate(m, k: int, hidden: int):
+    """Block k of a projection that holds the gates side by side ([..., gates * hidden])."""
+    return m[..., k * hidden:(k + 1) * hidden]
+
+
+def _numpy_elman(x, w, b, u, bu, h):
+    """h' = tanh(W x + b + U h + b_u)."""
+    return np.tanh(x @ w + b + h @ u + bu)
+
+
+def _numpy_gru(x, w, b, u, bu, h):
+    """The GRU (Cho et al. 2014) with the reset gate applied after U_n, as cuDNN and PyTorch do:
+    r = s(W_r x + U_r h), z = s(W_z x + U_z h), n = tanh(W_n x + r * (U_n h)), h' = (1 - z) n + z h,
+    each product with its bias; the gates lie side by side as [r | z | n] in W, b, U and b_u."""
+    pre_x = lambda k: x @ _gate(w, k, h.shape[-1]) + _gate(b, k, h.shape[-1])
+    pre_h = lambda k: h @ _gate(u, k, h.shape[-1]) + _gate(bu, k, h.shape[-1])
+    r, z = sigmoid(pre_x(0) + pre_h(0)), sigmoid(pre_x(1) + pre_h(1))
+    n = np.tanh(pre_x(2) + r * pre_h(2))
+    return (1.0 - z) * n + z * h
+
+
+def _numpy_lstm(x, w, b, u, bu, state):
+    """The LSTM with a forget gate (Gers et al. 2000); the state is (c, h), the gates lie side by
+    side as [i | f | g | o]: c' = s(f) c + s(i) tanh(g), h' = s(o) tanh(c')."""
+    c, h = state
+    pre = lambda k: (x @ _gate(w, k, h.shape[-1]) + _gate(b, k, h.shape[-1])
+                     + h @ _gate(u, k, h.shape[-1]) + _gate(bu, k, h.shape[-1]))
+    c = sigmoid(pre(1)) * c + sigmoid(pre(0)) * np.tanh(pre(2))
+    return c, sigmoid(pre(3)) * np.tanh(c)
+
+
+NUMPY_CELLS = {"elman": _numpy_elman, "gru": _numpy_gru, "lstm": _numpy_lstm}
+
+
+def _numpy_layer(cell, x, params, valid, reverse=False):
+    """A reference cell over x [B, T, E] in float64, the state carried unchanged over pads.
+
+    Returns:
+      (outputs [B, T, H], zeros at pads; final state: h [B, H], or (c, h) for lstm).
+    """
+    w, b = np.asarray(params["input"]["kernel"], np.float64), np.asarray(params["input"]["bias"], np.float64)
+    u, bu = np.asarray(params["recurrent"], np.float64), np.asarray(params["recurrent_bias"], np.float64)
     bsz, t, _ = x.shape
-    h = np.zeros((bsz, u.shape[0]))
+    zero = np.zeros((bsz, u.shape[0]))
+    state = (zero, zero) if cell == "lstm" else zero
     outs = np.zeros((bsz, t, u.shape[0]))
-    for i in range(t):
-        new = np.tanh(x[:, i] @ w + b + h @ u + bu)
-        h = np.where(valid[:, i : i + 1], new, h)
-        outs[:, i] = np.where(valid[:, i : i + 1], new, 0.0)
-    return outs, h
+    for i in reversed(range(t)) if reverse else range(t):
+        keep = valid[:, i : i + 1]
+        new = NUMPY_CELLS[cell](x[:, i].astype(np.float64), w, b, u, bu, state)
+        state = tuple(np.where(keep, n, s) for n, s in zip(new, state)) if cell == "lstm" else np.where(keep, new, state)
+        outs[:, i] = np.where(keep, new[1] if cell == "lstm" else new, 0.0)
+    return outs, state
 
 
-def test_elman_cell_matches_numpy_reference():
+def _random_params(layer, x, segments, rng):
+    """Every parameter drawn at random: biases start at zero, which would hide a bias added in the wrong place."""
+    shapes = layer.init(jax.random.PRNGKey(0), x, segments)["params"]
+    return jax.tree.map(lambda p: rng.normal(scale=0.7, size=p.shape).astype(np.float32), shapes)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cell_matches_numpy_reference(cell, reverse):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 5, 4)).astype(np.float32)
     segments = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], np.int32)
-    layer = RNNLayer("elman", 6)
-    params = layer.init(jax.random.PRNGKey(0), x, segments)["params"]
+    layer = RNNLayer(cell, 6, reverse=reverse)
+    params = _random_params(layer, x, segments, rng)
     out, final = layer.apply({"params": params}, x, segments)
-    ref_out, ref_h = _numpy_elman(
-        x, np.asarray(params["input"]["kernel"]), np.asarray(params["input"]["bias"]),
-        np.asarray(params["recurrent"]), np.asarray(params["recurrent_bias"]), segments > 0,
-    )
+    ref_out, ref_final = _numpy_layer(cell, x, params, segments > 0, reverse)
     np.testing.assert_allclose(out, ref_out, atol=1e-5)
-    np.testing.assert_allclose(final, ref_h, atol=1e-5)
+    jax.tree.map(lambda a, r: np.testing.assert_allclose(a, r, atol=1e-5), final, ref_final)
+
+
+@pytest.mark.parametrize("cell, gates", [("gru", 3), ("lstm", 4)])
+def test_the_reference_tells_every_two_gates_apart(cell, gates):
+    """Guards the test above: with such parameters, any two gates swapped give another output."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 4)).astype(np.float32)  # several steps: the forget gate acts from the second
+    segments = np.ones((3, 5), np.int32)
+    params = _random_params(RNNLayer(cell, 6), x, segments, rng)
+    base, _ = _numpy_layer(cell, x, params, segments > 0)
+    for i in range(gates):
+        for j in range(i + 1, gates):
+            order = list(range(gates))
+            order[i], order[j] = j, i
+            swap = lambda m: np.concatenate([_gate(m, k, 6) for k in order], -1)
+            swapped = jax.tree.map(swap, params)
+            out, _ = _numpy_layer(cell, x, swapped, segments > 0)
+            assert np.abs(out - base).max() > 0.05, (cell, i, j)
 
 
 @pytest.mark.parametrize("cell", ["elman", "lstm", "gru"])

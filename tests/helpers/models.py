@@ -1,4 +1,4 @@
-"""Builds tiny real-data models for the model tests."""
+"""Tiny real-data models and batches for the model and decoding tests."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +11,7 @@ import jax.numpy as jnp
 
 from research.data import corpus
 from research.data.batch import pad_batch
-from research.models.seq2seq import Seq2Seq
-from research.training.loop import architecture
+from research.models.seq2seq import Seq2Seq, architecture
 from tests.conftest import SAMPLE, tiny_run_config
 
 
@@ -44,7 +43,7 @@ def build(encoder: str, decoder: str, tmp_path: Path, *overrides: str, dropout: 
     off = [] if dropout else ["encoder.dropout=0", "decoder.dropout=0"]
     cfg = tiny_run_config(encoder, decoder, tmp_path, *off, *overrides)
     tok = tokenizer(cfg, tmp_path / "spm")
-    return cfg, tok, Seq2Seq(architecture(cfg, tok))
+    return cfg, tok, Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
 
 
 def encode_batch(tok, pairs, source_len: int = 32, target_len: int = 32) -> dict:
