@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 # Before anything imports JAX (research.config does, through the models): JAX reads
@@ -14,8 +15,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ start-up lines; 
 # inherited by every `python -m research.train` subprocess: the suite compiles the same tiny
 # models dozens of times (a tiny run took 30 s cold and 14 s warm, with bit-identical metrics).
 # A cached executable is the program XLA compiled for the same HLO, flags and versions.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
-    tempfile.gettempdir(), f"research-tests-jax-cache-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"))
+# The first pytest process makes the folder (xdist workers inherit its environment) and removes it.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="research-tests-jax-cache-")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 from pathlib import Path  # noqa: E402
@@ -65,3 +68,8 @@ def tiny_run_config(encoder: str, decoder: str, tmp_path: Path, *extra: str):
 @pytest.fixture(scope="session")
 def spm_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("spm")
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)

@@ -61,3 +61,23 @@ def test_a_data_file_read_alone_gives_the_composed_config(name):
     composed = compose_config([f"data={name}"]).data
     as_dataclass = lambda node: build_dataclass(DataConfig, OmegaConf.to_container(node, resolve=True), prefix="data")
     assert as_dataclass(alone) == as_dataclass(composed)
+
+
+def test_data_and_pipeline_configs_agree():
+    """DataConfig checks its batching keys through PipelineConfig: one set of defaults, one message."""
+    import dataclasses
+
+    from research.data.config import DataConfig
+    from research.data.pipeline import PipelineConfig
+    from research.registry import ConfigError
+
+    data, pipe = DataConfig(dir="x", source="de", target="en"), PipelineConfig()
+    shared = {f.name for f in dataclasses.fields(PipelineConfig)} & {f.name for f in dataclasses.fields(DataConfig)}
+    assert shared >= {"tokens_per_batch", "num_workers", "max_shapes", "bucket_width", "pack", "length_policy"}
+    assert {k: getattr(data, k) for k in shared} == {k: getattr(pipe, k) for k in shared}
+    for bad in ({"tokens_per_batch": 1000}, {"num_workers": -1}, {"length_policy": "drop"}):
+        with pytest.raises(ConfigError) as from_data:
+            DataConfig(dir="x", source="de", target="en", **bad)
+        with pytest.raises(ConfigError) as from_pipeline:
+            PipelineConfig(**bad)
+        assert str(from_data.value) == str(from_pipeline.value)
