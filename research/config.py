@@ -48,6 +48,8 @@ class TrainerConfig:
     resume: bool = False  # continue from the run directory's latest complete checkpoint
     samples: int = 3  # decoded validation examples printed and logged at each evaluation
     max_bad_steps: int = 5  # consecutive steps with a non-finite loss or gradient (each skipped) before the run stops
+    select_by: str = "metric"  # metric (BLEU / ROUGE-L, higher is better) | loss (validation loss, lower): picks the best checkpoint
+    patience: int = 0  # evaluations in a row without improvement of select_by before the run stops; 0 = never
 
     def __post_init__(self):
         check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")  # PRNGKey keeps 32 bits without x64
@@ -61,6 +63,8 @@ class TrainerConfig:
         check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
         check(self.remat in REMAT_POLICIES, "remat", f"'{self.remat}' is not one of {', '.join(REMAT_POLICIES)}")
         check(self.max_bad_steps >= 1, "max_bad_steps", "must be at least 1")
+        check(self.select_by in ("metric", "loss"), "select_by", f"'{self.select_by}' is not one of metric, loss")
+        check(self.patience >= 0, "patience", "must be >= 0 (0: never stop early)")
         check(self.samples >= 0, "samples", "must be >= 0")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.checkpoint or not self.resume, "resume", "needs trainer.checkpoint=true")

@@ -47,17 +47,22 @@ class Checkpoints:
             multiprocessing_options=sync("best")))
 
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
+        """Saves `state` as the latest checkpoint of `step`; with `metrics` (a validation
+        the caller judged the best so far) also as the best one."""
         meta = {**meta, "digest": {part: digest(getattr(state, part)) for part in PARTS}}
         args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self.last.save(step, args=args())
         if metrics is not None and self.best_metric in metrics:
             self.best.save(step, args=args(), metrics={self.best_metric: float(metrics[self.best_metric])})
 
-    def close(self) -> None:
+    def close(self) -> int | None:
+        """Waits for pending writes; -> the step of the best checkpoint (None before any validation)."""
         self.last.wait_until_finished()
         self.best.wait_until_finished()
+        best = self.best.best_step()
         self.last.close()
         self.best.close()
+        return best
 
 
 # Hashed one by one, so that evaluation can verify the parameters alone and

@@ -22,6 +22,11 @@ def task_metric_name(task: str) -> str:
     return "bleu" if task == "translation" else "rougeL"
 
 
+def selection(task: str, select_by: str) -> tuple[str, str]:
+    """(validation key, "max" or "min") that `trainer.select_by` picks the best checkpoint by."""
+    return (task_metric_name(task), "max") if select_by == "metric" else ("loss", "min")
+
+
 def loss_metrics(eval_fn, params, batches) -> dict:
     """Loss, perplexity and token accuracy over every batch of a split."""
     totals = {"loss": 0.0, "nll": 0.0, "correct": 0.0, "tokens": 0.0}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -38,12 +39,14 @@ class LoopState:
     step: int = 0  # steps done
     last_eval: dict = dataclasses.field(default_factory=dict)  # the latest validation results
     evaluated: bool = False  # flags of the current step, reset before its hooks run
+    improved: bool = False  # this validation is the best so far (by trainer.select_by)
     saved: bool = False
-    stopped: str | None = None  # the stop signal's name once the run must stop
+    stopped: str | None = None  # the stop signal's name once the run must stop (it resumes later)
+    converged: bool = False  # early stopping ended the run (it is finished)
 
     def new_step(self, state: Any, step: int) -> None:
         self.state, self.step = state, step
-        self.evaluated = self.saved = False
+        self.evaluated = self.improved = self.saved = False
 
 
 class Hook(Protocol):
@@ -138,14 +141,44 @@ class Validation:
             loop.evaluated = True
 
 
+class EarlyStopping:
+    """Tracks the best validation value of `key` ("max" or "min" is better) and, with
+    `patience` > 0, ends the run after that many evaluations in a row without a strict
+    improvement (a NaN never improves). Its state goes into every checkpoint, so a
+    resumed run counts on where it stopped."""
+
+    def __init__(self, key: str, mode: str, patience: int, last_step: int, state: dict | None = None):
+        self.key, self.mode, self.patience, self.last_step = key, mode, patience, last_step
+        state = state if state and state.get("key") == key else {}  # another select_by starts afresh
+        self.best, self.best_step, self.bad = state.get("best"), state.get("best_step"), state.get("bad", 0)
+
+    def state(self) -> dict:
+        return {"key": self.key, "best": self.best, "best_step": self.best_step, "bad": self.bad}
+
+    def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        if not loop.evaluated:
+            return
+        value = float(loop.last_eval[self.key])
+        if not math.isnan(value) and (self.best is None or (value > self.best if self.mode == "max" else value < self.best)):
+            self.best, self.best_step, self.bad = value, loop.step, 0
+            loop.improved = True
+            return
+        self.bad += 1
+        if self.patience and self.bad >= self.patience and loop.step < self.last_step:
+            loop.converged = True
+            log.info("early stopping at step %d: validation %s has not improved on %.4f (step %d) for %d evaluations "
+                     "(trainer.patience=%d)", loop.step, self.key, self.best, self.best_step, self.bad, self.patience)
+
+
 class Checkpointing:
-    """Saves after each validation (best and last) and every `every` steps (last only)."""
+    """Saves after each validation and every `every` steps; a validation that improved
+    (`loop.improved`, set by EarlyStopping) also becomes the best checkpoint."""
 
     def __init__(self, checkpoints: Checkpoints, every: int, meta: Callable[[LoopState], dict]):
         self.checkpoints, self.every, self.meta = checkpoints, every, meta
 
     def save(self, loop: LoopState) -> None:
-        self.checkpoints.save(loop.step, loop.state, self.meta(loop), loop.last_eval if loop.evaluated else None)
+        self.checkpoints.save(loop.step, loop.state, self.meta(loop), loop.last_eval if loop.improved else None)
         loop.saved = True
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
@@ -162,7 +195,7 @@ class PreemptionStop:
         self.last_step, self.run_dir = last_step, run_dir
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
-        if loop.step >= self.last_step or not self.requested():
+        if loop.step >= self.last_step or loop.converged or not self.requested():
             return
         if self.checkpointing and not loop.saved:
             self.checkpointing.save(loop)

@@ -55,12 +55,14 @@ class Run:
     generate_fn: Any
     dropout_key: jax.Array
     identity: dict  # what a checkpoint must match to be resumed
+    resumed_meta: dict  # the meta of the checkpoint resumed from ({} for a new run)
     checkpoints: Checkpoints | None
     logger: MetricsLog
     params: int
     loop: LoopState
     start_step: int
     started: float  # time.time() when setup began
+    best_checkpoint: str | None = None  # relative to run_dir, once the checkpoints are closed
 
 
 def setup(cfg: RunConfig, run_dir: Path) -> Run:
@@ -90,10 +92,10 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     replicated = sharding.replicated(mesh)
     # The pipeline state is only valid for the worker count that saved it.
     identity = {"architecture": arch.meta(), "tokenizer": tok.fingerprint(), "pipeline": {"num_workers": cfg.data.num_workers}}
-    start_step, state = 0, None
+    start_step, state, meta = 0, None, {}
     if t.resume:
-        start_step, state = _resume(run_dir, train_state.abstract(model, tx, spec, init_key, replicated),
-                                    batches, identity, main)
+        start_step, state, meta = _resume(run_dir, train_state.abstract(model, tx, spec, init_key, replicated),
+                                          batches, identity, main)
     if state is None:
         state = train_state.create(model, tx, spec, init_key, replicated)
     n_params = train_state.param_count(state.params)
@@ -104,30 +106,31 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     return Run(
         cfg=cfg, run_dir=run_dir, main=main, corpus=texts, model=model, mesh=mesh, batches=batches, step_fn=step_fn,
         eval_fn=jax.jit(functools.partial(eval_step, model=model)), generate_fn=jit_generate_nbest(model, cfg.decode),
-        dropout_key=dropout_key, identity=identity,
-        checkpoints=Checkpoints(run_dir, t.keep_checkpoints, evaluation.task_metric_name(cfg.data.task)) if t.checkpoint else None,
+        dropout_key=dropout_key, identity=identity, resumed_meta=meta,
+        checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by))
+        if t.checkpoint else None,
         logger=MetricsLog(run_dir, enabled=main), params=n_params, loop=LoopState(state, start_step),
         start_step=start_step, started=started,
     )
 
 
-def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) -> tuple[int, Any]:
-    """(step, state) of the latest intact checkpoint, with the data iterator moved to where
-    it was; (0, None) when there is none yet."""
+def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) -> tuple[int, Any, dict]:
+    """(step, state, meta) of the latest intact checkpoint, with the data iterator moved to where
+    it was; (0, None, {}) when there is none yet."""
     found = checkpoint.latest(run_dir, abstract_state, identity)
     if found is None:
         log.warning("trainer.resume: no complete checkpoint in %s; starting from step 0", run_dir)
-        return 0, None
+        return 0, None, {}
     state, meta = found
     batches.set_state(meta["data"])
     step = int(meta["step"])
     if main:
         metrics_log.truncate(run_dir, step)  # the killed run may have logged past its last checkpoint
     log.info("resumed from step %d", step)
-    return step, state
+    return step, state, meta
 
 
-def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTimer, hooks.TrainLog]:
+def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTimer, hooks.TrainLog, hooks.EarlyStopping]:
     """The hooks of a training run, in the order they run after each step (`bar`: a console.progress)."""
     t = run.cfg.trainer
     timer, train_log = hooks.StepTimer(), hooks.TrainLog(run.logger, t.log_every, t.max_steps)
@@ -138,20 +141,23 @@ def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTime
         attention.log(run.logger, step, params)
         return out
 
+    key, mode = evaluation.selection(run.cfg.data.task, t.select_by)
+    early = hooks.EarlyStopping(key, mode, t.patience, t.max_steps, run.resumed_meta.get("selection"))
     saver = None
     if run.checkpoints:
-        meta = lambda loop: {**run.identity, "step": loop.step, "data": run.batches.get_state(), "validation": loop.last_eval}
+        meta = lambda loop: {**run.identity, "step": loop.step, "data": run.batches.get_state(),
+                             "validation": loop.last_eval, "selection": early.state()}
         saver = hooks.Checkpointing(run.checkpoints, t.checkpoint_every or t.eval_every, meta)
     out = [hooks.DivergenceGuard(t.max_bad_steps, run.run_dir, run.checkpoints), timer, train_log,
-           hooks.Validation(validate_and_show, t.eval_every, t.max_steps)]
+           hooks.Validation(validate_and_show, t.eval_every, t.max_steps), early]
     out += [saver] if saver else []
     out.append(hooks.PreemptionStop(stop.requested, lambda: stop.name, saver, t.max_steps, run.run_dir))
     out.append(hooks.ProgressDisplay(bar, t.log_every))
-    return out, timer, train_log
+    return out, timer, train_log, early
 
 
 def run_steps(run: Run, step_hooks: list) -> None:
-    """Steps from `run.start_step` to `trainer.max_steps`, or until a hook sets `loop.stopped`."""
+    """Steps from `run.start_step` to `trainer.max_steps`, or until a hook sets `loop.stopped` or `loop.converged`."""
     t, loop = run.cfg.trainer, run.loop
     for step in range(run.start_step, t.max_steps):
         batch = sharding.shard_batch(next(run.batches), run.mesh, t.grad_accum)
@@ -161,29 +167,37 @@ def run_steps(run: Run, step_hooks: list) -> None:
         metrics = jax.device_get(metrics)
         loop.new_step(state, step + 1)
         hooks.run_hooks(step_hooks, loop, metrics, time.time() - tick)
-        if loop.stopped:
+        if loop.stopped or loop.converged:
             return
 
 
 def close(run: Run) -> None:
     """Waits for pending asynchronous checkpoint writes, closes the log and stops the data workers."""
     if run.checkpoints:
-        run.checkpoints.close()
+        best = run.checkpoints.close()
+        run.best_checkpoint = f"checkpoints/best/{best}" if best is not None else None
     run.logger.close()
     run.batches.close()
 
 
-def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog) -> dict:
-    """The run's summary, written to summary.json (first process)."""
+def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: hooks.EarlyStopping) -> dict:
+    """The run's summary, written to summary.json (first process).
+
+    `steps` is what the run trained (fewer than `max_steps` after early stopping);
+    `best` names the checkpoint `trainer.select_by` chose, as the best manager kept it.
+    """
     stats = run.batches.stats
     log.info("input pipeline: %d batches, padding %.1f%%, %.0f tokens/s, %d dropped, %d truncated",
              stats.batches, 100 * stats.padding_fraction, stats.tokens_per_second, stats.dropped, stats.truncated)
     t = run.cfg.trainer
     summary = {
         "encoder": run.cfg.encoder, "decoder": run.cfg.decoder, "seed": t.seed, "params": run.params,
-        "steps": t.max_steps, "compile_s": timer.compile_s, "wall_s": time.time() - run.started,
+        "steps": run.loop.step, "max_steps": t.max_steps, "stopped_early": run.loop.converged,
+        "compile_s": timer.compile_s, "wall_s": time.time() - run.started,
         "tokens_per_s": train_log.tokens_per_s, "validation": run.loop.last_eval,
         "metric": evaluation.task_metric_name(run.cfg.data.task),
+        "best": {"select_by": early.key, "value": early.best, "step": early.best_step,
+                 "checkpoint": run.best_checkpoint},
     }
     if run.main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -204,13 +218,13 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     try:
         with Preemption() as stop, console.progress(t.max_steps, "train", "steps", initial=run.start_step,
                                                     enabled=run.main) as bar:
-            step_hooks, timer, train_log = default_hooks(run, stop, bar)
+            step_hooks, timer, train_log, early = default_hooks(run, stop, bar)
             run_steps(run, step_hooks)
     finally:  # also on Diverged and preemption: pending asynchronous writes complete
         close(run)
     if run.loop.stopped:
         return {"preempted": run.loop.step, "signal": run.loop.stopped}
-    return finish(run, timer, train_log)
+    return finish(run, timer, train_log, early)
 
 
 def validate(run: Run, params, step: int) -> dict:
