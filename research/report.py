@@ -220,7 +220,10 @@ def environment(run: Path) -> str | None:
     m = json.loads(path.read_text())
     git, dev, v = m.get("git", {}), m.get("devices", {}), m.get("versions", {})
     dirty = " (uncommitted changes)" if git.get("dirty") else ""
-    return (f"code {git.get('commit') or 'unknown'}{dirty}; {dev.get('count')} x {dev.get('kind')} ({dev.get('platform')}); "
+    hw = m.get("hardware")
+    machine = f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['accelerator']}" if hw.get("accelerator") else "") if hw else \
+        "hardware not recorded"
+    return (f"code {git.get('commit') or 'unknown'}{dirty}; {machine}; {dev.get('count')} x {dev.get('kind')} ({dev.get('platform')}); "
             f"Python {v.get('python')}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}; "
             f"data fingerprint {m.get('data', {}).get('fingerprint')}")
 

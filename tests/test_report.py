@@ -94,3 +94,18 @@ def test_joblib_2x2_multirun_report(tmp_path):
                for e in EventFileLoader(str(f)).Load() if e.HasField("summary") for v in e.summary.value]
     assert ("_hparams_/experiment", "hparams") in plugins
     assert plugins.count(("_hparams_/session_start_info", "hparams")) == 4
+
+
+def test_the_environment_line_names_the_hardware(tmp_path):
+    from research import report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    manifest = {"git": {"commit": "abc", "dirty": False}, "devices": {"count": 1, "kind": "cpu", "platform": "cpu"},
+                "versions": {"python": "3.11.7"}, "data": {"fingerprint": "f"},
+                "hardware": {"cpu": "Test CPU", "cpu_flags": "avx2", "cores": 2, "accelerator": None}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert report.environment(run).startswith("code abc; Test CPU, 2 cores; 1 x cpu (cpu); ")
+    del manifest["hardware"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert "; hardware not recorded; " in report.environment(run)

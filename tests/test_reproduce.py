@@ -35,7 +35,7 @@ def test_same_seed_same_metrics_other_seed_different(tmp_path):
     run = tmp_path / "run"
     train(run, tmp_path)
     m = json.loads((run / "manifest.json").read_text())
-    assert {"config", "hydra_config", "git", "versions", "devices", "data", "tokenizer", "seeds", "overrides"} <= set(m)
+    assert {"config", "hydra_config", "git", "versions", "devices", "hardware", "data", "tokenizer", "seeds", "overrides"} <= set(m)
     assert m["seeds"]["trainer"] == 0 and m["config"]["trainer"]["seed"] == 0
     assert m["devices"]["count"] >= 1 and m["versions"]["jax"] and len(m["data"]["fingerprint"]) == 16
     assert len(m["tokenizer"]["fingerprint"]) == 16 and {"commit", "dirty"} <= set(m["git"])
@@ -51,3 +51,44 @@ def test_same_seed_same_metrics_other_seed_different(tmp_path):
     assert other.returncode == 1, other.stdout + other.stderr
     assert "final/loss" in json.loads((tmp_path / "seed1" / "reproduce.json").read_text())["mismatches"]
     assert "trainer.seed: 0 -> 1" in other.stdout
+
+
+def _with_hardware(run, **changes):
+    record = {"cpu": "Test CPU 1", "cpu_flags": "avx2 fma sse4_2", "cores": 2, "accelerator": None, **changes}
+    (run / "manifest.json").write_text(json.dumps({"hardware": record}))
+    return run
+
+
+def test_other_hardware_is_said_up_front_and_compared_within_the_stated_tolerance(tmp_path, capsys):
+    a = _with_hardware(fake_run(tmp_path / "a", 2.5, 10.0))
+    near = fake_run(tmp_path / "near", 2.5 * 1.01, 10.0 * 0.99)  # 1% off: inside 5%
+    far = fake_run(tmp_path / "far", 2.5 * 1.10, 10.0)           # 10% off: outside
+    for run in (near, far):
+        _with_hardware(run, cpu="Test CPU 2", cpu_flags="avx2 avx512f fma sse4_2")
+    assert reproduce.main([str(a), "--against", str(near)]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("hardware differs from the original run (cpu: Test CPU 1 -> Test CPU 2; cpu_flags: 0 only before (), 1 only now (avx512f))")
+    assert f"within rtol={reproduce.CROSS_HARDWARE_RTOL:g}, atol=0" in first
+    assert reproduce.main([str(a), "--against", str(far)]) == 1
+    assert reproduce.main([str(a), "--against", str(near), "--rtol", "0"]) == 1  # a given tolerance wins
+    assert "(as given)" in capsys.readouterr().out
+
+
+def test_the_same_hardware_still_demands_equality(tmp_path, capsys):
+    a = _with_hardware(fake_run(tmp_path / "a", 2.5, 10.0))
+    b = _with_hardware(fake_run(tmp_path / "b", 2.5 * (1 + 1e-6), 10.0))
+    assert reproduce.main([str(a), "--against", str(b)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == "same hardware as the original run (Test CPU 1): metrics must match exactly"
+
+
+def test_the_manifest_records_this_machine():
+    import jax
+
+    from research.training import hardware
+
+    here = hardware.describe(jax.devices())
+    assert here["cpu"] != "unknown" and here["cores"] >= 1 and here["accelerator"] is None  # the suite runs on CPU
+    assert here["cpu_flags"] == " ".join(sorted(here["cpu_flags"].split()))
+    assert hardware.differences(here, dict(here)) == []
+    assert hardware.differences(here, {**here, "cores": here["cores"] + 1}) == [f"cores: {here['cores']} -> {here['cores'] + 1}"]

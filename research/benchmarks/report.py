@@ -18,24 +18,14 @@ import importlib.metadata
 import os
 import platform
 
+from research.training.hardware import cpu_model
+
 SECTIONS = ("train", "targets", "pipeline", "decode", "scaling")
 # Columns shown first, in this order, when present; any other metric follows.
 PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms"),
              "targets": ("metric", "min", "max", "value", "met")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
 PERCENT = ("mfu",)  # fractions shown as percentages
-
-
-def cpu_model() -> str:
-    """The 'model name' line of /proc/cpuinfo, or platform's guess elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def versions() -> dict[str, str]:

@@ -22,6 +22,7 @@ import jax
 from omegaconf import OmegaConf
 
 from research.config import REPO
+from research.training import hardware
 
 NAME = "manifest.json"
 
@@ -90,6 +91,7 @@ def build(cfg: Any, data_fingerprint: str, tokenizer_fingerprint: str, run_dir: 
         "git": git_state(),
         "versions": versions(),
         "devices": devices(),
+        "hardware": hardware.describe(jax.devices()),
         "data": {"name": cfg.data.name, "fingerprint": data_fingerprint},
         "tokenizer": {"fingerprint": tokenizer_fingerprint},
         "seeds": {"trainer": cfg.trainer.seed, "decode": cfg.decode.seed},
