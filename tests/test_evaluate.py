@@ -18,9 +18,6 @@ from research.run_dir import load, load_config, parse_args
 from tests.conftest import SAMPLE
 from tests.helpers.runs import tiny_run
 
-# With test_evaluate/test_translate on one worker, the tiny run they share is trained once.
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

@@ -13,9 +13,6 @@ from research.translate import Translator
 from tests.helpers.models import real_pairs
 from tests.helpers.runs import tiny_run
 
-# With test_evaluate/test_translate on one worker, the tiny run they share is trained once.
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

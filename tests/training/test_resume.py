@@ -18,9 +18,6 @@ import pytest
 from research.config import REPO
 from tests.conftest import tiny_overrides
 
-# One worker runs this module, so the uninterrupted run (`whole`) is trained once, not once per worker.
-pytestmark = pytest.mark.xdist_group("resume")
-
 STEPS = 40
 ARGS = [
     *tiny_overrides("transformer", "cnn"), f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=5",
