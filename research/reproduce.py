@@ -32,8 +32,8 @@ from research.training import hardware, manifest as run_manifest, metrics_log
 
 TIMING = ("tokens_per_s", "compile_s", "wall_s", "memory_mb")  # differ from run to run by nature
 IGNORED_CONFIG = ("tokenizer.cache_dir", "data.tfds_dir")  # where caches live, not what is computed
-# On other hardware float results differ (research/training/hardware.py): the demo's validation BLEU
-# was 7.05 on an Intel Xeon and 7.18 on an AMD EPYC host, 1.8% apart. Metrics are then compared
+# On other hardware float results differ (research/training/hardware.py): issue 13 reports the demo's
+# validation BLEU as 7.05 on an Intel Xeon and 7.18 on an AMD EPYC host, 1.8% apart. Metrics are then compared
 # within 5% of the original, about 2.5 times that gap, unless --rtol / --atol say otherwise.
 CROSS_HARDWARE_RTOL = 0.05
 

@@ -1,8 +1,9 @@
 """What a run computed on: CPU model and instruction-set flags, cores, accelerator.
 
 Float results depend on it: the same commit, config and seed gave the demo
-validation BLEU 7.05 on an Intel Xeon host and 7.18 on an AMD EPYC one (XLA
-picks kernels and reduction orders by instruction set). The manifest records
+validation BLEU 7.05 on an Intel Xeon host and 7.18 on an AMD EPYC one (as
+reported in the project's issue 13; XLA picks kernels, and with them reduction
+orders, by instruction set). The manifest records
 it, and `research.reproduce` compares exactly only where it matches.
 """
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 The loop (`loop.run_steps`) only runs steps; everything else a step may
 trigger is a hook, called in order after every step with the loop's state:
-the divergence guard, timing, the train log, validation, checkpoints and the
-preemption stop (t5x's trainer actions are the model). A hook reads and
-sets a few fields of `LoopState` (`evaluated`, `saved`, `stopped`) so that
-later hooks of the same step know what earlier ones did: a preempted step
-that validation already checkpointed is not saved twice.
+the divergence guard, timing, the train log, validation, early stopping,
+checkpoints, the preemption stop and the progress display (t5x's trainer
+actions are the model). A hook reads and sets a few fields of `LoopState`
+(`evaluated`, `improved`, `saved`, `stopped`, `converged`) so that later
+hooks of the same step know what earlier ones did: a preempted step that
+validation already checkpointed is not saved twice.
 
 Every process of a multi-process run calls every hook (validation and
 checkpoints are collective); what they write goes through `MetricsLog`,

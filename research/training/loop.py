@@ -59,8 +59,7 @@ class Run:
     checkpoints: Checkpoints | None
     logger: MetricsLog
     params: int
-    loop: LoopState
-    start_step: int
+    loop: LoopState  # its `step` starts where the run starts (0, or the resumed checkpoint's)
     started: float  # time.time() when setup began
     best_checkpoint: str | None = None  # relative to run_dir, once the checkpoints are closed
 
@@ -110,7 +109,7 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
         checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by))
         if t.checkpoint else None,
         logger=MetricsLog(run_dir, enabled=main), params=n_params, loop=LoopState(state, start_step),
-        start_step=start_step, started=started,
+        started=started,
     )
 
 
@@ -157,9 +156,9 @@ def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTime
 
 
 def run_steps(run: Run, step_hooks: list) -> None:
-    """Steps from `run.start_step` to `trainer.max_steps`, or until a hook sets `loop.stopped` or `loop.converged`."""
+    """Steps from where `run.loop` stands to `trainer.max_steps`, or until a hook sets `loop.stopped` or `loop.converged`."""
     t, loop = run.cfg.trainer, run.loop
-    for step in range(run.start_step, t.max_steps):
+    for step in range(loop.step, t.max_steps):
         batch = sharding.shard_batch(next(run.batches), run.mesh, t.grad_accum)
         tick = time.time()
         # Keys derive from (seed, step), so a resumed run draws the same dropout masks.
@@ -216,7 +215,7 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     run = setup(cfg, run_dir)
     t = cfg.trainer
     try:
-        with Preemption() as stop, console.progress(t.max_steps, "train", "steps", initial=run.start_step,
+        with Preemption() as stop, console.progress(t.max_steps, "train", "steps", initial=run.loop.step,
                                                     enabled=run.main) as bar:
             step_hooks, timer, train_log, early = default_hooks(run, stop, bar)
             run_steps(run, step_hooks)
