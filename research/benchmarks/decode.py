@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from research.benchmarks import models
-from research.benchmarks.flops import BENCH_SHAPE, Shape
+from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.benchmarks.timing import time_fn
 from research.decoding import generate, uncached
 from research.decoding.config import DecodeConfig

@@ -23,18 +23,16 @@ import jax.numpy as jnp
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from research.benchmarks.flops import BENCH_SHAPE, Shape
+from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.config import REPO, RunConfig, register_schemas, resolve
 from research.data.batch import pad_batch
-from research.models.seq2seq import Seq2Seq, architecture
+from research.models.seq2seq import Architecture, Seq2Seq, architecture
 from research.training import optim, state as train_state
 from research.training.steps import train_step
 
 KINDS = ("rnn", "cnn", "transformer")
 PAIRS = tuple(f"{e}-{d}" for e in KINDS for d in KINDS)
 FIRST_TOKEN = 4  # after PAD, UNK, BOS, EOS: random batches hold no special ids
-# The flops.Options that match the overrides below (input feeding off, see the docstring).
-FLOP_OPTIONS = {"cell": "lstm", "bidirectional": True, "attention": "luong", "score": "general", "input_feeding": False}
 
 
 def overrides(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, precision: str = "fp32") -> list[str]:
@@ -85,6 +83,7 @@ class CompiledStep:
     compile_s: float
     params: int
     tokens: int
+    arch: Architecture  # what `research.models.flops.train_flops` counts
 
     def __call__(self) -> float:
         self.state, metrics = self.compiled(self.state, self.batch, self.rng)
@@ -128,4 +127,4 @@ def build_train_step(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, 
     compiled = jax.jit(fn, donate_argnums=0).lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - start
     return CompiledStep(compiled, state, batch, rng, compile_s, train_state.param_count(state.params),
-                        int((batch["target_segments"] > 0).sum()))
+                        int((batch["target_segments"] > 0).sum()), s.model.arch)

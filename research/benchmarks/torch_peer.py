@@ -6,7 +6,7 @@ functions: `import research.benchmarks.torch_peer` works without torch, and
 inside builder functions for the same reason (a class deriving from
 `torch.nn.Module` needs torch when it is defined).
 
-Peers, at `flops.BENCH_SHAPE`:
+Peers, at `shape.BENCH_SHAPE`:
   transformer  `torch.nn.Transformer` (post-LN, its default), token
                embeddings scaled by sqrt(d_model) plus learned positions, a
                linear output layer to the vocabulary.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 
-from research.benchmarks.flops import BENCH_SHAPE, Shape
+from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.benchmarks.timing import time_fn
 
 PAD, BOS = 0, 2  # the ids of research.data.batch; random tokens never hit the specials

@@ -12,7 +12,8 @@ import gc
 import logging
 
 from research.benchmarks import models, torch_peer
-from research.benchmarks.flops import BENCH_SHAPE, Shape, train_flops
+from research.benchmarks.shape import BENCH_SHAPE, Shape
+from research.models.flops import train_flops
 from research.benchmarks.timing import time_alternating, time_fn
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 5, warmup
         torch_step, info = torch_peer.make_train_step(peer, shape)
         t, tp = time_alternating([step, torch_step], warmup=warmup, repeats=repeats)
         theirs = {"tokens_per_s": info["tokens"] / tp["median_s"], **tp, **info, "compiled": False}
-    flops = train_flops(encoder, decoder, shape, **models.FLOP_OPTIONS)
+    flops = train_flops(step.arch, shape.batch, shape.src_len, shape.tgt_len)
     row = {"tokens_per_s": step.tokens / t["median_s"], "compile_s": step.compile_s, "step_ms": 1e3 * t["median_s"],
            "p10_ms": 1e3 * t["p10_s"], "p90_ms": 1e3 * t["p90_s"], "gflop_per_step": flops / 1e9,
            "gflop_per_s": flops / t["median_s"] / 1e9, "params": step.params}

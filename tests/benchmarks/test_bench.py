@@ -1,16 +1,18 @@
 """The bench sections at a tiny shape: each figure follows from the FLOPs counted by hand and the
 timings fed in; targets and the markdown report carry the numbers given to them."""
 import copy
+import dataclasses
 import json
 
 import pytest
 
 from research.benchmarks import decode, models, pipeline, report, suite, train
-from research.benchmarks.flops import Shape, train_flops
+from research.benchmarks.shape import Shape
+from research.models.flops import train_flops
 
 TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=1, vocab=50, hidden=32,
              channels=32, dropout=0.1)
-# The shape of tests/benchmarks/test_flops.py's whole-step hand count, with a vocabulary the
+# The shape of tests/models/test_flops.py's whole-step hand count, with a vocabulary the
 # random batches can draw from (ids start above the 4 special pieces).
 HAND = Shape(batch=1, src_len=2, tgt_len=2, d_model=2, d_ff=4, heads=1, layers=1, vocab=8, dropout=0.0)
 # Encoder 160 + decoder 256 (projections, attention, FFN; see test_flops) + logits 2 tokens x 2 x 8 x 2,
@@ -41,7 +43,8 @@ def test_bench_config_is_the_real_config_with_the_bench_shape():
 
 
 def test_time_pair_flops_by_hand_and_rates_from_the_timing(monkeypatch):
-    assert train_flops("transformer", "transformer", HAND) == HAND_TRAIN_FLOPS
+    hand = models.setup("transformer", "transformer", HAND).model.arch
+    assert train_flops(hand, HAND.batch, HAND.src_len, HAND.tgt_len) == HAND_TRAIN_FLOPS
     monkeypatch.setattr(train, "time_fn", fixed_timings(0.25))
     row = train.time_pair("transformer-transformer", HAND, repeats=1, warmup=0)
     tokens = HAND.batch * HAND.tgt_len  # every target position is real in a benchmark batch
@@ -56,8 +59,11 @@ def test_time_pair_of_an_rnn_pair_counts_its_cells(monkeypatch):
     """The RNN rows count the benchmark's LSTM, bidirectional, Luong-general, no input feeding."""
     monkeypatch.setattr(train, "time_fn", fixed_timings(0.5))
     row = train.time_pair("rnn-cnn", TINY, repeats=1, warmup=0)
-    lstm = train_flops("rnn", "cnn", TINY, **models.FLOP_OPTIONS)
-    assert models.FLOP_OPTIONS["cell"] == "lstm" and lstm > train_flops("rnn", "cnn", TINY, cell="gru")
+    a = models.setup("rnn", "cnn", TINY).model.arch
+    assert (a.encoder_config.cell, a.encoder_config.bidirectional) == ("lstm", True)
+    lstm = train_flops(a, TINY.batch, TINY.src_len, TINY.tgt_len)
+    gru = dataclasses.replace(a, encoder_config=dataclasses.replace(a.encoder_config, cell="gru"))
+    assert lstm > train_flops(gru, TINY.batch, TINY.src_len, TINY.tgt_len)
     assert row["gflop_per_step"] == pytest.approx(lstm / 1e9, rel=1e-12)
     assert row["tokens_per_s"] == pytest.approx(TINY.batch * TINY.tgt_len / 0.5, rel=1e-12)
 

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from research.benchmarks.flops import Shape  # noqa: E402
+from research.benchmarks.shape import Shape  # noqa: E402
 from research.benchmarks import train  # noqa: E402
 from research.benchmarks.torch_peer import PEERS, make_train_step  # noqa: E402
 

@@ -14,7 +14,7 @@ OVERRIDES = ["optim.schedule=constant", "optim.warmup_steps=1", "optim.learning_
 
 def tiny_shape():
     """13 rows: not divisible by a device count, so padding to whole rows per device is exercised too."""
-    from research.benchmarks.flops import Shape
+    from research.benchmarks.shape import Shape
 
     return Shape(batch=13, src_len=8, tgt_len=7, d_model=32, d_ff=64, heads=2, layers=1, vocab=64, hidden=32,
                  channels=32, dropout=0.0)

@@ -1,4 +1,8 @@
-"""Analytic FLOPs of one TRAIN step, the numerator of model FLOPs utilisation.
+"""Analytic training FLOPs of a model at a batch shape: the numerator of MFU and the unit of `trainer.budget=flops`.
+
+One count for the benchmark (model FLOPs utilisation) and for training
+(compute-matched budgets, the cumulative `flops` of metrics.jsonl), so a
+curve drawn against FLOPs and a benchmark row use the same numbers.
 
 Convention (the usual one for MFU, e.g. the PaLM appendix):
   * Only matmuls and einsums are counted; one multiply-add is 2 FLOPs, so a
@@ -7,55 +11,25 @@ Convention (the usual one for MFU, e.g. the PaLM appendix):
     optimizer update are left out: they are memory-bound and small.
   * A train step is 3x the forward matmuls (the backward pass computes one
     gradient for the activations and one for the weights, each as large as
-    the forward). Rematerialisation is not counted: MFU, not HFU.
-  * Every position is counted as real (benchmark batches have no padding),
-    and causal self-attention is counted in full (T x T), as XLA computes it.
+    the forward). Rematerialisation (`trainer.remat`) is not counted: model
+    FLOPs, not hardware FLOPs, so a budget does not depend on a memory setting.
+  * Every position of the batch SHAPE is counted, padding included: XLA
+    computes the padded positions too, and what a budget measures is work
+    done. Causal self-attention is counted in full (T x T) for the same reason.
   * Attention heads do not change the count (heads x d_head = d_model), so
     the layer functions do not take them.
 
-Every function returns FORWARD FLOPs of a whole batch, except `train_flops`.
-Widths that the encoder hands to the decoder (the memory width: 2 x hidden
-for a bidirectional RNN) are passed explicitly.
+The layer functions return FORWARD FLOPs of a whole batch. `train_flops`
+reads the widths from an `Architecture` (the registry names and frozen
+configs a run builds); an encoder or decoder without an entry in
+`ENCODER_FLOPS` / `DECODER_FLOPS` fails with a message naming this file.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 TRAIN_MULTIPLIER = 3  # forward + backward (activation and weight gradients)
 GATES = {"elman": 1, "gru": 3, "lstm": 4}  # matmul blocks per recurrent cell
-
-
-@dataclasses.dataclass(frozen=True)
-class Shape:
-    """The benchmark's shape numbers; the defaults are the fixed benchmark shape."""
-
-    batch: int = 64
-    src_len: int = 32
-    tgt_len: int = 32
-    d_model: int = 256
-    d_ff: int = 1024
-    heads: int = 4
-    layers: int = 3  # each of the encoder and the decoder
-    vocab: int = 8000
-    hidden: int = 256  # recurrent hidden size (per direction)
-    kernel: int = 3  # convolution width
-    channels: int = 256  # width inside a convolution stack
-    dropout: float = 0.1
-
-
-BENCH_SHAPE = Shape()
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """Architecture choices that change the count; defaults follow our configs."""
-
-    cell: str = "lstm"  # elman | gru | lstm, both RNN encoder and decoder
-    bidirectional: bool = True  # RNN encoder
-    attention: str = "luong"  # RNN decoder: none | bahdanau | luong | multihead
-    score: str = "general"  # luong only: dot | general
-    input_feeding: bool = True  # RNN decoder
 
 
 def dense(tokens: int, d_in: int, d_out: int) -> int:
@@ -131,7 +105,8 @@ def rnn_decoder(batch: int, src_len: int, tgt_len: int, d_model: int, hidden: in
     cells = sum(rnn_layer(batch, tgt_len, w, hidden, cell) for w in [first_in] + [hidden] * (layers - 1))
     n = batch * tgt_len
     attend = rnn_attention(batch, src_len, tgt_len, hidden, memory_width, attention, score)
-    combine = dense(n, hidden + memory_width, hidden) if attention != "none" else 0
+    context = hidden if attention == "multihead" else memory_width  # multi-head attention outputs its own width
+    combine = dense(n, hidden + context, hidden) if attention != "none" else 0
     to_model = dense(n, hidden, d_model) if hidden != d_model else 0
     return bridge + cells + attend + combine + to_model
 
@@ -150,12 +125,14 @@ def cnn_encoder(batch: int, src_len: int, d_model: int, channels: int, kernel: i
 
 
 def cnn_decoder(batch: int, src_len: int, tgt_len: int, d_model: int, channels: int, kernel: int, layers: int, memory_width: int) -> int:
-    """Causal gated convolutions with attention in every layer (fairseq fconv
-    layout: the state is projected C -> memory width, attends over the
-    memory, and the context is projected back to C)."""
-    n = batch * tgt_len
-    per_layer = (conv_glu_layer(batch, tgt_len, channels, kernel) + dense(n, channels, memory_width)
-                 + attention_core(batch, tgt_len, src_len, memory_width) + dense(n, memory_width, channels))
+    """Causal gated convolutions with attention in every layer, as research/models/decoders/cnn.py
+    computes it: the query is the layer state plus a projection of the target embedding
+    (d_model -> C), and the attention is a one-head MultiHeadAttention of width C (Q and O
+    projections per target position, K and V projected from the memory once per layer)."""
+    n, m = batch * tgt_len, batch * src_len
+    attention = (2 * dense(n, channels, channels) + 2 * dense(m, memory_width, channels)
+                 + attention_core(batch, tgt_len, src_len, channels))
+    per_layer = conv_glu_layer(batch, tgt_len, channels, kernel) + dense(n, d_model, channels) + attention
     return dense(n, d_model, channels) + layers * per_layer + dense(n, channels, d_model)
 
 
@@ -166,45 +143,49 @@ def output_projection(batch: int, tgt_len: int, d_model: int, vocab: int) -> int
     return dense(batch * tgt_len, d_model, vocab)
 
 
-# --- dispatch -------------------------------------------------------------
+# --- dispatch by registry name ------------------------------------------
+# Each entry reads the component's own frozen config (research/models/encoders/<name>.py, decoders/<name>.py).
 
-MEMORY_WIDTH: dict[str, Callable[[Shape, Options], int]] = {
-    "rnn": lambda s, o: s.hidden * (2 if o.bidirectional else 1),
-    "cnn": lambda s, o: s.d_model,
-    "transformer": lambda s, o: s.d_model,
+# (config, d_model, batch, source length) -> forward FLOPs
+ENCODER_FLOPS: dict[str, Callable[[Any, int, int, int], int]] = {
+    "rnn": lambda c, d, b, s: rnn_encoder(b, s, d, c.hidden_size, c.num_layers, c.cell, c.bidirectional),
+    "cnn": lambda c, d, b, s: cnn_encoder(b, s, d, c.channels, c.kernel_size, c.num_layers),
+    "transformer": lambda c, d, b, s: c.num_layers * transformer_encoder_layer(b, s, d, c.d_ff),
 }
 
-ENCODERS: dict[str, Callable[[Shape, Options], int]] = {
-    "rnn": lambda s, o: rnn_encoder(s.batch, s.src_len, s.d_model, s.hidden, s.layers, o.cell, o.bidirectional),
-    "cnn": lambda s, o: cnn_encoder(s.batch, s.src_len, s.d_model, s.channels, s.kernel, s.layers),
-    "transformer": lambda s, o: s.layers * transformer_encoder_layer(s.batch, s.src_len, s.d_model, s.d_ff),
+# (config, d_model) -> width of the memory the encoder hands to the decoder
+MEMORY_WIDTH: dict[str, Callable[[Any, int], int]] = {
+    "rnn": lambda c, d: c.hidden_size * (2 if c.bidirectional else 1),
+    "cnn": lambda c, d: d,
+    "transformer": lambda c, d: d,
 }
 
-# Decoders receive the memory width of whichever encoder they are paired with.
-DECODERS: dict[str, Callable[[Shape, Options, int], int]] = {
-    "rnn": lambda s, o, mem: rnn_decoder(s.batch, s.src_len, s.tgt_len, s.d_model, s.hidden, s.layers, mem,
-                                         o.cell, o.attention, o.score, o.input_feeding),
-    "cnn": lambda s, o, mem: cnn_decoder(s.batch, s.src_len, s.tgt_len, s.d_model, s.channels, s.kernel, s.layers, mem),
-    "transformer": lambda s, o, mem: s.layers * transformer_decoder_layer(s.batch, s.src_len, s.tgt_len, s.d_model, s.d_ff, mem),
+# (config, d_model, batch, source length, target length, memory width) -> forward FLOPs
+DECODER_FLOPS: dict[str, Callable[[Any, int, int, int, int, int], int]] = {
+    "rnn": lambda c, d, b, s, t, mem: rnn_decoder(b, s, t, d, c.hidden_size, c.num_layers, mem, c.cell,
+                                                  c.attention, c.score, c.input_feeding),
+    "cnn": lambda c, d, b, s, t, mem: cnn_decoder(b, s, t, d, c.channels, c.kernel_size, c.num_layers, mem),
+    "transformer": lambda c, d, b, s, t, mem: c.num_layers * transformer_decoder_layer(b, s, t, d, c.d_ff, mem),
 }
 
 
-def forward_flops(encoder_kind: str, decoder_kind: str, shape: Shape | dict = BENCH_SHAPE, **options) -> int:
-    """Forward matmul FLOPs of one batch: encoder + decoder + output projection.
-
-    `shape` may be a dict of `Shape` fields and `options` are `Options`
-    fields; an unknown key raises TypeError rather than being ignored.
-    """
-    s = Shape(**shape) if isinstance(shape, dict) else shape
-    o = Options(**options)
-    for kind, table in ((encoder_kind, ENCODERS), (decoder_kind, DECODERS)):
-        if kind not in table:
-            raise KeyError(f"unknown kind '{kind}'; choose one of {sorted(table)}")
-    mem = MEMORY_WIDTH[encoder_kind](s, o)
-    return (ENCODERS[encoder_kind](s, o) + DECODERS[decoder_kind](s, o, mem)
-            + output_projection(s.batch, s.tgt_len, s.d_model, s.vocab))
+def _entry(table: dict, kind: str, name: str):
+    if name not in table:
+        raise KeyError(f"{kind} '{name}' has no FLOP count; add one to {kind.upper()}_FLOPS in research/models/flops.py "
+                       f"(counted: {', '.join(sorted(table))})")
+    return table[name]
 
 
-def train_flops(encoder_kind: str, decoder_kind: str, shape: Shape | dict = BENCH_SHAPE, **options) -> int:
-    """FLOPs of one train step (forward + backward = 3 x forward matmuls)."""
-    return TRAIN_MULTIPLIER * forward_flops(encoder_kind, decoder_kind, shape, **options)
+def forward_flops(arch: Any, batch: int, source_len: int, target_len: int) -> int:
+    """Forward matmul FLOPs of one [batch, source_len] -> [batch, target_len] batch of `arch`
+    (a `seq2seq.Architecture`): encoder + decoder + output projection."""
+    d = arch.model.d_model
+    encoder = _entry(ENCODER_FLOPS, "encoder", arch.encoder)(arch.encoder_config, d, batch, source_len)
+    memory = MEMORY_WIDTH[arch.encoder](arch.encoder_config, d)
+    decoder = _entry(DECODER_FLOPS, "decoder", arch.decoder)(arch.decoder_config, d, batch, source_len, target_len, memory)
+    return encoder + decoder + output_projection(batch, target_len, d, arch.target_vocab)
+
+
+def train_flops(arch: Any, batch: int, source_len: int, target_len: int) -> int:
+    """FLOPs of one train step on a batch of that shape (forward + backward = 3 x forward matmuls)."""
+    return TRAIN_MULTIPLIER * forward_flops(arch, batch, source_len, target_len)
