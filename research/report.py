@@ -35,7 +35,7 @@ SEED_KEYS = ("trainer.seed",)  # overrides that repeat an architecture rather th
 FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
 SPEED = ("tokens_per_s", "compile_s", "wall_s")
 # Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
-EVAL_RECORDS = ("examples", "step", "wall_s")
+EVAL_RECORDS = ("examples", "step", "wall_s", "truncated_to_model")
 
 
 def find_runs(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:

@@ -93,7 +93,8 @@ def train_batches(source: Any, tok: Tokenizer, cfg: DataConfig, seed: int):
     return train_iterator(source, tok.encode_source, tok.encode_target, cfg.pipeline(seed))
 
 
-def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None):
-    """Every example once; `batch["index"]` is each row's example (-1: an empty row)."""
+def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None, limits=(None, None)):
+    """Every example once and whole (cut only to the model's `limits`, see `eval_iterator`);
+    `batch["index"]` is each row's example (-1: an empty row)."""
     return eval_iterator(source, tok.encode_source, tok.encode_target,
-                         cfg.pipeline(0, num_workers=0, log_every=0), shapes)
+                         cfg.pipeline(0, num_workers=0, log_every=0), shapes, limits)

@@ -9,6 +9,8 @@ stream) restores it exactly.
 Static shapes: each distinct (B, S, T) costs a JAX compile, so the lengths are
 covered by at most `max_shapes` shapes, chosen to minimise padding, with
 B = tokens_per_batch // max(S, T) rounded down to a multiple of 8.
+Evaluation never truncates: examples longer than its shapes get a few more,
+on a coarse grid (`eval_shapes`).
 Shuffling is a full permutation per epoch (random access makes it free), so
 there is no shuffle buffer to size.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import logging
 import sys
 import threading
@@ -213,6 +216,44 @@ def assign_shapes(s: np.ndarray, t: np.ndarray, shapes: Sequence[BatchShape]) ->
     return np.where(fits.any(1), np.argmin(np.where(fits, area, np.inf), 1), np.argmax(area))
 
 
+def grid_length(n: int) -> int:
+    """The smallest of 16, 24, 32, 48, 64, 96, ... (2^k and 1.5 * 2^k) that is >= n.
+
+    The coarse grid of the shapes `eval_shapes` adds: its steps are 1.33x or
+    1.5x, so a long example pads by under half its length, and a split needs
+    only a few of them, the same at every validation (one compile each per run).
+    """
+    if n <= 16:
+        return 16
+    p = 1 << (int(n) - 1).bit_length()  # the power of two >= n
+    return p * 3 // 4 if p * 3 // 4 >= n else p
+
+
+def eval_shapes(s: np.ndarray, t: np.ndarray, config: PipelineConfig,
+                shapes: Sequence[BatchShape] | None = None) -> tuple[tuple[BatchShape, ...], int]:
+    """Shapes that hold every (s, t) [N] whole; -> (shapes, how many of them were added).
+
+    First `shapes`, or, without them, those `choose_shapes` picks for the
+    examples within the max lengths. Then, for the examples none of these
+    holds, one shape per grid source length: (B, grid_length(S), the largest
+    grid_length(T) among them), B following the token budget as in training.
+    The grid, not the examples' own lengths, fixes the widths so that these
+    shapes are few and recur.
+    """
+    base = tuple(shapes or ())
+    within = (s <= config.max_source_len) & (t <= config.max_target_len)
+    if not base and within.any():
+        base = tuple(choose_shapes(s[within], t[within], config))
+    size = np.array([[x.source, x.target] for x in base], np.int64).reshape(-1, 2)  # [K, 2]
+    held = ((size[None, :, 0] >= s[:, None]) & (size[None, :, 1] >= t[:, None])).any(1)  # [N]
+    wide = {}  # grid S -> grid T of the examples not held
+    for a, b in zip(s[~held], t[~held]):
+        key = grid_length(a)
+        wide[key] = max(wide.get(key, 0), grid_length(b))
+    added = tuple(BatchShape(batch_size(config.tokens_per_batch, a, b), a, b) for a, b in sorted(wide.items()))
+    return base + added, len(added)
+
+
 # ---------------------------------------------------------------- plans
 
 
@@ -400,29 +441,45 @@ def train_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Toke
 
 
 def eval_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Tokenize, config: PipelineConfig,
-                  shapes: Sequence[BatchShape] | None = None) -> BatchIterator:
-    """Every example exactly once, deterministic, never packed, with `batch["index"]`.
+                  shapes: Sequence[BatchShape] | None = None,
+                  limits: tuple[int | None, int | None] = (None, None)) -> BatchIterator:
+    """Every example exactly once and whole, deterministic, never packed, with `batch["index"]`.
 
-    Batches are grouped by shape (those given, e.g. the training iterator's
-    `.shapes` to reuse their compiles; else chosen for this split) and hold
-    examples in corpus order within each shape. `index` [B] is the example each
-    row holds (-1 for the empty rows that fill a shape's last batch), so
-    hypotheses can be written back in corpus order. Longer examples are
-    truncated to the largest shape, never dropped.
+    Nothing is cut to fit the batch shapes or `config.max_*_len`, so the loss
+    and decoding see full sources and targets, as other toolkits score them.
+    The shapes are those given (e.g. the training iterator's `.shapes`, to
+    reuse their compiles; else chosen for this split), first, plus the few
+    `eval_shapes` adds for the examples none of them holds. Batches are grouped
+    by shape and hold examples in corpus order within each shape. `index` [B]
+    is the example each row holds (-1 for the empty rows that fill a shape's
+    last batch), so hypotheses can be written back in corpus order.
+
+    The one cut is the model's own: `limits` = (S, T), the longest source
+    (EOS included) and target (BOS included) it can represent (learned
+    position tables; None: no limit). A longer side keeps its first S - 1
+    (T - 1) pieces; such examples are counted in `stats.truncated` (the
+    caller warns: `evaluation.evaluate_split`).
     """
     stats = PipelineStats()
     src_len, tgt_len = measure_lengths(source, tokenize_source, tokenize_target)
-    s, t, ids = src_len + 1, tgt_len + 1, np.arange(len(src_len))
-    stats.examples = len(ids)
-    clipped = np.minimum(s, config.max_source_len), np.minimum(t, config.max_target_len)
-    stats.shapes = tuple(shapes) if shapes else tuple(choose_shapes(*clipped, config))
-    which = assign_shapes(s, t, stats.shapes)
-    size = np.array([[sh.source, sh.target] for sh in stats.shapes])[which]  # [N, 2]
-    stats.truncated = int(((s > size[:, 0]) | (t > size[:, 1])).sum())
-    log.info("eval: %d examples, %d truncated to fit shapes %s", len(ids), stats.truncated,
-             [tuple(x) for x in stats.shapes])
+    top = np.iinfo(np.int32).max
+    max_s, max_t = (top if x is None else int(x) for x in limits)
+    s, t = src_len + 1, tgt_len + 1
+    stats.examples, stats.truncated = len(s), int(((s > max_s) | (t > max_t)).sum())
+    s, t = np.minimum(s, max_s), np.minimum(t, max_t)
+    stats.shapes, added = eval_shapes(s, t, config, shapes)
+    log.info("eval: %d examples, shapes %s (%d added so that no example is truncated), %d cut to the "
+             "model's limits %s", len(s), [tuple(x) for x in stats.shapes], added, stats.truncated, tuple(limits))
+    which = assign_shapes(s, t, stats.shapes) if len(s) else np.zeros(0, np.int64)
+    ids = np.arange(len(s))
     plan = [(k, [[int(i)] for i in group[j:j + shape.batch]])
             for k, shape in enumerate(stats.shapes)
             for group in [ids[which == k]] for j in range(0, len(group), shape.batch)]
-    make = MakeBatch(source, tokenize_source, tokenize_target, stats.shapes, with_index=True)
+    cut = (functools.partial(_head, tokenize_source, max_s - 1), functools.partial(_head, tokenize_target, max_t - 1))
+    make = MakeBatch(source, *cut, stats.shapes, with_index=True)
     return _iterate(plan, make, config, stats, "eval")
+
+
+def _head(tokenize: Tokenize, n: int, text: str) -> Sequence[int]:
+    """The first n ids of `text` (a module-level function, so a partial of it pickles for grain workers)."""
+    return tokenize(text)[:n]

@@ -3,10 +3,17 @@
 The one path: validation during training and `research.evaluate` both call
 `evaluate_split`, so a validation BLEU and an evaluated BLEU of the same
 checkpoint and examples are the same number.
+
+Nothing is truncated: every source is decoded whole and the loss covers
+every target whole (the data pipeline adds batch shapes for long examples),
+so scores compare with other toolkits'. The one exception is a model with
+learned positions (`encoder/decoder.max_len`): a longer side is cut to its
+table, with a warning, and `truncated_to_model` counts such examples.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any
 
@@ -15,6 +22,9 @@ import jax
 from research.data import corpus
 from research.decoding import metrics as task_metrics
 from research.decoding.corpus import Output, decode_batches, one_line
+from research.models.layers.positions import learned_max_len
+
+log = logging.getLogger(__name__)
 
 
 def task_metric_name(task: str) -> str:
@@ -57,23 +67,46 @@ class SplitScores:
     sources: list[str]
 
 
+def model_limits(params) -> tuple[int | None, int | None]:
+    """(S, T): the longest source and target the model behind `params` can represent; None: no limit.
+
+    Read from the learned position tables in `params` (any pytree holding
+    them, e.g. an ensemble's; the smallest table wins), since they are the
+    model evaluated, whatever built it. Sinusoidal positions, RNNs: (None, None).
+    """
+    return learned_max_len(params, "encoder"), learned_max_len(params, "decoder")
+
+
 def evaluate_split(examples: Any, tokenizer, data_cfg, params, eval_fn, generate_fn, *, decode_examples: int = 0,
                    shapes=None, description: str = "decoding") -> SplitScores:
-    """Scores `params` on `examples` (random access to {"source", "target"}).
+    """Scores `params` on `examples` (random access to {"source", "target"}), every example whole.
 
     Args:
       eval_fn: jitted `steps.eval_step` bound to the model; `generate_fn`: `jit_generate_nbest`.
       decode_examples: decode only the first N examples for the task metric (0: all);
         the loss always covers every example.
       shapes: batch shapes to reuse (the training iterator's, so no new compiles); None chooses them.
+        Examples longer than all of them get a few added shapes, never a cut.
       description: what the decoding progress display says.
+
+    Returns:
+      SplitScores; `metrics["truncated_to_model"]` counts the examples (of all) cut to
+      `model_limits(params)`, the one truncation there is (logged as a warning).
     """
-    losses = loss_metrics(eval_fn, params, corpus.eval_batches(examples, tokenizer, data_cfg, shapes))
+    limits = model_limits(params)
+    batches = corpus.eval_batches(examples, tokenizer, data_cfg, shapes, limits)
+    losses = loss_metrics(eval_fn, params, batches)
     n = min(decode_examples or len(examples), len(examples))
     subset = corpus.Head(examples, n)
-    outputs = decode_batches(generate_fn, params, corpus.eval_batches(subset, tokenizer, data_cfg, shapes), n, tokenizer,
-                             description)
+    outputs = decode_batches(generate_fn, params, corpus.eval_batches(subset, tokenizer, data_cfg, shapes, limits), n,
+                             tokenizer, description)
     hyps = [one_line(o[0].text) for o in outputs]
     rows = [subset[i] for i in range(n)]
     refs = [r["target"] for r in rows]
-    return SplitScores({**losses, **score(data_cfg.task, hyps, refs)}, outputs, hyps, refs, [r["source"] for r in rows])
+    cut = batches.stats.truncated
+    if cut:
+        log.warning("%d of %d examples are longer than the model's learned positions (source %s, target %s, "
+                    "EOS/BOS included) and were cut to them; the results count them as truncated_to_model",
+                    cut, len(examples), *limits)
+    metrics = {**losses, "truncated_to_model": cut, **score(data_cfg.task, hyps, refs)}
+    return SplitScores(metrics, outputs, hyps, refs, [r["source"] for r in rows])

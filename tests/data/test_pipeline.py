@@ -133,19 +133,22 @@ def test_packing_rows_hold_whole_examples_each_once_per_epoch():
 def test_eval_covers_every_example_once_with_its_index():
     train = P.train_iterator(CORPUS, tokenize, tokenize, CONFIG)
     long = CORPUS + [{"source": " ".join(["w1"] * 50), "target": "w2"}]
-    batches = list(P.eval_iterator(long, tokenize, tokenize, CONFIG, shapes=train.shapes))
+    it = P.eval_iterator(long, tokenize, tokenize, CONFIG, shapes=train.shapes)
+    batches = list(it)
     assert same(batches, list(P.eval_iterator(long, tokenize, tokenize, CONFIG, shapes=train.shapes)))
+    # the training shapes come first; the long example gets an added one instead of a cut
+    assert it.shapes[:len(train.shapes)] == train.shapes and len(it.shapes) == len(train.shapes) + 1
+    assert it.stats.truncated == 0
     index = np.concatenate([b["index"] for b in batches])
     assert sorted(index[index >= 0]) == list(range(len(long)))
     for batch in batches:
         empty = batch["index"] < 0
         assert (batch["source_segments"][empty] == 0).all() and (batch["target_segments"][empty] == 0).all()
         assert list(batch["index"][~empty]) == sorted(batch["index"][~empty])  # corpus order within a shape
-        assert (batch["source"].shape[0], batch["source"].shape[1], batch["target_in"].shape[1]) in train.shapes
+        assert (batch["source"].shape[0], batch["source"].shape[1], batch["target_in"].shape[1]) in it.shapes
         for row in np.flatnonzero(~empty):
             ex = long[batch["index"][row]]
-            s = tokenize(ex["source"])[: batch["source"].shape[1] - 1]
-            assert segments_of(batch, row) == [(tuple(s), tuple(tokenize(ex["target"])))]
+            assert segments_of(batch, row) == [(tuple(tokenize(ex["source"])), tuple(tokenize(ex["target"])))]
 
 
 @pytest.fixture(scope="module")
