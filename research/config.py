@@ -31,6 +31,10 @@ from research.training.steps import REMAT_POLICIES
 REPO = Path(__file__).resolve().parent.parent  # the checkout: conf/, experiments/ and the package
 
 
+BUDGETS = ("steps", "tokens", "flops", "seconds")
+AVERAGE = re.compile(r"none|(last|best):[1-9][0-9]*")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     seed: int = 0  # parameters, dropout and data order all derive from it
@@ -50,6 +54,10 @@ class TrainerConfig:
     max_bad_steps: int = 5  # consecutive steps with a non-finite loss or gradient (each skipped) before the run stops
     select_by: str = "metric"  # metric (BLEU / ROUGE-L, higher is better) | loss (validation loss, lower): picks the best checkpoint
     patience: int = 0  # evaluations in a row without improvement of select_by before the run stops; 0 = never
+    budget: str = "steps"  # steps | tokens | flops | seconds: what the runs of a comparison share (research/training/budget.py)
+    budget_amount: float = 0.0  # target tokens, training FLOPs or training seconds; unused for steps (max_steps is the amount)
+    test: bool = False  # after training, decode the test split with the selected parameters (hyps_test.txt, eval_test.json)
+    average: str = "none"  # none | last:K | best:K: parameters evaluated on the test split (element-wise mean of K checkpoints)
 
     def __post_init__(self):
         check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)")  # PRNGKey keeps 32 bits without x64
@@ -65,6 +73,27 @@ class TrainerConfig:
         check(self.max_bad_steps >= 1, "max_bad_steps", "must be at least 1")
         check(self.select_by in ("metric", "loss"), "select_by", f"'{self.select_by}' is not one of metric, loss")
         check(self.patience >= 0, "patience", "must be >= 0 (0: never stop early)")
+        check(self.budget in BUDGETS, "budget", f"'{self.budget}' is not one of {', '.join(BUDGETS)}")
+        if self.budget == "steps":
+            check(self.budget_amount == 0, "budget_amount", "is not used with trainer.budget=steps (trainer.max_steps is "
+                  "the amount); leave it 0 or choose tokens, flops or seconds")
+        else:
+            check(self.budget_amount > 0, "budget_amount", f"must be positive with trainer.budget={self.budget}")
+        check(AVERAGE.fullmatch(self.average) is not None, "average",
+              f"'{self.average}' is not one of none, last:K, best:K (K a positive integer)")
+        if self.average != "none":  # fail at start, not after training, when K checkpoints cannot exist
+            kind, k = self.average.split(":")
+            k = int(k)
+            check(self.checkpoint, "average", "needs trainer.checkpoint=true: it averages saved checkpoints")
+            every, m = self.checkpoint_every, self.max_steps  # saves: each evaluation (also at the last step), each `every` steps
+            evals = -(-m // self.eval_every)  # ceil: only these can be best checkpoints
+            saves = evals if kind == "best" or not every else len({*range(every, m + 1, every),
+                                                                   *range(self.eval_every, m + 1, self.eval_every), m})
+            check(k <= saves, "average", f"{self.average} needs {k} checkpoints, but the run saves {saves} "
+                  f"{'with a validation ' if kind == 'best' else ''}(trainer.max_steps={m}, eval_every={self.eval_every}, "
+                  f"checkpoint_every={every})")
+            check(kind != "last" or k <= self.keep_checkpoints, "average", f"{self.average} needs the last {k} "
+                  f"checkpoints, but trainer.keep_checkpoints={self.keep_checkpoints} keeps fewer; raise it to {k}")
         check(self.samples >= 0, "samples", "must be >= 0")
         check(self.checkpoint_every >= 0, "checkpoint_every", "must be >= 0")
         check(self.checkpoint or not self.resume, "resume", "needs trainer.checkpoint=true")

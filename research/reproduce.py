@@ -4,7 +4,8 @@ Trains again from the run's saved Hydra config (`RUN_DIR/.hydra/config.yaml`)
 into a new directory, then compares every logged metric (each train and
 validation line of metrics.jsonl, and the final summary) with the original,
 exactly by default on the same hardware: on CPU the same config and seed give
-the same numbers. When the CPU model, its instruction-set flags, the core
+the same numbers (except under a `trainer.budget=seconds`, which it says up
+front and compares within the cross-hardware tolerance). When the CPU model, its instruction-set flags, the core
 count or the accelerator differ from the manifest's record, it says so
 before anything runs and compares within rtol=0.05 instead
 (`CROSS_HARDWARE_RTOL`; --rtol / --atol choose another).
@@ -30,7 +31,7 @@ from pathlib import Path
 from research.config import REPO
 from research.training import hardware, manifest as run_manifest, metrics_log
 
-TIMING = ("tokens_per_s", "compile_s", "wall_s", "memory_mb")  # differ from run to run by nature
+TIMING = ("tokens_per_s", "compile_s", "wall_s", "memory_mb", "train_seconds")  # differ from run to run by nature
 IGNORED_CONFIG = ("tokenizer.cache_dir", "data.tfds_dir")  # where caches live, not what is computed
 # On other hardware float results differ (research/training/hardware.py): issue 13 reports the demo's
 # validation BLEU as 7.05 on an Intel Xeon and 7.18 on an AMD EPYC host, 1.8% apart. Metrics are then compared
@@ -132,6 +133,17 @@ def _devices() -> list:
     return jax.devices()
 
 
+def budget_line(run_dir: Path) -> str | None:
+    """Said up front when the run's budget cannot be reproduced bit for bit (trainer.budget=seconds)."""
+    path = Path(run_dir) / run_manifest.NAME
+    entry = run_manifest.read(run_dir).get("budget") if path.exists() else None
+    if not entry or entry.get("reproducible", True):
+        return None
+    return (f"the run's budget is {entry['amount']:g} {entry['unit']}: how many steps fit depends on the machine and its "
+            f"load, so it is not reproducible bit for bit; metrics are compared within rtol={CROSS_HARDWARE_RTOL:g} "
+            f"unless --rtol says otherwise, and rows only one run logged count as different")
+
+
 def tolerance_line(differ: list[str], recorded: dict | None, rtol: float, atol: float, given: bool = False) -> str:
     """What the comparison will demand, and why: said before anything runs."""
     tol = f"rtol={rtol:g}, atol={atol:g}"
@@ -165,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     recorded = _manifest_hardware(run)
     other = _manifest_hardware(args.against) if args.against else hardware.describe(_devices())
     differ = hardware.differences(recorded, other) if recorded and other else []
-    rtol = args.rtol if args.rtol is not None else (CROSS_HARDWARE_RTOL if differ else 0.0)
+    timed = budget_line(run)
+    rtol = args.rtol if args.rtol is not None else (CROSS_HARDWARE_RTOL if differ or timed else 0.0)
     atol = args.atol if args.atol is not None else 0.0
+    if timed:
+        print(timed, flush=True)
     print(tolerance_line(differ, recorded, rtol, atol, given=args.rtol is not None or args.atol is not None), flush=True)
     if args.against:
         again = args.against

@@ -94,6 +94,10 @@ IMPOSSIBLE = [
     (TT, ["trainer.max_steps=-5"], "trainer.max_steps: must be positive"),
     (TT, ["trainer.label_smoothing=1.0"], "trainer.label_smoothing: must be in [0, 1)"),
     (TT, ["trainer.precision=fp8"], "trainer.precision: 'fp8' is not one of fp32, bf16"),
+    (TT, ["trainer.budget=minutes"], "trainer.budget: 'minutes' is not one of steps, tokens, flops, seconds"),
+    (TT, ["trainer.budget=flops"], "trainer.budget_amount: must be positive with trainer.budget=flops"),
+    (TT, ["trainer.budget=tokens", "trainer.budget_amount=-3"], "trainer.budget_amount: must be positive with trainer.budget=tokens"),
+    (TT, ["trainer.budget_amount=1e9"], "trainer.budget_amount: is not used with trainer.budget=steps"),
     # decoding
     (TT, ["decode.search=nucleus"], "decode.search: 'nucleus' is not one of greedy, beam, sample"),
     (TT, ["decode.beam_size=5"], "decode.beam_size: 5 applies to search=beam only, but search=greedy"),

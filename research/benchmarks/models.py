@@ -108,7 +108,7 @@ class Setup:
 def setup(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32", extra=()) -> Setup:
     run = run_config(encoder, decoder, shape, precision, extra)
     lr = optim.schedule(run.optim, run.trainer.max_steps)
-    return Setup(run, Seq2Seq(architecture(run, shape.vocab, shape.vocab)), optim.optimizer(run.optim, lr), lr)
+    return Setup(run, Seq2Seq(architecture(run, shape.vocab, shape.vocab)), optim.optimizer(run.optim), lr)
 
 
 def build_train_step(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32",

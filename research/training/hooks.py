@@ -44,6 +44,7 @@ class LoopState:
     saved: bool = False
     stopped: str | None = None  # the stop signal's name once the run must stop (it resumes later)
     converged: bool = False  # early stopping ended the run (it is finished)
+    final: bool = False  # this step spent the budget (or reached trainer.max_steps): the run's last
 
     def new_step(self, state: Any, step: int) -> None:
         self.state, self.step = state, step
@@ -105,19 +106,21 @@ class StepTimer:
 
 
 class TrainLog:
-    """Averages step metrics over `every` steps into a `train` row of metrics.jsonl and one log line."""
+    """Averages step metrics over `every` steps (and at the last) into a `train` row of metrics.jsonl
+    and one log line; the row also carries `spent()`: the cumulative tokens, flops and train_seconds."""
 
-    def __init__(self, logger: MetricsLog, every: int, last_step: int):
-        self.logger, self.every, self.last_step = logger, every, last_step
+    def __init__(self, logger: MetricsLog, every: int, spent: Callable[[], dict]):
+        self.logger, self.every, self.spent = logger, every, spent
         self.meter = Meter()
         self.speeds: collections.deque = collections.deque(maxlen=1000)
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
         self.meter.add(metrics, seconds)
-        if loop.step % self.every and loop.step != self.last_step:
+        if loop.step % self.every and not loop.final:
             return
         avg = self.meter.flush()
         avg["memory_mb"] = memory.resident_mb() or 0.0
+        avg.update(self.spent())
         self.speeds.append(avg["tokens_per_s"])
         self.logger.write(loop.step, "train", avg)
         log.info("step %d loss %.3f acc %.3f lr %.2e %.0f tok/s%s", loop.step, avg.get("loss", float("nan")),
@@ -133,11 +136,11 @@ class TrainLog:
 class Validation:
     """Every `every` steps and at the last: `validate(params, step)` -> results, kept as `loop.last_eval`."""
 
-    def __init__(self, validate: Callable[[Any, int], dict], every: int, last_step: int):
-        self.validate, self.every, self.last_step = validate, every, last_step
+    def __init__(self, validate: Callable[[Any, int], dict], every: int):
+        self.validate, self.every = validate, every
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
-        if loop.step % self.every == 0 or loop.step == self.last_step:
+        if loop.step % self.every == 0 or loop.final:
             loop.last_eval = self.validate(loop.state.params, loop.step)
             loop.evaluated = True
 
@@ -148,8 +151,8 @@ class EarlyStopping:
     improvement (a NaN never improves). Its state goes into every checkpoint, so a
     resumed run counts on where it stopped."""
 
-    def __init__(self, key: str, mode: str, patience: int, last_step: int, state: dict | None = None):
-        self.key, self.mode, self.patience, self.last_step = key, mode, patience, last_step
+    def __init__(self, key: str, mode: str, patience: int, state: dict | None = None):
+        self.key, self.mode, self.patience = key, mode, patience
         state = state if state and state.get("key") == key else {}  # another select_by starts afresh
         self.best, self.best_step, self.bad = state.get("best"), state.get("best_step"), state.get("bad", 0)
 
@@ -165,7 +168,7 @@ class EarlyStopping:
             loop.improved = True
             return
         self.bad += 1
-        if self.patience and self.bad >= self.patience and loop.step < self.last_step:
+        if self.patience and self.bad >= self.patience and not loop.final:
             loop.converged = True
             log.info("early stopping at step %d: validation %s has not improved on %.4f (step %d) for %d evaluations "
                      "(trainer.patience=%d)", loop.step, self.key, self.best, self.best_step, self.bad, self.patience)
@@ -191,12 +194,11 @@ class PreemptionStop:
     """On a stop signal (any process's): checkpoint this step unless already saved, then stop the loop."""
 
     def __init__(self, requested: Callable[[], bool], name: Callable[[], str], checkpointing: Checkpointing | None,
-                 last_step: int, run_dir: Path):
-        self.requested, self.name, self.checkpointing = requested, name, checkpointing
-        self.last_step, self.run_dir = last_step, run_dir
+                 run_dir: Path):
+        self.requested, self.name, self.checkpointing, self.run_dir = requested, name, checkpointing, run_dir
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
-        if loop.step >= self.last_step or loop.converged or not self.requested():
+        if loop.final or loop.converged or not self.requested():
             return
         if self.checkpointing and not loop.saved:
             self.checkpointing.save(loop)
@@ -207,16 +209,19 @@ class PreemptionStop:
 
 
 class ProgressDisplay:
-    """Advances the progress display (`research.console.progress`) a step, with the loss at each log step."""
+    """Advances the progress display (`research.console.progress`) to `done()` (steps, or whole
+    percent of another budget), with the loss at each log step."""
 
-    def __init__(self, bar, every: int):
-        self.bar, self.every = bar, every
+    def __init__(self, bar, every: int, done: Callable[[], int], shown: int = 0):
+        self.bar, self.every, self.done, self.shown = bar, every, done, shown
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:
+        now = self.done()
         if loop.step % self.every == 0:
-            self.bar.update(1, loss=float(metrics["loss"]))
+            self.bar.update(now - self.shown, loss=float(metrics["loss"]))
         else:
-            self.bar.update(1)
+            self.bar.update(now - self.shown)
+        self.shown = now
 
 
 def run_hooks(hooks: list[Hook], loop: LoopState, metrics: dict, seconds: float) -> None:

@@ -4,7 +4,9 @@
 on the mesh, jitted functions, the checkpoint manager and the log); the
 step loop only steps and calls the hooks of `hooks.py` (divergence,
 timing, logging, validation, checkpoints, preemption); `finish` writes the
-summary. Only the first process of a multi-process run writes run files
+summary. The run ends where its budget (`budget.py`: steps, tokens, FLOPs
+or seconds) is spent, at `trainer.max_steps`, or earlier by early stopping.
+Only the first process of a multi-process run writes run files
 (manifest, metrics, TensorBoard, tokenizer copy, summary); checkpoints go
 through orbax's own multi-process protocol from every process.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from research import console
 from research.config import RunConfig
@@ -26,7 +29,9 @@ from research.data import corpus
 from research.data import tokenizer as tokenizers
 from research.data.batch import KEYS as BATCH_KEYS
 from research.decoding.generate import jit_generate_nbest
+from research.models import flops as model_flops
 from research.models.seq2seq import Seq2Seq, architecture, check_packing
+from research.training import budget as budgets
 from research.training import checkpoint, distributed, evaluation, hooks, manifest, metrics_log, optim, sharding
 from research.training import state as train_state
 from research.training.attention_images import AttentionImages
@@ -50,7 +55,7 @@ class Run:
     model: Seq2Seq
     mesh: Any
     batches: Any  # the resumable training iterator (research/data/pipeline.py)
-    step_fn: Any  # jitted (state, batch, rng) -> (state, metrics)
+    step_fn: Any  # jitted (state, batch, rng, budget position) -> (state, metrics)
     eval_fn: Any
     generate_fn: Any
     dropout_key: jax.Array
@@ -60,6 +65,8 @@ class Run:
     logger: MetricsLog
     params: int
     loop: LoopState  # its `step` starts where the run starts (0, or the resumed checkpoint's)
+    budget: budgets.Budget  # what the run has spent, and where it ends
+    flops_of: Any  # (batch, source, target) shape -> train FLOPs of one step
     started: float  # time.time() when setup began
     best_checkpoint: str | None = None  # relative to run_dir, once the checkpoints are closed
 
@@ -81,7 +88,7 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
         check_packing(arch)
     model = Seq2Seq(arch)
     lr = optim.schedule(cfg.optim, t.max_steps)
-    tx = optim.optimizer(cfg.optim, lr)
+    tx = optim.optimizer(cfg.optim)
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(t.seed))
     batches = corpus.train_batches(texts.train, tok, cfg.data, t.seed)
     mesh = sharding.make_mesh(cfg.mesh)
@@ -97,6 +104,8 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
                                           batches, identity, main)
     if state is None:
         state = train_state.create(model, tx, spec, init_key, replicated)
+    budget = budgets.for_trainer(t, max(cfg.optim.warmup_steps, 1), meta.get("budget"), start_step)
+    log.info("budget: %s", budget.describe())
     n_params = train_state.param_count(state.params)
     log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, cfg.decoder, n_params)
     step_fn = sharding.jit_train_step(functools.partial(
@@ -109,6 +118,7 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
         checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by))
         if t.checkpoint else None,
         logger=MetricsLog(run_dir, enabled=main), params=n_params, loop=LoopState(state, start_step),
+        budget=budget, flops_of=budgets.flops_counter(functools.partial(model_flops.train_flops, arch)),
         started=started,
     )
 
@@ -132,7 +142,7 @@ def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) 
 def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTimer, hooks.TrainLog, hooks.EarlyStopping]:
     """The hooks of a training run, in the order they run after each step (`bar`: a console.progress)."""
     t = run.cfg.trainer
-    timer, train_log = hooks.StepTimer(), hooks.TrainLog(run.logger, t.log_every, t.max_steps)
+    timer, train_log = hooks.StepTimer(), hooks.TrainLog(run.logger, t.log_every, run.budget.spent.row)
     attention = AttentionImages(run.model, run.corpus.tokenizer, run.corpus.valid, run.cfg.data, n=min(2, t.samples))
 
     def validate_and_show(params, step: int) -> dict:
@@ -141,32 +151,58 @@ def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTime
         return out
 
     key, mode = evaluation.selection(run.cfg.data.task, t.select_by)
-    early = hooks.EarlyStopping(key, mode, t.patience, t.max_steps, run.resumed_meta.get("selection"))
+    early = hooks.EarlyStopping(key, mode, t.patience, run.resumed_meta.get("selection"))
     saver = None
     if run.checkpoints:
         meta = lambda loop: {**run.identity, "step": loop.step, "data": run.batches.get_state(),
-                             "validation": loop.last_eval, "selection": early.state()}
+                             "validation": loop.last_eval, "selection": early.state(), "budget": run.budget.state()}
         saver = hooks.Checkpointing(run.checkpoints, t.checkpoint_every or t.eval_every, meta)
     out = [hooks.DivergenceGuard(t.max_bad_steps, run.run_dir, run.checkpoints), timer, train_log,
-           hooks.Validation(validate_and_show, t.eval_every, t.max_steps), early]
+           hooks.Validation(validate_and_show, t.eval_every), early]
     out += [saver] if saver else []
-    out.append(hooks.PreemptionStop(stop.requested, lambda: stop.name, saver, t.max_steps, run.run_dir))
-    out.append(hooks.ProgressDisplay(bar, t.log_every))
+    out.append(hooks.PreemptionStop(stop.requested, lambda: stop.name, saver, run.run_dir))
+    done = progress_done(run)
+    out.append(hooks.ProgressDisplay(bar, t.log_every, done, shown=done()))
     return out, timer, train_log, early
 
 
+def progress_total(run: Run) -> tuple[int, str, int]:
+    """(total, unit, done so far) of the progress display: steps, or whole percent of another budget."""
+    if run.budget.kind == "steps":
+        return run.cfg.trainer.max_steps, "steps", run.loop.step
+    return 100, f"% of {budgets.UNITS[run.budget.kind]}", budgets.progress_percent(run.budget)
+
+
+def progress_done(run: Run):
+    return (lambda: run.loop.step) if run.budget.kind == "steps" else (lambda: budgets.progress_percent(run.budget))
+
+
 def run_steps(run: Run, step_hooks: list) -> None:
-    """Steps from where `run.loop` stands to `trainer.max_steps`, or until a hook sets `loop.stopped` or `loop.converged`."""
-    t, loop = run.cfg.trainer, run.loop
+    """Steps from where `run.loop` stands until the budget is spent (or `trainer.max_steps`), or until
+    a hook sets `loop.stopped` or `loop.converged`.
+
+    Each step's cost is counted before its hooks run, so they know whether it is the last
+    (`loop.final`): the target tokens its loss counted, the FLOPs of the batch shape it ran
+    (padding rows included) and its wall time from fetching the batch to reading its metrics.
+    """
+    t, loop, budget = run.cfg.trainer, run.loop, run.budget
+    if budget.ended_by():
+        log.info("the budget was already spent at step %d (%s)", loop.step, budget.describe())
+        return
     for step in range(loop.step, t.max_steps):
-        batch = sharding.shard_batch(next(run.batches), run.mesh, t.grad_accum)
         tick = time.time()
+        batch = sharding.shard_batch(next(run.batches), run.mesh, t.grad_accum)
+        position = jnp.float32(budget.position())
         # Keys derive from (seed, step), so a resumed run draws the same dropout masks.
-        state, metrics = run.step_fn(loop.state, batch, jax.random.fold_in(run.dropout_key, step))
+        state, metrics = run.step_fn(loop.state, batch, jax.random.fold_in(run.dropout_key, step), position)
         metrics = jax.device_get(metrics)
+        seconds = budgets.agreed_seconds(time.time() - tick) if budget.kind == "seconds" else time.time() - tick
+        source, target = batch["source"].shape, batch["target_in"].shape  # global shapes, as computed
+        budget.add(float(metrics["tokens"]), run.flops_of((source[0], source[1], target[1])), seconds)
         loop.new_step(state, step + 1)
-        hooks.run_hooks(step_hooks, loop, metrics, time.time() - tick)
-        if loop.stopped or loop.converged:
+        loop.final = budget.ended_by() is not None
+        hooks.run_hooks(step_hooks, loop, metrics, seconds)
+        if loop.stopped or loop.converged or loop.final:
             return
 
 
@@ -188,10 +224,16 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
     stats = run.batches.stats
     log.info("input pipeline: %d batches, padding %.1f%%, %.0f tokens/s, %d dropped, %d truncated",
              stats.batches, 100 * stats.padding_fraction, stats.tokens_per_second, stats.dropped, stats.truncated)
-    t = run.cfg.trainer
+    t, budget = run.cfg.trainer, run.budget
+    ended_by = "early_stopping" if run.loop.converged else budget.ended_by()
+    if ended_by == "max_steps" and budget.kind != "steps":
+        log.warning("trainer.max_steps=%d ended the run before its budget (%.1f%% of %s spent); raise trainer.max_steps "
+                    "so that runs compared at this budget all spend it", t.max_steps, 100 * budget.fraction(),
+                    budget.describe())
     summary = {
         "encoder": run.cfg.encoder, "decoder": run.cfg.decoder, "seed": t.seed, "params": run.params,
         "steps": run.loop.step, "max_steps": t.max_steps, "stopped_early": run.loop.converged,
+        "budget": {**budgets.manifest_entry(t), "spent": budget.spent.row(), "ended_by": ended_by},
         "compile_s": timer.compile_s, "wall_s": time.time() - run.started,
         "tokens_per_s": train_log.tokens_per_s, "validation": run.loop.last_eval,
         "metric": evaluation.task_metric_name(run.cfg.data.task),
@@ -215,8 +257,8 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     run = setup(cfg, run_dir)
     t = cfg.trainer
     try:
-        with Preemption() as stop, console.progress(t.max_steps, "train", "steps", initial=run.loop.step,
-                                                    enabled=run.main) as bar:
+        total, unit, done = progress_total(run)
+        with Preemption() as stop, console.progress(total, "train", unit, initial=done, enabled=run.main) as bar:
             step_hooks, timer, train_log, early = default_hooks(run, stop, bar)
             run_steps(run, step_hooks)
     finally:  # also on Diverged and preemption: pending asynchronous writes complete
@@ -234,7 +276,7 @@ def validate(run: Run, params, step: int) -> dict:
                                        decode_examples=t.eval_examples, shapes=run.batches.shapes,
                                        description=f"validation decoding, step {step}")
     out = evaluation.numbers(scores.metrics)
-    run.logger.write(step, "validation", out)
+    run.logger.write(step, "validation", {**out, **run.budget.spent.row()})  # curves against compute
     shown = list(zip(scores.sources, scores.refs, scores.hyps))[:t.samples]
     run.logger.text(step, "validation/samples",
                     "\n\n".join(f"source: {s}\n\nreference: {r}\n\nhypothesis: {h}" for s, r, h in shown))

@@ -2,7 +2,8 @@
 
 Holds the resolved config, the code version (git commit, dirty or not), the
 Python and key package versions, the devices, fingerprints of the training
-data and of the tokenizer, the seeds and the command line. `research.reproduce`
+data and of the tokenizer, the seeds, the budget (and whether it can be
+reproduced bit for bit: not a seconds budget) and the command line. `research.reproduce`
 re-runs a finished run and checks its metrics against the original.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jax
 from omegaconf import OmegaConf
 
 from research.config import REPO
-from research.training import hardware
+from research.training import budget, hardware
 
 NAME = "manifest.json"
 
@@ -95,6 +96,7 @@ def build(cfg: Any, data_fingerprint: str, tokenizer_fingerprint: str, run_dir: 
         "data": {"name": cfg.data.name, "fingerprint": data_fingerprint},
         "tokenizer": {"fingerprint": tokenizer_fingerprint},
         "seeds": {"trainer": cfg.trainer.seed, "decode": cfg.decode.seed},
+        "budget": budget.manifest_entry(cfg.trainer),  # `reproducible`: false for seconds budgets
         **extra,
     }
 

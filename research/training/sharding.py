@@ -114,11 +114,12 @@ def replicate(tree, mesh: Mesh):
 
 
 def jit_train_step(step_fn, mesh: Mesh, donate: bool = True):
-    """jit of a `(state, batch, rng) -> (state, metrics)` step for the mesh.
+    """jit of a `(state, batch, rng, position) -> (state, metrics)` step for the mesh.
 
-    State and metrics replicated, the batch split over 'data'. Donating the
-    state lets XLA update parameters and optimizer moments in place.
+    State, key, budget position and metrics replicated, the batch split over
+    'data'. Donating the state lets XLA update parameters and optimizer
+    moments in place.
     """
     rep, rows = replicated(mesh), data_sharding(mesh)
-    return jax.jit(step_fn, in_shardings=(rep, rows, rep), out_shardings=(rep, rep),
+    return jax.jit(step_fn, in_shardings=(rep, rows, rep, rep), out_shardings=(rep, rep),
                    donate_argnums=(0,) if donate else ())

@@ -72,18 +72,22 @@ def gradients(params, batch: dict, rng: jax.Array, *, model, label_smoothing: fl
     return jax.tree.map(lambda g: g / tokens, grads), sums
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, tx, lr, label_smoothing: float,
+def train_step(state: TrainState, batch: dict, rng: jax.Array, position=None, *, model, tx, lr, label_smoothing: float,
                grad_accum: int = 1, remat: str = "none"):
-    """(state, batch, rng) -> (state, metrics): one AdamW update on the batch.
+    """(state, batch, rng[, position]) -> (state, metrics): one AdamW update on the batch.
 
+    `tx` is `optim.optimizer` (the AdamW direction) and `lr` is
+    `optim.schedule`: the update is lr(count, position) times the direction,
+    `position` being where the budget's decay stands (None: by step count).
     The loss is averaged over the batch's real target tokens, so batches with
     different padding weigh their tokens equally. `grad_accum` and `remat`
     trade speed for memory without changing the update (see `gradients`).
     """
     grads, sums = gradients(state.params, batch, rng, model=model, label_smoothing=label_smoothing,
                             grad_accum=grad_accum, remat=remat)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    direction, opt_state = tx.update(grads, state.opt_state, state.params)
+    rate = lr(state.step, position)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u: rate.astype(u.dtype) * u, direction))
     tokens = jnp.maximum(sums["tokens"], 1.0)
     grad_norm = optax.global_norm(grads)  # non-finite as soon as one gradient entry is
     metrics = {
@@ -91,7 +95,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model, tx, lr,
         "nll": sums["nll"] / tokens,
         "accuracy": sums["correct"] / tokens,
         "grad_norm": grad_norm,
-        "learning_rate": lr(state.step),
+        "learning_rate": rate,
         "tokens": sums["tokens"],
     }
     return guard(state, TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics)

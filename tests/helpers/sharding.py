@@ -42,7 +42,7 @@ def train_on_mesh(steps: int = STEPS, mesh_cfg=None, grad_accum: int = 1, pair=(
     state = sharding.replicate(train_state.create(s.model, s.tx, first, jax.random.PRNGKey(0)), mesh)
     losses = []
     for i, b in enumerate(host):
-        state, m = step(state, sharding.shard_batch(b, mesh, grad_accum), jax.random.PRNGKey(100 + i))
+        state, m = step(state, sharding.shard_batch(b, mesh, grad_accum), jax.random.PRNGKey(100 + i), None)
         losses.append(float(m["loss"]))
     leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(state.params))
     params = {jax.tree_util.keystr(p, simple=True, separator="/"): np.ravel(x).tolist() for p, x in leaves}

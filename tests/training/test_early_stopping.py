@@ -14,11 +14,12 @@ from research.training.hooks import EarlyStopping, LoopState
 from tests.conftest import tiny_overrides
 
 
-def _feed(hook: EarlyStopping, values, every: int = 10):
+def _feed(hook: EarlyStopping, values, every: int = 10, last_step: int = 1000):
     """Validations at steps every, 2 * every, ...; -> (step the run stopped at or None, steps that improved)."""
     loop, improved = LoopState(state=None), []
     for i, v in enumerate(values, 1):
         loop.new_step(None, i * every)
+        loop.final = loop.step >= last_step  # what run_steps sets when the budget is spent
         loop.evaluated, loop.last_eval = True, {hook.key: v}
         hook.after_step(loop, {}, 0.0)
         if loop.improved:
@@ -36,23 +37,23 @@ def _feed(hook: EarlyStopping, values, every: int = 10):
     ("min", [3.0, 4.0, 5.0, 6.0], 0, None, [10], 3.0),               # patience 0: never stops
 ])
 def test_stops_after_patience_evaluations_without_improvement(mode, values, patience, stop, improved, best):
-    hook = EarlyStopping("v", mode, patience, last_step=1000)
+    hook = EarlyStopping("v", mode, patience)
     assert _feed(hook, values) == (stop, improved)
     assert hook.best == best and hook.best_step == improved[-1]
 
 
 def test_its_state_survives_a_resume_and_a_change_of_select_by_starts_afresh():
-    first = EarlyStopping("loss", "min", 3, last_step=1000)
+    first = EarlyStopping("loss", "min", 3)
     _feed(first, [3.0, 2.0, 2.5])  # best 2.0 at step 20, one evaluation without improvement
-    again = EarlyStopping("loss", "min", 3, last_step=1000, state=json.loads(json.dumps(first.state())))
+    again = EarlyStopping("loss", "min", 3, state=json.loads(json.dumps(first.state())))
     assert _feed(again, [2.4, 2.3], every=10)[0] == 20  # the 2nd and 3rd in a row after the resume
-    other = EarlyStopping("bleu", "max", 3, last_step=1000, state=first.state())
+    other = EarlyStopping("bleu", "max", 3, state=first.state())
     assert other.best is None and other.bad == 0
 
 
 def test_the_last_step_ends_the_run_anyway_not_early():
-    hook = EarlyStopping("v", "min", 1, last_step=20)
-    assert _feed(hook, [1.0, 2.0]) == (None, [10])
+    hook = EarlyStopping("v", "min", 1)
+    assert _feed(hook, [1.0, 2.0], last_step=20) == (None, [10])
 
 
 def test_a_plateaued_run_stops_early_and_names_its_best_checkpoint(tmp_path):

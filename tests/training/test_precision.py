@@ -54,7 +54,7 @@ def setup(tmp_path, precision: str, *extra: str, experiment: str | None = None, 
                for chunk in (ids[i:i + ROWS] for i in range(0, len(ids), ROWS))]
     model = Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
     lr = optim.schedule(cfg.optim, cfg.trainer.max_steps)
-    tx = optim.optimizer(cfg.optim, lr)
+    tx = optim.optimizer(cfg.optim)
     return cfg, model, tx, lr, batches
 
 

@@ -54,6 +54,8 @@ def _assert_same_end(whole: Path, resumed: Path) -> None:
     for x, y in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(x, y)  # bit-identical, not merely close
     assert [l["loss"] for l in _train_lines(whole)] == [l["loss"] for l in _train_lines(resumed)]
+    # the budget counts continue from the checkpoint (research/training/budget.py)
+    assert [(l["tokens"], l["flops"]) for l in _train_lines(whole)] == [(l["tokens"], l["flops"]) for l in _train_lines(resumed)]
 
 
 @pytest.fixture(scope="module")
