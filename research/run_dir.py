@@ -5,6 +5,14 @@ A run directory (written by `research.train`) holds
   .hydra/config.yaml          the composed config the run trained with
   tokenizer/joint.model       or source.model and target.model
   checkpoints/{best,last}/<step>/{state,meta}   orbax: TrainState and JSON meta
+  checkpoints/average/{last,best}<K>/{state,meta}   an average of K of them (research/training/averaging.py)
+
+`load(..., checkpoint=)` takes `best` (the default; the last one, with a
+warning, when the run has no best), `last`, or `last:K` / `best:K`: the
+average of the last or best K checkpoints, as written by
+`python -m research.average RUN_DIR --last K` or at the end of a run with
+`trainer.average=last:K`; one that no longer covers the run's current last
+or best K checkpoints (the run was resumed since) loads with a warning.
 
 The config is the run's own, not the repository's current defaults; the
 `decode` and `data` groups may be overridden (a different search, another
@@ -18,7 +26,6 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-import jax
 import orbax.checkpoint as ocp
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -28,7 +35,10 @@ from research.data import tokenizer as tokenizers
 from research.data.tokenizer import Tokenizer
 from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
+from research.training import averaging
 from research.training import checkpoint as checkpoints
+from research.training import evaluation
+from research.training.checkpoint import restore_params  # here before it moved; still importable from here
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +53,8 @@ class Run:
     tokenizer: Tokenizer
     model: Seq2Seq
     params: Any
-    checkpoint: str  # "best" or "last": the one actually loaded
-    step: int
+    checkpoint: str  # "best", "last" or "last:K" / "best:K" (averaged): the one actually loaded
+    step: int  # of the checkpoint; of the newest averaged one for an average
     meta: dict  # the checkpoint's JSON meta: architecture, step, validation metrics
 
 
@@ -120,7 +130,7 @@ def find_checkpoint(run_dir: Path, which: str = "best") -> tuple[str, int, Path]
     first validation has no best checkpoint.
     """
     if which not in ("best", "last"):
-        raise ConfigError(f"checkpoint: '{which}' is not one of best, last")
+        raise ConfigError(f"checkpoint: '{which}' is not one of best, last, last:K, best:K")
     root = Path(run_dir).absolute() / "checkpoints"
     for kind in (which, "last"):
         folder = root / kind
@@ -136,38 +146,63 @@ def find_checkpoint(run_dir: Path, which: str = "best") -> tuple[str, int, Path]
     raise FileNotFoundError(f"{root}: no complete checkpoint (best or last)")
 
 
-def restore_params(step_dir: Path) -> Any:
-    """Restores only the parameters of a saved TrainState, onto the default device.
+def find_average(run_dir: Path, cfg: RunConfig, spec: str) -> tuple[int, Path]:
+    """-> (newest averaged step, folder) of the averaged checkpoint `spec` ("last:5", "best:3").
 
-    The target is built from the checkpoint's own metadata, so no optimizer
-    has to be rebuilt, and parameters saved on another device kind (a GPU
-    run, evaluated on CPU) load all the same.
+    It is read, never computed here: FileNotFoundError says how to write it.
     """
-    path = Path(step_dir).absolute() / "state"
-    tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = {"params": jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree["params"])}
-    args = ocp.args.PyTreeRestore(item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                                  partial_restore=True)
-    with ocp.PyTreeCheckpointer() as ckpt:
-        return ckpt.restore(path, args=args)["params"]
+    kind, k = averaging.parse(spec, key="checkpoint", extra="best, last, ")
+    where = averaging.folder(run_dir, kind, k)
+    if not (where / "meta" / "metadata").is_file():
+        raise FileNotFoundError(f"{where}: no averaged checkpoint; write it with "
+                                f"python -m research.average {run_dir} --{kind} {k}")
+    meta = checkpoints.read_meta(where)
+    try:
+        current = [int(p.name) for p in averaging.choose(run_dir, kind, k, *evaluation.selection(
+            cfg.data.task, cfg.trainer.select_by), label=f"checkpoint={spec}")]
+    except (ConfigError, checkpoints.CheckpointError):
+        current = None
+    averaged = (meta.get("average") or {}).get("steps")
+    if current is not None and current != averaged:
+        log.warning("%s averages steps %s, but the run's %s %d are now %s; rewrite it with "
+                    "python -m research.average %s --%s %d", where, averaged, kind, k, current, run_dir, kind, k)
+    return int(meta["step"]), where
 
 
-def load(run_dir: str | Path, overrides: Sequence[str] = (), checkpoint: str = "best") -> Run:
-    """Everything needed to decode with a finished run (see module docstring).
+def from_config(run_dir: str | Path, cfg: RunConfig, checkpoint: str = "best") -> Run:
+    """The run in `run_dir` with the config `cfg` (not read from the folder) and the
+    parameters of `checkpoint` (see the module docstring).
 
     The checkpoint must match the model and tokenizer the config rebuilds
     (checked before any array is read) and its parameters must match the
     digest written with them.
     """
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir, overrides)
     tok = tokenizers.from_folder(run_dir / "tokenizer")
     arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
-    kind, step, step_dir = find_checkpoint(run_dir, checkpoint)
+    if checkpoint in ("best", "last"):
+        kind, step, step_dir = find_checkpoint(run_dir, checkpoint)
+    else:
+        kind, (step, step_dir) = checkpoint, find_average(run_dir, cfg, checkpoint)
     meta = checkpoints.read_meta(step_dir)
     checkpoints.check_compatible(meta, {"architecture": arch.meta(), "tokenizer": tok.fingerprint()}, step_dir)
     params = restore_params(step_dir)
     checkpoints.verify(params, meta, "params", step_dir)
     log.info("loaded %s checkpoint of %s at step %d", kind, run_dir, step)
     return Run(run_dir, cfg, tok, Seq2Seq(arch), params, kind, step, meta)
+
+
+def with_params(run_dir: str | Path, cfg: RunConfig, params: Any, label: str, step: int, meta: dict) -> Run:
+    """The run in `run_dir` with parameters held in memory (an average not read back, the final
+    state of a run without checkpoints); `label` and `step` say which they are."""
+    run_dir = Path(run_dir)
+    tok = tokenizers.from_folder(run_dir / "tokenizer")
+    model = Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
+    return Run(run_dir, cfg, tok, model, params, label, step, meta)
+
+
+def load(run_dir: str | Path, overrides: Sequence[str] = (), checkpoint: str = "best") -> Run:
+    """Everything needed to decode with a finished run: its saved config with
+    `overrides` applied (see `load_config`) and the parameters of `checkpoint`
+    (see the module docstring and `from_config`)."""
+    return from_config(run_dir, load_config(run_dir, overrides), checkpoint)

@@ -37,6 +37,9 @@ def main(cfg: DictConfig) -> float | None:
     except (Diverged, CheckpointError) as e:
         log.error("%s", e)
         sys.exit(3)
+    except ConfigError as e:  # found after training: the test evaluation's (trainer.average with too few checkpoints)
+        log.error("%s", e)
+        sys.exit(2)
     if "preempted" in summary:
         kept = [o for o in hydra_cfg.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
         again = " ".join(map(shlex.quote, [*kept, "trainer.resume=true", f"hydra.run.dir={run_dir}"]))
@@ -52,6 +55,10 @@ def report(summary: dict, run_dir: Path) -> str:
     lines = [f"\n{summary['encoder']} encoder + {summary['decoder']} decoder, {summary['params']:,} parameters, "
              f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
     lines.append("validation: " + ", ".join(f"{k} {v[k]:.2f}" for k in v if k != "samples"))
+    if summary.get("test"):
+        t = summary["test"]
+        lines.append(f"test ({t.get('checkpoint')} checkpoint, step {t.get('step')}): "
+                     + ", ".join(f"{k} {x:.2f}" for k, x in t.items() if isinstance(x, float)))
     for src, ref, hyp in v.get("samples", []):
         lines += [f"  source:     {src}", f"  reference:  {ref}", f"  hypothesis: {hyp}"]
     lines.append(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / 'tb'}")

@@ -1,6 +1,7 @@
 """orbax checkpoints: the most recent N, and the best by the validation metric.
 
-Two managers in `checkpoints/last` and `checkpoints/best`. orbax writes
+Two managers in `checkpoints/last` and `checkpoints/best` (the best one, or
+the K best for `trainer.average=best:K`, see `averaging.py`). orbax writes
 asynchronously into a temporary folder and renames it when complete, so a
 killed run never leaves a checkpoint that a later run would load.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +36,32 @@ class IncompatibleCheckpoint(CheckpointError):
 
 
 class Checkpoints:
-    def __init__(self, run_dir: Path, keep: int, best_metric: str, best_mode: str = "max"):
+    """The run's two orbax managers; `keep_best` > 1 keeps that many best checkpoints, for averaging."""
+
+    def __init__(self, run_dir: Path, keep: int, best_metric: str, best_mode: str = "max", keep_best: int = 1):
         root = Path(run_dir).absolute() / "checkpoints"
-        self.best_metric = best_metric
+        self.best_metric, self.keep_best = best_metric, max(1, keep_best)
         # Each manager its own barrier names: with several processes, the two saving the same
         # step at once would otherwise meet at one barrier and fail ("already ongoing").
         sync = lambda kind: ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=kind)
         self.last = ocp.CheckpointManager(root / "last", options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, multiprocessing_options=sync("last")))
+        # orbax keeps the `keep_best` checkpoints ranked best by `best_fn` (ties: the later ones).
         self.best = ocp.CheckpointManager(root / "best", options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+            max_to_keep=self.keep_best, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
             multiprocessing_options=sync("best")))
 
-    def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
-        """Saves `state` as the latest checkpoint of `step`; with `metrics` (a validation
-        the caller judged the best so far) also as the best one."""
+    def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None, improved: bool = True) -> None:
+        """Saves `state` as the latest checkpoint of `step`; with `metrics` (this step's validation)
+        also as a best one, when the caller judged it the best so far (`improved`) or, keeping
+        several best (`keep_best` > 1), whenever its metric is a number: orbax then keeps the
+        `keep_best` best of all the validations it was given, not only the improvements."""
         meta = {**meta, "digest": {part: digest(getattr(state, part)) for part in PARTS}}
         args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self.last.save(step, args=args())
-        if metrics is not None and self.best_metric in metrics:
-            self.best.save(step, args=args(), metrics={self.best_metric: float(metrics[self.best_metric])})
+        value = float(metrics[self.best_metric]) if metrics is not None and self.best_metric in metrics else None
+        if value is not None and (improved or (self.keep_best > 1 and math.isfinite(value))):
+            self.best.save(step, args=args(), metrics={self.best_metric: value})
 
     def close(self) -> int | None:
         """Waits for pending writes; -> the step of the best checkpoint (None before any validation)."""
@@ -140,6 +148,24 @@ def restore(directory: Path, abstract_state: Any, step: int | None = None) -> tu
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     mngr.close()
     return out["state"], out["meta"]
+
+
+def restore_params(step_dir: Path) -> Any:
+    """Restores only the parameters of a saved TrainState (or of an averaged checkpoint,
+    which holds nothing else), onto this process's first device.
+
+    The target is built from the checkpoint's own metadata, so no optimizer
+    has to be rebuilt, and parameters saved on another device kind (a GPU
+    run, evaluated on CPU) load all the same.
+    """
+    path = Path(step_dir).absolute() / "state"
+    tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = {"params": jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree["params"])}
+    args = ocp.args.PyTreeRestore(item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                                  partial_restore=True)
+    with ocp.PyTreeCheckpointer() as ckpt:
+        return ckpt.restore(path, args=args)["params"]
 
 
 def abstract(state: Any) -> Any:

@@ -182,7 +182,10 @@ class Checkpointing:
         self.checkpoints, self.every, self.meta = checkpoints, every, meta
 
     def save(self, loop: LoopState) -> None:
-        self.checkpoints.save(loop.step, loop.state, self.meta(loop), loop.last_eval if loop.improved else None)
+        # Every validation is offered with its metrics; the best manager takes an improvement, or
+        # (keeping the K best for trainer.average=best:K) any validation that ranks among them.
+        self.checkpoints.save(loop.step, loop.state, self.meta(loop), loop.last_eval if loop.evaluated else None,
+                              improved=loop.improved)
         loop.saved = True
 
     def after_step(self, loop: LoopState, metrics: dict, seconds: float) -> None:

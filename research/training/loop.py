@@ -32,7 +32,8 @@ from research.decoding.generate import jit_generate_nbest
 from research.models import flops as model_flops
 from research.models.seq2seq import Seq2Seq, architecture, check_packing
 from research.training import budget as budgets
-from research.training import checkpoint, distributed, evaluation, hooks, manifest, metrics_log, optim, sharding
+from research.training import averaging, checkpoint, distributed, evaluation, final_eval, hooks, manifest, metrics_log
+from research.training import optim, sharding
 from research.training import state as train_state
 from research.training.attention_images import AttentionImages
 from research.training.checkpoint import Checkpoints
@@ -115,8 +116,8 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
         cfg=cfg, run_dir=run_dir, main=main, corpus=texts, model=model, mesh=mesh, batches=batches, step_fn=step_fn,
         eval_fn=jax.jit(functools.partial(eval_step, model=model)), generate_fn=jit_generate_nbest(model, cfg.decode),
         dropout_key=dropout_key, identity=identity, resumed_meta=meta,
-        checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by))
-        if t.checkpoint else None,
+        checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by),
+                                keep_best=averaging.best_to_keep(t.average)) if t.checkpoint else None,
         logger=MetricsLog(run_dir, enabled=main), params=n_params, loop=LoopState(state, start_step),
         budget=budget, flops_of=budgets.flops_counter(functools.partial(model_flops.train_flops, arch)),
         started=started,
@@ -248,6 +249,10 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
 def train(cfg: RunConfig, run_dir: Path) -> dict:
     """Trains one run into `run_dir`; returns its summary (also written to summary.json).
 
+    With `trainer.test=true` the selected (or averaged, `trainer.average`) parameters are
+    then decoded on the test split (`final_eval.py`: hyps_test.txt, eval_test.json) and
+    the summary gains `test`.
+
     Stopped by a stop signal (see `preemption.py`), it checkpoints the step it
     was at and returns {"preempted": step, "signal": name} without a summary;
     `trainer.resume=true` continues from there. Raises Diverged after
@@ -265,7 +270,15 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
         close(run)
     if run.loop.stopped:
         return {"preempted": run.loop.step, "signal": run.loop.stopped}
-    return finish(run, timer, train_log, early)
+    summary = finish(run, timer, train_log, early)
+    # After the summary is written: a test evaluation that cannot run (too few checkpoints to
+    # average after early stopping) leaves the trained run complete, and says what to do.
+    test = final_eval.evaluate_test(run.run_dir, cfg, run.main, run.loop.state.params, run.loop.step)
+    if test is not None:
+        summary["test"] = final_eval.short(test)
+        if run.main:
+            (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 def validate(run: Run, params, step: int) -> dict:
