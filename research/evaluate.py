@@ -8,9 +8,24 @@ one, with a warning, if it has none) and writes, next to the run:
   eval_<split>.json   loss, perplexity, accuracy; BLEU and chrF with their sacreBLEU
                       signatures (translation) or ROUGE-1/2/L/Lsum (summarization)
 
+`checkpoint=best|last|last:K|best:K`: `last:K` / `best:K` is the average of
+the last or best K checkpoints written by `python -m research.average RUN
+--last K` (or at the end of a run with `trainer.average`), in
+`checkpoints/average/lastK`; eval_<split>.json then lists the averaged steps.
 Other `key=value` arguments override the run's saved config: `decode.*`
 keys, `decode=beam`, or `data.*` / `data=NAME` to score another test set.
 Logs go to stderr; the metrics are printed on stdout.
+
+Ensembles: `run_dir=A,B,C out=DIR [ensemble=prob|logprob]` decodes with all
+the runs at once (`research.decoding.ensemble`: their next-token
+probabilities averaged at every step, or with `ensemble=logprob` their
+log-probabilities), and writes the same files into DIR, which is required
+and may not be one of the runs, so no run's own results are overwritten.
+The runs must share one tokenizer. The overrides apply to every run; the
+data and decode configs are the first run's. eval_<split>.json records the
+runs, the checkpoint and step of each, and the rule; its loss, perplexity
+and accuracy are those of the combined distribution (teacher forcing).
+`out=DIR` also works with one run, to leave the run directory untouched.
 """
 from __future__ import annotations
 
@@ -28,7 +43,9 @@ import jax
 
 from research import console
 from research.data import corpus
+from research.data import tokenizer as tokenizers
 from research.data.config import DataConfig
+from research.decoding import ensemble
 from research.decoding.corpus import one_line
 from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
@@ -39,7 +56,7 @@ from research.training.steps import eval_step
 
 log = logging.getLogger("research.evaluate")
 
-OPTIONS = {"run_dir": None, "split": "test", "checkpoint": "best"}
+OPTIONS = {"run_dir": None, "split": "test", "checkpoint": "best", "ensemble": "prob", "out": ""}
 
 
 def split_name(d: DataConfig, split: str) -> str:
@@ -59,15 +76,84 @@ def evaluate(run: Run, split: str) -> tuple[dict, list[list]]:
     start = time.time()
     cfg = run.cfg
     examples = read_split(cfg.data, split)
-    eval_fn = jax.jit(functools.partial(eval_step, model=run.model))
-    scores = evaluation.evaluate_split(examples, run.tokenizer, cfg.data, run.params, eval_fn,
-                                       jit_generate_nbest(run.model, cfg.decode), description=f"decoding {split}")
+    params, eval_fn, generate_fn = bind([run])
+    scores = evaluation.evaluate_split(examples, run.tokenizer, cfg.data, params, eval_fn, generate_fn,
+                                       description=f"decoding {split}")
     results = {
         "run_dir": str(run.path), "split": split_name(cfg.data, split), "data": cfg.data.name,
         "examples": len(examples), "checkpoint": run.checkpoint, "step": run.step,
         **scores.metrics, "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
     }
+    if "average" in run.meta:  # an averaged checkpoint (research.average, trainer.average)
+        results["averaged_steps"] = run.meta["average"]["steps"]
     return results, scores.outputs
+
+
+def run_dirs(spec: str) -> list[Path]:
+    """`A,B,C` -> the run directories; one for a plain run, several for an ensemble."""
+    dirs = [Path(p) for p in spec.split(",") if p.strip()]
+    if not dirs:
+        raise ConfigError("run_dir: required (e.g. run_dir=outputs/x, or run_dir=A,B for an ensemble)")
+    return dirs
+
+
+def load_runs(dirs: Sequence[Path], overrides: Sequence[str] = (), checkpoint: str = "best") -> list[Run]:
+    """Loads every run, with the same overrides and checkpoint choice.
+
+    With several runs their tokenizers are compared first, from the files
+    alone, so a mismatch is refused before any checkpoint is read.
+    """
+    if len(dirs) > 1:
+        ensemble.check_tokenizers([(str(d), tokenizers.from_folder(Path(d) / "tokenizer")) for d in dirs])
+    runs = [load(d, overrides, checkpoint) for d in dirs]
+    for run in runs[1:]:
+        for group in ("data", "decode"):
+            if getattr(run.cfg, group) != getattr(runs[0].cfg, group):
+                log.warning("%s: its %s config differs from that of %s, which the ensemble uses",
+                            run.path, group, runs[0].path)
+    return runs
+
+
+def bind(runs: Sequence[Run], rule: str = "prob"):
+    """-> (params, eval_fn, generate_fn) that decode with one run, or with all of them as an ensemble."""
+    if len(runs) == 1:
+        run = runs[0]
+        return (run.params, jax.jit(functools.partial(eval_step, model=run.model)),
+                jit_generate_nbest(run.model, run.cfg.decode))
+    ens = ensemble.Ensemble(tuple(r.model for r in runs), rule)
+    return (tuple(r.params for r in runs), ensemble.jit_eval_step(ens),
+            ensemble.jit_generate_nbest(ens, runs[0].cfg.decode))
+
+
+def evaluate_ensemble(runs: Sequence[Run], split: str, rule: str = "prob") -> tuple[dict, list[list]]:
+    """Scores the runs as one ensemble on a split of the first run's data; -> as `evaluate`."""
+    start = time.time()
+    cfg = runs[0].cfg
+    examples = read_split(cfg.data, split)
+    params, eval_fn, generate_fn = bind(runs, rule)
+    scores = evaluation.evaluate_split(examples, runs[0].tokenizer, cfg.data, params, eval_fn, generate_fn,
+                                       description=f"decoding {split} ({len(runs)} runs)")
+    results = {
+        "ensemble": {"rule": rule, "members": [{"run_dir": str(r.path), "checkpoint": r.checkpoint, "step": r.step}
+                                               for r in runs]},
+        "split": split_name(cfg.data, split), "data": cfg.data.name, "examples": len(examples),
+        **scores.metrics, "loss_of": "the combined distribution, teacher-forced through every member",
+        "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
+    }
+    return results, scores.outputs
+
+
+def output_dir(dirs: Sequence[Path], out: str) -> Path:
+    """Where the files go: `out`, or the run's own directory; an ensemble must name a folder of its own."""
+    if not out:
+        if len(dirs) > 1:
+            raise ConfigError("out: required with several runs (the folder for hyps_<split>.txt and "
+                              "eval_<split>.json, e.g. out=outputs/ensemble)")
+        return dirs[0]
+    path = Path(out)
+    if len(dirs) > 1 and any(path.resolve() == Path(d).resolve() for d in dirs):
+        raise ConfigError(f"out={out}: is one of the runs, whose own results it would overwrite; choose another folder")
+    return path
 
 
 def write(run_dir: Path, split: str, results: dict, outputs: list[list]) -> dict[str, Path]:
@@ -86,8 +172,14 @@ def write(run_dir: Path, split: str, results: dict, outputs: list[list]) -> dict
 def report(results: dict) -> str:
     numbers = ", ".join(f"{k} {v:.2f}" for k, v in results.items()
                         if isinstance(v, float) and k != "wall_s")
-    lines = [f"{results['data']}/{results['split']}: {results['examples']} examples, "
-             f"{results['checkpoint']} checkpoint (step {results['step']}), {results['wall_s']:.0f} s", numbers]
+    if "ensemble" in results:
+        members = results["ensemble"]["members"]
+        what = (f"ensemble of {len(members)} ({results['ensemble']['rule']}): "
+                + ", ".join(f"{m['run_dir']} {m['checkpoint']} step {m['step']}" for m in members))
+    else:
+        what = f"{results['checkpoint']} checkpoint (step {results['step']})"
+    lines = [f"{results['data']}/{results['split']}: {results['examples']} examples, {what}, {results['wall_s']:.0f} s",
+             numbers]
     lines += [f"{k}: {v}" for k, v in results.items() if k.endswith("_signature")]
     return "\n".join(lines)
 
@@ -96,12 +188,19 @@ def main(argv: Sequence[str]) -> int:
     console.setup_logging()
     try:
         opts, overrides = parse_args(argv, OPTIONS)
-        run = load(opts["run_dir"], overrides, opts["checkpoint"])
+        dirs = run_dirs(opts["run_dir"])
+        ensemble.check_rule(opts["ensemble"])
+        out = output_dir(dirs, opts["out"])
+        runs = load_runs(dirs, overrides, opts["checkpoint"])
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
-    results, outputs = evaluate(run, opts["split"])
-    paths = write(run.path, opts["split"], results, outputs)
+    if len(runs) == 1:
+        results, outputs = evaluate(runs[0], opts["split"])
+    else:
+        results, outputs = evaluate_ensemble(runs, opts["split"], opts["ensemble"])
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write(out, opts["split"], results, outputs)
     print(report(results))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -11,6 +11,11 @@ line holds the n best hypotheses, best first, separated by tabs; with
 scores=true every hypothesis is preceded by its score and a tab.
 Other `key=value` arguments override the run's decode (or data) config.
 Logs go to stderr, never stdout.
+
+`run_dir=A,B,C [ensemble=prob|logprob]` translates with the runs as one
+ensemble, as `research.evaluate` does (see there and
+`research.decoding.ensemble`); they must share one tokenizer, and the data
+and decode configs are the first run's.
 """
 from __future__ import annotations
 
@@ -23,24 +28,30 @@ from typing import Iterable, Iterator, Sequence, TextIO
 from research import console
 from research.data import corpus
 from research.decoding.corpus import Output, decode_batches, one_line, source_shapes
-from research.decoding.generate import jit_generate_nbest
+from research.decoding import ensemble
+from research.evaluate import bind, load_runs, run_dirs
 from research.registry import ConfigError
+from research.training import evaluation
 from research.training.checkpoint import CheckpointError
-from research.run_dir import Run, load, parse_args
+from research.run_dir import Run, parse_args
 
 log = logging.getLogger("research.translate")
 
-OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False}
+OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False, "ensemble": "prob"}
 
 
 class Translator:
-    """Decodes lists of raw text lines with a loaded run; compiles each batch shape once."""
+    """Decodes lists of raw text lines with a loaded run, or several as an ensemble; compiles each batch shape once.
 
-    def __init__(self, run: Run):
+    With several runs, `rule` combines their distributions (`ensemble.RULES`);
+    the first run supplies the tokenizer and the data and decode configs.
+    """
+
+    def __init__(self, run: Run, *more: Run, rule: str = "prob"):
         self.run = run
         d = run.cfg.data
         self.shapes = source_shapes(d.tokens_per_batch, d.max_source_len)
-        self.generate_fn = jit_generate_nbest(run.model, run.cfg.decode)
+        self.params, _, self.generate_fn = bind([run, *more], rule)
 
     def nbest(self, lines: Sequence[str]) -> list[list[Output]]:
         """For each line, its hypotheses best first; [] for a blank line."""
@@ -48,10 +59,14 @@ class Translator:
         out: list[list[Output]] = [[] for _ in lines]
         if keep:
             examples = [{"source": lines[i].strip(), "target": ""} for i in keep]
-            batches = corpus.eval_batches(examples, self.run.tokenizer, self.run.cfg.data, self.shapes)
-            for i, hyps in zip(keep, decode_batches(self.generate_fn, self.run.params, batches, len(keep), self.run.tokenizer,
+            batches = corpus.eval_batches(examples, self.run.tokenizer, self.run.cfg.data, self.shapes,
+                                          evaluation.model_limits(self.params))
+            for i, hyps in zip(keep, decode_batches(self.generate_fn, self.params, batches, len(keep), self.run.tokenizer,
                                                              description=None)):
                 out[i] = hyps
+            if batches.stats.truncated:  # counted once the batches have been read
+                log.warning("%d of %d lines are longer than the model's learned positions and were cut to them",
+                            batches.stats.truncated, len(keep))
         return out
 
     def __call__(self, lines: Sequence[str], scores: bool = False) -> list[str]:
@@ -85,13 +100,14 @@ def main(argv: Sequence[str]) -> int:
         opts, overrides = parse_args(argv, OPTIONS)
         if opts["chunk"] < 1:
             raise ConfigError("chunk: must be at least 1")
-        run = load(opts["run_dir"], overrides, opts["checkpoint"])
+        ensemble.check_rule(opts["ensemble"])
+        runs = load_runs(run_dirs(opts["run_dir"]), overrides, opts["checkpoint"])
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False)
-    translate_stream(Translator(run), stdin, stdout, opts["chunk"], opts["scores"])
+    translate_stream(Translator(*runs, rule=opts["ensemble"]), stdin, stdout, opts["chunk"], opts["scores"])
     stdout.flush()
     return 0
 

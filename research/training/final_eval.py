@@ -48,8 +48,6 @@ def evaluate_test(run_dir: Path, cfg: RunConfig, main: bool, final_params: Any =
         return None
     run = parameters(Path(run_dir), cfg, main, final_params, final_step)
     results, outputs = evaluate.evaluate(run, "test")
-    if "average" in run.meta:
-        results["averaged_steps"] = run.meta["average"]["steps"]
     if main:
         paths = evaluate.write(Path(run_dir), "test", results, outputs)
         log.info("test: %s; wrote %s", " ".join(f"{k} {v:.3f}" for k, v in short(results).items()
