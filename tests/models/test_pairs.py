@@ -17,8 +17,10 @@ from tests.helpers.models import build, encode_batch, real_pairs
 
 def _trainer(model, steps: int):
     # A high rate overfits fast; dropping it later stops Adam from spiking once the loss is near zero.
-    lr = optax.piecewise_constant_schedule(1e-2, {steps: 0.1})
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+    # train_step applies the rate to the optimizer's direction (research/training/optim.py): Adam at rate 1.
+    schedule = optax.piecewise_constant_schedule(1e-2, {steps: 0.1})
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1.0))
+    lr = lambda count, position=None: schedule(count)
     step = jax.jit(functools.partial(train_step, model=model, tx=tx, lr=lr, label_smoothing=0.0))
     return tx, step
 

@@ -279,6 +279,7 @@ def test_end_of_run_test_evaluation_of_an_average(run_dir):
             cfg.trainer, average="last:4", keep_checkpoints=4, max_steps=8)), True)
 
 
+@pytest.mark.slow  # a real training run, about 30 s: `make test-slow`
 def test_a_real_run_ends_with_its_averaged_test_evaluation(tmp_path):
     """`research.train trainer.test=true trainer.average=last:2`, end to end: the loop averages the
     checkpoints of steps 2 and 4 and decodes the test split with them, as research.evaluate would."""

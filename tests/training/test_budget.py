@@ -101,6 +101,7 @@ def replay(cfg, steps: int) -> tuple[list[float], list[float]]:
     return tokens, flops
 
 
+# Two real runs (about 90 s on a busy 2-core machine): behind the slow marker, run with `make test-slow`.
 @pytest.fixture(scope="module")
 def flops_runs(tmp_path_factory):
     """rnn-transformer and the cheaper cnn-rnn under one FLOPs budget (about 6 steps of the first)."""
@@ -122,6 +123,7 @@ def flops_runs(tmp_path_factory):
     return amount, per_step, out
 
 
+@pytest.mark.slow
 def test_a_flops_budget_stops_both_at_the_same_flops_and_the_cheaper_runs_longer(flops_runs):
     amount, per_step, runs = flops_runs
     (_, big, big_rows, _), (_, small, small_rows, _) = runs[("rnn", "transformer")], runs[("cnn", "rnn")]
@@ -134,6 +136,7 @@ def test_a_flops_budget_stops_both_at_the_same_flops_and_the_cheaper_runs_longer
     assert small["steps"] > big["steps"]
 
 
+@pytest.mark.slow
 def test_cumulative_counts_in_metrics_match_the_replayed_pipeline(flops_runs):
     for cfg, summary, rows, _ in flops_runs[2].values():
         tokens, flops = replay(cfg, summary["steps"])
@@ -143,6 +146,7 @@ def test_cumulative_counts_in_metrics_match_the_replayed_pipeline(flops_runs):
         assert all(b > a for a, b in zip(seconds, seconds[1:]))
 
 
+@pytest.mark.slow
 def test_the_cosine_follows_the_flops_spent(flops_runs):
     """Each step's learning rate, recomputed from the FLOPs spent before it (the previous row)."""
     amount, _, runs = flops_runs
@@ -155,6 +159,7 @@ def test_the_cosine_follows_the_flops_spent(flops_runs):
         assert rows[-1]["learning_rate"] < 0.35 * cfg.optim.learning_rate  # near the floor by the end
 
 
+@pytest.mark.slow
 def test_the_manifest_and_summary_record_the_budget(flops_runs):
     amount, _, runs = flops_runs
     _, summary, rows, run_dir = runs[("cnn", "rnn")]
