@@ -4,13 +4,18 @@ A run is a folder under MULTIRUN_DIR with `.hydra/config.yaml` (+ overrides.yaml
 `summary.json` and `metrics.jsonl`; runs without a summary or metrics are
 skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_DIR):
 
-  report.md                    the tables below, the plots and how the sweep was run
+  report.md                    the decision (test metric per architecture with a 95% t interval over
+                               seeds, paired significance against the best, the group not
+                               significantly different from it), quality against compute, the
+                               tables below, the plots and how the sweep was run
   report.csv                   one row per run: encoder, decoder, seed, parameters, final
                                validation metrics, test metrics (from eval_test.json when
                                `python -m research.evaluate` wrote one), tokens/s, compile s, wall s
   report_by_architecture.csv   mean and standard deviation over seeds per architecture
   metric_vs_params.png         the task metric against the parameter count, every run
   validation_curves.png        validation loss and task metric over steps, every run
+  metric_vs_compute.png        the task metric against cumulative training FLOPs and seconds, every run,
+                               with the architectures' final points and their Pareto frontier
   tb/                          TensorBoard HParams data: `tensorboard --logdir OUT/tb`
 """
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from research import console
+from research.analysis import decide
 from research.training import metrics_log
 
 log = logging.getLogger("research.report")
@@ -188,8 +194,41 @@ def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
     return ["metric_vs_params.png", "validation_curves.png"]
 
 
-def hparams(rows: list[dict], out: Path) -> None:
-    """One HParams session per run under out/tb, for TensorBoard's HParams dashboard."""
+def compute_plot(rows: list[dict], groups: list[dict], comp: dict, column: str, out: Path) -> str:
+    """The metric against cumulative FLOPs and training seconds: every run's validation curve, each
+    architecture's final (mean cost, mean score), and the Pareto frontier through those points."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    metric = column.split("_", 1)[1]
+    colors = {g["architecture"]: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=100)
+    for ax, cost, label in zip(axes, ("flops", "train_seconds"), ("training FLOPs", "training seconds")):
+        for arch, runs in comp["curves"][cost].items():
+            for c in runs:
+                ax.plot([p[0] for p in c], [p[1] for p in c], color=colors[arch], alpha=0.35, lw=1)
+        for arch, m in comp["means"].items():
+            ax.scatter([m[cost]], [m["score"]], color=colors[arch], s=40, zorder=3, label=arch,
+                       edgecolors="black" if arch in comp["frontier"][cost] else "none")
+        line = [comp["means"][a] for a in comp["frontier"][cost]]
+        ax.step([m[cost] for m in line], [m["score"] for m in line], where="post", color="black", lw=1.2,
+                label="Pareto frontier")
+        ax.set_xlabel(f"cumulative {label}")
+        ax.set_ylabel(f"{metric}: validation curves; points: final {column.replace('_', ' ')} (mean)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{metric} against compute ({len(rows)} runs)")
+    fig.tight_layout()
+    fig.savefig(out / "metric_vs_compute.png")
+    plt.close(fig)
+    return "metric_vs_compute.png"
+
+
+def hparams(rows: list[dict], out: Path, decision: dict | None = None) -> None:
+    """One HParams session per run under out/tb, for TensorBoard's HParams dashboard; `decision`
+    ({architecture: {name: value}}) adds its architecture's interval and p-values to each."""
     from tensorboardX import SummaryWriter  # noqa: PLC0415
 
     with SummaryWriter(str(out / "tb")) as w:
@@ -199,6 +238,8 @@ def hparams(rows: list[dict], out: Path) -> None:
             metrics = {f"{k.split('_', 1)[0]}/{k.split('_', 1)[1]}": float(v) for k, v in r.items()
                        if k.startswith(("validation_", "test_")) and isinstance(v, float) and math.isfinite(v)}
             metrics.update({f"speed/{k}": float(r[k]) for k in SPEED if k in r})
+            metrics.update({f"decision/{k}": float(v) for k, v in (decision or {}).get(r["architecture"], {}).items()
+                            if decide.finite(v)})
             w.add_hparams(hp, metrics, name=r["run"].replace("/", "_"))
 
 
@@ -228,7 +269,43 @@ def environment(run: Path) -> str | None:
             f"data fingerprint {m.get('data', {}).get('fingerprint')}")
 
 
-def markdown(root: Path, rows, groups, images, skipped, regenerate: str) -> str:
+def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
+    """The section that answers the question: by the scored figure, with intervals, p-values and the group."""
+    column, what, best, p_cols = verdict["column"], verdict["what"], verdict["best"], verdict["p_columns"]
+    lines = ["## The decision", "", f"Scored by **{what}**; mean, standard deviation and 95% confidence interval "
+             f"(Student's t) over seeds. Best: **{best}**."]
+    if p_cols:
+        seeds = verdict["seeds"]
+        lines += ["", f"p-values: paired tests against {best} on the test set, each architecture's hypotheses of "
+                  f"seeds {', '.join(map(str, seeds))} joined (the seeds every architecture has); "
+                  + ("sacreBLEU's paired bootstrap (1,000 resamples) and approximate randomization (10,000 trials), "
+                     "seed 12345." if "bleu_ar" in p_cols else
+                     "a paired bootstrap over per-document ROUGE (1,000 resamples, seed 12345).")
+                  + " **Group**: not significantly different from the best (every p >= 0.05)."]
+    else:
+        lines += ["", "No p-values: not every run has test hypotheses (hyps_test.txt)."]
+    header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
+    body = []
+    for g in sorted(groups, key=lambda g: -(g.get(f"{column}_mean") or -math.inf)):
+        ci = "" if g.get("ci_low") is None else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"
+        ps = [("best" if g["architecture"] == best else _fmt(g.get(f"p_{c}"), 4)) for c in p_cols]
+        body.append([g["architecture"], str(g["runs"]), _pm(g, column), ci, *ps, "yes" if g.get("in_best_group") else ""])
+    lines += ["", _table(header, body), ""]
+    comp = verdict["compute"]
+    lines += ["## Quality against compute", "", "Validation curves against cumulative training FLOPs and seconds "
+              "(`metric_vs_compute.png`); the Pareto frontier joins the architectures whose final mean score no other "
+              "reaches for less: by FLOPs " + (", ".join(comp["frontier"]["flops"]) or "none") + "; by seconds "
+              + (", ".join(comp["frontier"]["train_seconds"]) or "none") + ".", ""]
+    if comp["best_at"]:
+        lines += ["Best architecture at a FLOPs budget, read off the validation curves (the last validation within "
+                  "the budget, mean over seeds; an architecture counts once all its runs have one):", ""]
+        lines += [_table(["training FLOPs", "best", "its validation score", "architectures with a value"],
+                         [[f"{b['budget']:.3g}", b["best"] or "", _fmt(b["value"]), str(len(b["values"]))]
+                          for b in comp["best_at"]]), ""]
+    return lines
+
+
+def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None) -> str:
     metric = rows[0]["metric"]
     cols = columns(rows)
     val = [c for c in cols if c.startswith("validation_")]
@@ -246,6 +323,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str) -> str:
         lines += [f"Environment: {env}.", ""]
     if skipped:
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
+    if verdict:
+        lines += decision_lines(groups, verdict)
     lines += ["## By architecture (mean ± std over seeds)", ""]
     header = ["architecture", "runs", "parameters", f"validation {metric}", "validation loss",
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
@@ -264,8 +343,11 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str) -> str:
     return "\n".join(lines)
 
 
-def report(root: Path, out: Path | None = None, regenerate: str | None = None) -> dict:
-    """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out"}."""
+def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None) -> dict:
+    """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict"}.
+
+    `references(run_dir)` gives a run's test references (default: read from its data config).
+    """
     root = Path(root)
     out = Path(out) if out else root
     out.mkdir(parents=True, exist_ok=True)
@@ -276,16 +358,51 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None) -
     if not finished:
         raise SystemExit(f"error: no finished runs under {root}" + (f" ({len(skipped)} incomplete)" if skipped else ""))
     rows = [collect(root, r) for r in finished]
+    try:
+        decide.check_comparable(root, rows)
+    except decide.MixedSweep as e:
+        raise SystemExit(f"error: {e}") from None
     architectures(rows)
     groups = aggregate(rows)
+    verdict = decision(root, rows, groups, references or references_of)
     write_csv(out / "report.csv", rows, columns(rows))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
+    gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
     write_csv(out / "report_by_architecture.csv", groups, gcols)
-    images = plots(rows, groups, out)
-    hparams(rows, out)
+    images = plots(rows, groups, out) + [compute_plot(rows, groups, verdict["compute"], verdict["column"], out)]
+    hparams(rows, out, {g["architecture"]: {k: g.get(k) for k in ("ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]])}
+                        for g in groups})
     regenerate = regenerate or f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
-    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate))
-    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out}
+    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict))
+    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict}
+
+
+def references_of(run: Path) -> list[str]:
+    """The references of a run's test split, in corpus order (what its hyps_test.txt lines answer)."""
+    from research.evaluate import read_split  # noqa: PLC0415
+    from research.run_dir import load_config  # noqa: PLC0415
+
+    examples = read_split(load_config(run).data, "test")
+    return [examples[i]["target"] for i in range(len(examples))]
+
+
+def decision(root: Path, rows: list[dict], groups: list[dict], references=references_of) -> dict:
+    """Intervals, significance against the best and the compute analysis (`analysis/decide.py`);
+    fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`."""
+    column, what = decide.scored_by(rows)
+    intervals = decide.intervals(rows, column)
+    best = max(intervals, key=lambda a: intervals[a].mean)
+    sig = decide.significance(root, rows, best, references)
+    seeds = sig.pop("_seeds", {}).get("seeds", [])
+    p_columns = sorted({k for v in sig.values() for k in v})
+    for g in groups:
+        i = intervals.get(g["architecture"])
+        g["ci_low"], g["ci_high"] = (i.low, i.high) if i else (None, None)
+        ps = sig.get(g["architecture"], {})
+        g.update({f"p_{k}": v for k, v in ps.items()})
+        g["in_best_group"] = g["architecture"] == best or (bool(ps) and decide.not_different(ps))
+    return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds,
+            "compute": decide.compute(rows, column)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,3 +109,69 @@ def test_the_environment_line_names_the_hardware(tmp_path):
     del manifest["hardware"]
     (run / "manifest.json").write_text(json.dumps(manifest))
     assert "; hardware not recorded; " in report.environment(run)
+
+
+REFS = ["the cat sat on the mat", "a quick brown fox jumps", "package for the gnome desktop",
+        "library for parsing json files", "tools to convert images", "python bindings for the library"] * 4
+
+
+def _hyps(quality: int, seed: int) -> list[str]:
+    """Hypotheses that keep the first `quality` words of each reference (and one seed-dependent slip)."""
+    out = [" ".join(r.split()[:quality]) for r in REFS]
+    out[seed] = "wrong words entirely"
+    return out
+
+
+def _decided_run(path, enc: str, seed: int, quality: int, flops_per_step: float):
+    run = fake_run(path, 2.0, 0.0, seed)
+    s = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
+    _hydra(run, [f"encoder={enc}", f"trainer.seed={seed}"])
+    curve = [{"step": k, "split": "validation", "loss": 3.0 - k, "bleu": 5.0 * k * quality,
+              "flops": k * flops_per_step, "train_seconds": 10.0 * k} for k in (1, 2)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(c) + "\n" for c in curve))
+    hyps = _hyps(quality, seed)
+    _evaluated(run, 1.0, hyps, REFS)
+    return hyps
+
+
+def test_the_report_decides_with_intervals_paired_tests_and_a_compute_frontier(tmp_path):
+    from research.analysis import confidence, significance
+
+    hyps = {}
+    for i, (enc, quality, cost) in enumerate([("rnn", 3, 2.0), ("cnn", 5, 1.0), ("transformer", 5, 3.0)]):
+        for seed in range(3):
+            hyps[(enc, seed)] = _decided_run(tmp_path / f"{enc}{seed}", enc, seed, quality, cost)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS)
+    v = out["verdict"]
+    groups = {g["architecture"]: g for g in out["groups"]}
+    assert v["column"] == "test_bleu" and v["seeds"] == [0, 1, 2]
+    # the interval of each architecture is the t interval of its three test BLEUs
+    scores = {a: [r["test_bleu"] for r in out["rows"] if r["architecture"] == a] for a in groups}
+    for a, g in groups.items():
+        i = confidence.t_interval(scores[a])
+        assert (g["ci_low"], g["ci_high"]) == pytest.approx((i.low, i.high))
+    best = v["best"]
+    assert best in ("cnn+rnn", "transformer+rnn")  # equal quality: the same hypotheses
+    joined = {a: [h for s in range(3) for h in hyps[(a.split("+")[0], s)]] for a in groups}
+    want = significance.translation(joined[best], {a: h for a, h in joined.items() if a != best}, REFS * 3)
+    for a in groups:
+        if a != best:
+            assert {k[2:]: g for k, g in groups[a].items() if k.startswith("p_")} == want[a]
+    assert groups["rnn+rnn"]["in_best_group"] is False and groups["rnn+rnn"]["p_bleu_ar"] < 0.05
+    other = next(a for a in ("cnn+rnn", "transformer+rnn") if a != best)
+    assert groups[other]["in_best_group"] is True and groups[other]["p_bleu_ar"] == 1.0  # identical outputs
+    # the frontier by FLOPs: cnn is cheapest and (jointly) best; transformer costs more for the same
+    assert v["compute"]["frontier"]["flops"] == ["cnn+rnn"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## The decision" in md and "## Quality against compute" in md and "metric_vs_compute.png" in md
+    assert (tmp_path / "report" / "metric_vs_compute.png").stat().st_size > 0
+
+
+def test_a_report_refuses_runs_of_different_tasks(tmp_path):
+    for i, metric in enumerate(["bleu", "rougeL"]):
+        run = fake_run(tmp_path / str(i), 2.0, 1.0, i)
+        s = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**s, "metric": metric}))
+    with pytest.raises(SystemExit, match=r"1: scored by rougeL, but .*0 by bleu: runs of different tasks"):
+        report.report(tmp_path, tmp_path / "report")

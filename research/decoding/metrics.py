@@ -7,6 +7,7 @@ and Google's rouge-score package for ROUGE.
 """
 from __future__ import annotations
 
+import numpy as np
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
@@ -44,20 +45,27 @@ def bleu(hyps: list[str], refs: list[str]) -> dict:
     }
 
 
+def rouge_per_example(hyps: list[str], refs: list[str]) -> dict[str, np.ndarray]:
+    """Per-example ROUGE F-measures (0-1) with Porter stemming: {"rouge1", ...} -> [N].
+
+    What `rouge` averages, and what the paired bootstrap of
+    `research/analysis/significance.py` resamples. rougeLsum treats newlines
+    as sentence boundaries: put one sentence per line in both hyps and refs.
+    """
+    _check(hyps, refs)
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    out = {name: np.empty(len(hyps)) for name in ROUGE_TYPES}
+    for i, (hyp, ref) in enumerate(zip(hyps, refs)):
+        scores = scorer.score(ref, hyp)  # (target, prediction)
+        for name in ROUGE_TYPES:
+            out[name][i] = scores[name].fmeasure
+    return out
+
+
 def rouge(hyps: list[str], refs: list[str]) -> dict:
     """Mean per-example ROUGE F-measures, x100, with Porter stemming.
-
-    rougeLsum treats newlines as sentence boundaries: put one sentence per
-    line in both hyps and refs (as is usual for summarisation corpora).
 
     Returns:
       {"rouge1", "rouge2", "rougeL", "rougeLsum"} -> float on the 0-100 scale.
     """
-    _check(hyps, refs)
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-    for hyp, ref in zip(hyps, refs):
-        scores = scorer.score(ref, hyp)  # (target, prediction)
-        for name in ROUGE_TYPES:
-            totals[name] += scores[name].fmeasure
-    return {name: 100.0 * total / len(hyps) for name, total in totals.items()}
+    return {name: 100.0 * float(np.sum(v)) / len(hyps) for name, v in rouge_per_example(hyps, refs).items()}

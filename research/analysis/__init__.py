@@ -1,0 +1,1 @@
+"""Statistics a sweep report decides with: confidence intervals, paired significance, compute frontiers."""
