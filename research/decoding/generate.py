@@ -27,6 +27,7 @@ from research.decoding.beam import beam_search
 from research.decoding.config import DecodeConfig
 from research.decoding.greedy import greedy
 from research.decoding.loop import StepFn
+from research.models.layers.positions import learned_max_len
 from research.decoding.sampling import sample
 from research.models.seq2seq import Seq2Seq
 
@@ -59,12 +60,18 @@ def encode(model: Seq2Seq, params, batch: dict, cfg: DecodeConfig):
     """Encodes the batch; returns (encoder output, max_steps, per-row max_len [B] int32).
 
     A row may generate up to ceil(a * its source length + b) tokens, EOS
-    included; the static buffer is sized for the padded source length.
+    included; the static buffer is sized for the padded source length. A
+    decoder with learned positions generates at most as many tokens as its
+    table has rows (`decoder.max_len`): past it, every position would read
+    the last row.
     """
     enc = model.apply({"params": params}, batch, method=Seq2Seq.encode)
     steps = max_steps(cfg, batch["source"].shape[1])
     src_len = (batch["source_segments"] > 0).sum(1)
     max_len = jnp.ceil(cfg.max_len_a * src_len + cfg.max_len_b).astype(jnp.int32)
+    table = learned_max_len(params, "decoder")  # from the parameters' shapes: static under jit
+    if table is not None:
+        steps, max_len = min(steps, table), jnp.minimum(max_len, table)
     return enc, steps, max_len
 
 

@@ -51,3 +51,15 @@ def test_beam_returns_n_best_and_the_best_of_them(tiny):
 def test_sampling_with_a_beam_is_refused():
     with pytest.raises(ConfigError, match="beam_size: 4 applies to search=beam only, but search=sample"):
         DecodeConfig(search="sample", beam_size=4)
+
+
+def test_outputs_stay_within_a_learned_decoder_table(tmp_path):
+    """A CNN decoder's learned positions have decoder.max_len rows: no output is longer, although
+    max_len_b alone would allow 40 tokens. An untrained model with EOS pushed down runs to the limit."""
+    cfg, tok, model = build("transformer", "cnn", tmp_path, "model.tie_output=false", "decoder.max_len=6")
+    batch = encode_batch(tok, real_pairs(2), 48, 48)
+    params = init(model, batch)
+    params["output"]["bias"] = params["output"]["bias"].at[3].set(-1e9)  # EOS never wins
+    decode = DecodeConfig(max_len_a=0.0, max_len_b=40)
+    tokens, lengths, _ = jit_generate(model, decode)(params, batch)
+    assert tokens.shape[1] == 6 and lengths.tolist() == [6, 6]
