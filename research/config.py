@@ -143,11 +143,17 @@ class RunConfig:
 
 
 def register_schemas() -> None:
-    """Makes every group schema and the `${repo:}` and `${corpus_name:DIR}` resolvers known to Hydra."""
+    """Makes every group schema and the `${repo:}`, `${corpus_name:DIR}`, `${job_dir:...}` and
+    `${hydra_subdir:...}` resolvers known to Hydra."""
     if not OmegaConf.has_resolver("repo"):
         OmegaConf.register_new_resolver("repo", lambda: str(REPO))
     if not OmegaConf.has_resolver("corpus_name"):
         OmegaConf.register_new_resolver("corpus_name", corpus_name)
+    from research import sweep  # noqa: PLC0415 (the sweep folder names, for conf/config.yaml's hydra node)
+
+    for name, fn in (("job_dir", sweep.job_dir), ("hydra_subdir", sweep.hydra_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
     ENCODERS.import_all()
     DECODERS.import_all()
     ConfigStore.instance().store(name="schema", node=Schema)

@@ -1,6 +1,7 @@
 """`python -m research.train encoder=cnn decoder=rnn data=ddtp_de_en [+experiment=NAME]`."""
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import sys
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from research import console
+from research import console, sweep
 from research.config import name_follows_dir, register_schemas, resolve
 from research.registry import ConfigError
 from research.training.checkpoint import CheckpointError
@@ -32,6 +34,17 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # resumable sweeps (research/sweep.py)
+        try:
+            (sweep.check_resume if run.trainer.resume else sweep.record)(Path(hydra_cfg.sweep.dir))
+        except ConfigError as e:
+            log.error("%s", e)
+            sys.exit(2)
+    if run.trainer.resume and (run_dir / "summary.json").exists():
+        # Finished: left as it is (nothing logged, nothing written), so a resumed sweep only reruns the rest.
+        done = json.loads((run_dir / "summary.json").read_text())
+        print(f"{run_dir}: finished at step {done['steps']}; trainer.resume leaves it as it is")
+        return done["validation"].get(done["metric"])
     try:
         summary = train(run, run_dir)
     except (Diverged, CheckpointError) as e:

@@ -130,6 +130,8 @@ def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) 
     found = checkpoint.latest(run_dir, abstract_state, identity)
     if found is None:
         log.warning("trainer.resume: no complete checkpoint in %s; starting from step 0", run_dir)
+        if main:
+            metrics_log.truncate(run_dir, 0)  # what a failed attempt logged before its first checkpoint
         return 0, None, {}
     state, meta = found
     batches.set_state(meta["data"])
