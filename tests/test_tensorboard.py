@@ -71,6 +71,7 @@ def _get(url: str, deadline: float):
             time.sleep(0.5)
 
 
+@pytest.mark.slow  # a real run and a TensorBoard server: about 45 s; `make test-slow`
 def test_tensorboard_server_shows_the_run(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "research.train", *tiny_overrides("cnn", "rnn"), *SHORT,

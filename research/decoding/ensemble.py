@@ -92,8 +92,10 @@ def prepare(ensemble: Ensemble, params: Sequence[Any], batch: dict, cfg: DecodeC
     if len(params) != len(ensemble.models):
         raise ValueError(f"{len(ensemble.models)} models but {len(params)} parameter sets")
     members = [generate.prepare(m, p, batch, cfg) for m, p in zip(ensemble.models, params)]
-    # The buffer length and row limits depend only on the batch and cfg: every member's are the same.
-    _, _, steps, max_len = members[0]
+    # The buffer length and row limits follow the batch and cfg, capped by a learned decoder position
+    # table (generate.encode): the ensemble stops where its most limited member must.
+    steps = min(m[2] for m in members)
+    max_len = functools.reduce(jnp.minimum, [m[3] for m in members])
     state = tuple(s for _, s, _, _ in members)
     return step_callback([f for f, _, _, _ in members], ensemble.rule), state, steps, max_len
 

@@ -11,11 +11,14 @@ import json
 import os
 import sys
 
+import pytest
+
 from research.training import checkpoint
 from tests.conftest import tiny_overrides
 from tests.helpers.processes import free_port, run_together
 
 
+@pytest.mark.slow  # two processes of the real app: about 95 s, the longest test; `make test-slow`
 def test_two_processes_write_each_file_once(tmp_path):
     run = tmp_path / "run"
     address = f"127.0.0.1:{free_port()}"
