@@ -149,12 +149,24 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
     return "\n".join(out + ["| " + " | ".join(l) + " |" for l in lines])
 
 
-def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on a cluster node)."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
+    plt = _pyplot()
     metric = rows[0]["metric"]
     colors = {g["architecture"]: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
     markers = {"rnn": "o", "cnn": "s", "transformer": "^"}
@@ -172,9 +184,7 @@ def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
     ax.set_title(f"{metric} vs parameter count: runs (small) and mean ± std over seeds")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "metric_vs_params.png")
-    plt.close(fig)
+    _save(plt, fig, out / "metric_vs_params.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     for r in rows:
@@ -188,20 +198,14 @@ def plots(rows: list[dict], groups: list[dict], out: Path) -> list[str]:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6, ncol=2)
     fig.suptitle(f"validation curves of all {len(rows)} runs")
-    fig.tight_layout()
-    fig.savefig(out / "validation_curves.png")
-    plt.close(fig)
+    _save(plt, fig, out / "validation_curves.png")
     return ["metric_vs_params.png", "validation_curves.png"]
 
 
 def compute_plot(rows: list[dict], groups: list[dict], comp: dict, column: str, out: Path) -> str:
     """The metric against cumulative FLOPs and training seconds: every run's validation curve, each
     architecture's final (mean cost, mean score), and the Pareto frontier through those points."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = _pyplot()
     metric = column.split("_", 1)[1]
     colors = {g["architecture"]: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), dpi=100)
@@ -220,9 +224,7 @@ def compute_plot(rows: list[dict], groups: list[dict], comp: dict, column: str, 
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{metric} against compute ({len(rows)} runs)")
-    fig.tight_layout()
-    fig.savefig(out / "metric_vs_compute.png")
-    plt.close(fig)
+    _save(plt, fig, out / "metric_vs_compute.png")
     return "metric_vs_compute.png"
 
 
