@@ -11,7 +11,8 @@ command with
 
 lands every job in its own folder again, and each job then:
 
-  * finished (summary.json): is left as it is, files and modification times
+  * finished (summary.json) under the same budget and max_steps: is left as it
+    is (a larger one continues it from its last checkpoint), files and modification times
     untouched (Hydra writes no `.hydra/` when resuming: `hydra.output_subdir`
     is null then for a job that has one, and the job returns before anything is logged);
   * interrupted: continues from its last complete checkpoint, bit-identical

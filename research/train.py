@@ -40,9 +40,10 @@ def main(cfg: DictConfig) -> float | None:
         except ConfigError as e:
             log.error("%s", e)
             sys.exit(2)
-    if run.trainer.resume and (run_dir / "summary.json").exists():
-        # Finished: left as it is (nothing logged, nothing written), so a resumed sweep only reruns the rest.
-        done = json.loads((run_dir / "summary.json").read_text())
+    done = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else None
+    if run.trainer.resume and done and finished_under(done, run.trainer):
+        # Finished under this budget: left as it is (nothing logged, nothing written), so a resumed sweep only
+        # reruns the rest. A larger budget or max_steps continues the run from its last checkpoint instead.
         print(f"{run_dir}: finished at step {done['steps']}; trainer.resume leaves it as it is")
         return done["validation"].get(done["metric"])
     try:
@@ -61,6 +62,14 @@ def main(cfg: DictConfig) -> float | None:
         return None
     print(report(summary, run_dir))
     return summary["validation"].get(summary["metric"])
+
+
+def finished_under(summary: dict, trainer) -> bool:
+    """The run of `summary` ended under the budget and step cap `trainer` asks for (nothing left to train)."""
+    spent = summary.get("budget") or {"kind": "steps", "amount": summary.get("max_steps")}
+    amount = trainer.max_steps if trainer.budget == "steps" else trainer.budget_amount
+    return (summary.get("max_steps") == trainer.max_steps and spent.get("kind") == trainer.budget
+            and float(spent.get("amount")) == float(amount))
 
 
 def report(summary: dict, run_dir: Path) -> str:

@@ -108,3 +108,17 @@ def test_a_killed_sweep_resumes_leaving_finished_jobs_untouched(tmp_path):
     other = subprocess.run([*cmd[:-1], "trainer.seed=0,1", "trainer.resume=true"], cwd=REPO, capture_output=True,
                            text=True, timeout=600)
     assert "made by another command" in other.stdout + other.stderr
+
+
+def test_only_a_run_finished_under_the_same_budget_is_left_as_it_is():
+    from research.config import TrainerConfig
+    from research.train import finished_under
+
+    steps = {"max_steps": 40, "budget": {"kind": "steps", "amount": 40}}
+    assert finished_under(steps, TrainerConfig(max_steps=40))
+    assert not finished_under(steps, TrainerConfig(max_steps=80))  # asked for more: it continues
+    assert finished_under({"max_steps": 40}, TrainerConfig(max_steps=40))  # a summary from before budgets
+    flops = {"max_steps": 5000, "budget": {"kind": "flops", "amount": 3.6e12}}
+    assert finished_under(flops, TrainerConfig(max_steps=5000, budget="flops", budget_amount=3.6e12))
+    assert not finished_under(flops, TrainerConfig(max_steps=5000, budget="flops", budget_amount=7.2e12))
+    assert not finished_under(flops, TrainerConfig(max_steps=5000, budget="tokens", budget_amount=3.6e12))
