@@ -24,6 +24,7 @@ from research.models.decoders import DECODERS
 from research.models.encoders import ENCODERS
 from research.models.seq2seq import ModelConfig
 from research.registry import ConfigError, build_dataclass, check, schema
+from research.training import averaging
 from research.training.optim import OptimConfig
 from research.training.sharding import MeshConfig
 from research.training.steps import REMAT_POLICIES
@@ -32,7 +33,6 @@ REPO = Path(__file__).resolve().parent.parent  # the checkout: conf/, experiment
 
 
 BUDGETS = ("steps", "tokens", "flops", "seconds")
-AVERAGE = re.compile(r"none|(last|best):[1-9][0-9]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +79,9 @@ class TrainerConfig:
                   "the amount); leave it 0 or choose tokens, flops or seconds")
         else:
             check(self.budget_amount > 0, "budget_amount", f"must be positive with trainer.budget={self.budget}")
-        check(AVERAGE.fullmatch(self.average) is not None, "average",
-              f"'{self.average}' is not one of none, last:K, best:K (K a positive integer)")
-        if self.average != "none":  # fail at start, not after training, when K checkpoints cannot exist
-            kind, k = self.average.split(":")
-            k = int(k)
+        chosen = averaging.parse(self.average)  # the one reader of none | last:K | best:K
+        if chosen is not None:  # fail at start, not after training, when K checkpoints cannot exist
+            kind, k = chosen
             check(self.checkpoint, "average", "needs trainer.checkpoint=true: it averages saved checkpoints")
             every, m = self.checkpoint_every, self.max_steps  # saves: each evaluation (also at the last step), each `every` steps
             evals = -(-m // self.eval_every)  # ceil: only these can be best checkpoints
