@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from research import console, sweep
+from research.training import budget as budgets
 from research.config import name_follows_dir, register_schemas, resolve
 from research.registry import ConfigError
 from research.training.checkpoint import CheckpointError
@@ -67,9 +68,8 @@ def main(cfg: DictConfig) -> float | None:
 def finished_under(summary: dict, trainer) -> bool:
     """The run of `summary` ended under the budget and step cap `trainer` asks for (nothing left to train)."""
     spent = summary.get("budget") or {"kind": "steps", "amount": summary.get("max_steps")}
-    amount = trainer.max_steps if trainer.budget == "steps" else trainer.budget_amount
     return (summary.get("max_steps") == trainer.max_steps and spent.get("kind") == trainer.budget
-            and float(spent.get("amount")) == float(amount))
+            and float(spent.get("amount")) == float(budgets.amount_of(trainer)))
 
 
 def report(summary: dict, run_dir: Path) -> str:

@@ -114,6 +114,11 @@ class Budget:
         return f"{self.amount:.4g} {UNITS[self.kind]} (at most {self.max_steps} steps)"
 
 
+def amount_of(trainer):
+    """A `TrainerConfig`'s budget amount, in its kind's unit: `max_steps` for a steps budget."""
+    return trainer.max_steps if trainer.budget == "steps" else trainer.budget_amount
+
+
 def for_trainer(trainer, warmup_steps: int, state: dict | None = None, start_step: int = 0) -> Budget:
     """The Budget of a `TrainerConfig`, continuing a checkpoint's budget `state` at `start_step`.
 
@@ -121,7 +126,7 @@ def for_trainer(trainer, warmup_steps: int, state: dict | None = None, start_ste
     written before budgets were counted (no state) resumes a steps budget
     only, its tokens, FLOPs and seconds counted from the resumed step.
     """
-    amount = float(trainer.max_steps if trainer.budget == "steps" else trainer.budget_amount)
+    amount = float(amount_of(trainer))
     if state and (state.get("kind"), state.get("amount")) != (trainer.budget, amount):
         raise ConfigError(f"trainer.budget: the checkpoint was trained under budget {state.get('kind')}={state.get('amount')}, "
                           f"the config asks for {trainer.budget}={amount}; resume with the same budget")
@@ -148,8 +153,7 @@ def agreed_seconds(seconds: float) -> float:
 
 def manifest_entry(trainer) -> dict:
     """What the manifest records of the budget."""
-    amount = trainer.max_steps if trainer.budget == "steps" else trainer.budget_amount
-    return {"kind": trainer.budget, "amount": amount, "unit": UNITS[trainer.budget], "max_steps": trainer.max_steps,
+    return {"kind": trainer.budget, "amount": amount_of(trainer), "unit": UNITS[trainer.budget], "max_steps": trainer.max_steps,
             "reproducible": trainer.budget != "seconds"}
 
 
