@@ -24,7 +24,7 @@ COMPARE = {
     "compare_summarization": ("params8m", 7_500_000, 0.02),
     "compare_translation_quick": ("params360k", 342_000, 0.015),
     "compare_summarization_quick": ("params360k", 342_000, 0.015),
-    "compare_translation_small": ("params360k", 342_000, 0.015),
+    "compare_translation_small": ("params1m", 1_180_000, 0.01),
 }
 
 
