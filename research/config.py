@@ -207,6 +207,10 @@ def resolve(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"{getattr(e, 'full_key', '')}: {getattr(e, 'msg', e)}") from None
     enc_name, dec_name = container["encoder"]["name"], container["decoder"]["name"]
     built = {k: build_dataclass(cls, container.get(k, {}), prefix=k) for k, cls in GROUPS.items()}
+    symbols = built["tokenizer"].model_type == "symbols"
+    check(symbols or built["data"].format != "generated", "tokenizer",
+          f"data={built['data'].name} is generated symbol sequences: add tokenizer=symbols (one id per symbol; "
+          "SentencePiece would merge them into pieces)")
     return RunConfig(
         encoder=enc_name, encoder_config=ENCODERS.config(enc_name, container["encoder"]),
         decoder=dec_name, decoder_config=DECODERS.config(dec_name, container["decoder"]),

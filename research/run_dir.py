@@ -88,6 +88,17 @@ def parse_args(argv: Sequence[str], options: dict[str, Any]) -> tuple[dict[str, 
     return opts, overrides
 
 
+def group_config(group: str, name: str):
+    """`conf/<group>/<name>.yaml` as a run composes it: its defaults list (a shared base, another option) included."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its config search path is this conf/
+        return compose(config_name="config", overrides=[f"{group}={name}"])[group]
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        return compose(config_name="config", overrides=[f"{group}={name}"])[group]
+
+
 def load_config(run_dir: Path, overrides: Sequence[str] = ()) -> RunConfig:
     """The run's saved config with `overrides` applied, strictly resolved.
 
@@ -114,10 +125,8 @@ def load_config(run_dir: Path, overrides: Sequence[str] = ()) -> RunConfig:
             if not group_file.exists():
                 options = ", ".join(sorted(p.stem for p in group_file.parent.glob("*.yaml")))
                 raise ConfigError(f"{key}={value}: no such config; options: {options}")
-            node = OmegaConf.load(group_file)
-            node.pop("defaults", None)
             with open_dict(cfg):
-                cfg[key] = node
+                cfg[key] = group_config(key, value)
         except OmegaConfBaseException as e:
             raise ConfigError(f"{override}: {str(e).splitlines()[0]}") from None
     return resolve(cfg)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from research.data.pipeline import PipelineConfig
 from research.registry import check
 
-FORMATS = ("jsonl", "tsv", "moses", "tfds")
+FORMATS = ("jsonl", "tsv", "moses", "tfds", "generated")
+TASKS = ("translation", "summarization", "sequence")
 
 
 def slug(text: str) -> str:
@@ -30,9 +31,11 @@ def corpus_name(directory: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     name: str = "custom"
-    task: str = "translation"  # translation (BLEU, chrF) | summarization (ROUGE)
+    task: str = "translation"  # translation (BLEU, chrF) | summarization (ROUGE) | sequence (exact match)
     format: str = "jsonl"  # jsonl | tsv | moses (local files, prepared by our tfds builders) | tfds (catalog)
+    #                        | generated (research/data/generated.py: `generator` says what)
     dir: Optional[str] = None  # local corpus folder: {split}.jsonl[.gz], {split}.tsv[.gz] or {split}.{source}
+    generator: Optional[Dict[str, Any]] = None  # format=generated: {name: copy|reverse|sort|addition|scan, options}
     tfds_name: Optional[str] = None  # catalog dataset for format=tfds, e.g. wmt14_translate/de-en
     tfds_dir: str = "~/.cache/research/tfds"  # where prepared datasets are written once and read after
     source: Optional[str] = None  # field / column / file suffix of the source text (tfds: catalog default)
@@ -49,14 +52,19 @@ class DataConfig:
     pack: bool = False  # several examples per row, with segment ids and restarting positions
     num_workers: int = 0  # grain worker processes; batches do not depend on it
     max_train_examples: Optional[int] = None  # use only the first N training examples
+    length_bucket: int = 4  # task=sequence: sequence accuracy is also reported per bucket of this many target symbols
 
     def __post_init__(self):
-        check(self.task in ("translation", "summarization"), "task", f"'{self.task}' is not one of translation, summarization")
+        check(self.task in TASKS, "task", f"'{self.task}' is not one of {', '.join(TASKS)}")
         check(self.format in FORMATS, "format", f"'{self.format}' is not one of {', '.join(FORMATS)}")
         check(self.format != "tfds" or bool(self.tfds_name), "tfds_name", "format=tfds needs a catalog name")
-        check(self.format == "tfds" or bool(self.dir), "dir", f"format={self.format} needs the corpus folder")
-        check(self.format == "tfds" or (bool(self.source) and bool(self.target)), "source",
+        check(self.format != "generated" or bool(self.generator), "generator",
+              "format=generated needs data.generator (its name and options)")
+        local = self.format not in ("tfds", "generated")
+        check(not local or bool(self.dir), "dir", f"format={self.format} needs the corpus folder")
+        check(not local or (bool(self.source) and bool(self.target)), "source",
               f"format={self.format} needs data.source and data.target")
+        check(self.length_bucket > 0, "length_bucket", "must be positive")
         check(self.max_train_examples is None or self.max_train_examples > 0, "max_train_examples",
               "must be null (all) or positive")
         self.pipeline()  # checks the batching keys, naming the key

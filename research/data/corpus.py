@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from research.data import builders
+from research.data import builders, generated
 from research.data.config import DataConfig
 from research.data.pipeline import eval_iterator, train_iterator
 from research.data.tokenizer import Tokenizer, TokenizerConfig, load_or_train
@@ -41,8 +41,11 @@ class Head:
 def load(cfg: DataConfig, splits: tuple[str, ...]) -> dict[str, Any]:
     """split -> random access to {"source": str, "target": str}; prepares local corpora once."""
     tfds.disable_progress_bar()  # progress bars would interleave with the training log
-    path = cfg.tfds_name if cfg.format == "tfds" else str(cfg.dir)
-    out = builders.load_splits(cfg.format, path, cfg.source, cfg.target, splits, cfg.tfds_dir, name=cfg.name)
+    if cfg.format == "generated":
+        out = generated.load_splits(cfg.generator, splits, cfg.tfds_dir, cfg.name)
+    else:
+        path = cfg.tfds_name if cfg.format == "tfds" else str(cfg.dir)
+        out = builders.load_splits(cfg.format, path, cfg.source, cfg.target, splits, cfg.tfds_dir, name=cfg.name)
     if cfg.max_train_examples and cfg.train_split in out:
         out[cfg.train_split] = Head(out[cfg.train_split], cfg.max_train_examples)
     return out

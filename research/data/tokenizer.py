@@ -1,4 +1,7 @@
-"""SentencePiece tokenization, trained on the training split and cached on disk.
+"""Tokenization trained on the training split and cached on disk: SentencePiece, or symbols.
+
+`model_type=symbols` (research/data/symbols.py) is the one-id-per-symbol
+vocabulary of the diagnostic tasks; bpe and unigram are SentencePiece.
 
 The cache key hashes the training data fingerprint together with every
 setting, so a second run with the same data and settings reuses the model
@@ -19,6 +22,7 @@ from typing import Iterable
 
 import sentencepiece as spm
 
+from research.data import symbols
 from research.data.batch import BOS, EOS, PAD, UNK
 from research.data.errors import DataError
 from research.registry import ConfigError, check
@@ -28,8 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
-    model_type: str = "bpe"  # bpe | unigram
-    vocab_size: int = 8000
+    model_type: str = "bpe"  # bpe | unigram (SentencePiece) | symbols (whitespace-separated, research/data/symbols.py)
+    vocab_size: int = 8000  # symbols: 0, the vocabulary is every symbol of the training split
     joint: bool = True  # one vocabulary for source and target (allows model.share_embeddings)
     character_coverage: float = 1.0  # 1.0 keeps every character of these Latin-script corpora
     # true: characters never seen in training become their UTF-8 bytes (256 reserved pieces) instead of <unk>,
@@ -40,7 +44,13 @@ class TokenizerConfig:
     cache_dir: str = "~/.cache/research/spm"
 
     def __post_init__(self):
-        check(self.model_type in ("bpe", "unigram"), "model_type", f"'{self.model_type}' is not one of bpe, unigram")
+        check(self.model_type in ("bpe", "unigram", "symbols"), "model_type",
+              f"'{self.model_type}' is not one of bpe, unigram, symbols")
+        if self.model_type == "symbols":
+            check(self.vocab_size == 0, "vocab_size", "must be 0 with model_type=symbols: the vocabulary is every "
+                  "symbol of the training split")
+            check(not self.byte_fallback, "byte_fallback", "is a SentencePiece option; symbols have none")
+            return
         special = 4 + (256 if self.byte_fallback else 0)
         check(self.vocab_size > special, "vocab_size",
               f"{self.vocab_size} must exceed the {special} reserved pieces (4 special"
@@ -49,10 +59,13 @@ class TokenizerConfig:
         check(self.max_sentences > 0, "max_sentences", "must be positive")
 
 
-class Tokenizer:
-    """Source and target SentencePiece models (the same one when joint)."""
+Processor = spm.SentencePieceProcessor | symbols.Symbols
 
-    def __init__(self, source: spm.SentencePieceProcessor, target: spm.SentencePieceProcessor, paths: tuple[Path, ...]):
+
+class Tokenizer:
+    """Source and target models (the same one when joint): SentencePiece processors or symbol vocabularies."""
+
+    def __init__(self, source: Processor, target: Processor, paths: tuple[Path, ...]):
         self.source, self.target, self.paths = source, target, paths
 
     @property
@@ -80,6 +93,13 @@ class Tokenizer:
                 out.append(i)
         return self.target.decode(out)
 
+    def unknown(self, texts, side: str = "source") -> int:
+        """How many units of `texts` the `side` vocabulary has no id for (0 for SentencePiece with byte_fallback)."""
+        model = self.source if side == "source" else self.target
+        if isinstance(model, symbols.Symbols):
+            return sum(model.unknown(texts).values())
+        return sum(ids.count(UNK) for ids in (_encode(model, t) for t in texts))
+
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
@@ -87,7 +107,7 @@ class Tokenizer:
         return h.hexdigest()[:16]
 
 
-def _encode(sp: spm.SentencePieceProcessor, text: str) -> list[int]:
+def _encode(sp: Processor, text: str) -> list[int]:
     """`sp.encode(text)`, with an error that says why text that is not Unicode cannot be tokenized.
 
     A lone surrogate (from a surrogate-escaped command line, say) makes pybind11
@@ -129,9 +149,13 @@ def load_or_train(cfg: TokenizerConfig, pairs: list[tuple[str, str]], data_finge
     sides = {"joint": [t for p in pairs for t in p]} if cfg.joint else {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
     paths = {}
     for side, texts in sides.items():
-        path = root / f"{key}.{side}.model"
+        path = root / f"{key}.{side}{symbols.SUFFIX if cfg.model_type == 'symbols' else '.model'}"
         if path.exists():
             log.info("tokenizer: reusing %s", path)
+        elif cfg.model_type == "symbols":
+            vocab = symbols.build(texts)
+            log.info("tokenizer: %d symbols from %d texts -> %s", len(vocab), len(texts), path)
+            symbols.write(vocab, path)
         else:
             log.info("tokenizer: training %s SentencePiece (%d pieces) on %d texts -> %s", cfg.model_type, cfg.vocab_size, len(texts), path)
             _train(texts, cfg, path)
@@ -139,16 +163,23 @@ def load_or_train(cfg: TokenizerConfig, pairs: list[tuple[str, str]], data_finge
     return from_files(*paths.values())
 
 
+def _processor(path: Path) -> Processor:
+    """A symbol vocabulary (`.symbols`) or a SentencePiece model (anything else), by the file's suffix."""
+    path = Path(path)
+    return symbols.read(path) if path.suffix == symbols.SUFFIX else spm.SentencePieceProcessor(model_file=str(path))
+
+
 def from_files(*paths: Path) -> Tokenizer:
-    """A Tokenizer from one joint SentencePiece model, or from a source and a target model."""
+    """A Tokenizer from one joint model, or from a source and a target model."""
     if len(paths) not in (1, 2):
         raise ValueError(f"a tokenizer is one joint model or a source and a target model, got {len(paths)} files")
-    models = [spm.SentencePieceProcessor(model_file=str(p)) for p in paths]
+    models = [_processor(p) for p in paths]
     return Tokenizer(models[0], models[-1], tuple(Path(p) for p in paths))
 
 
-# The names a run directory's `tokenizer/` folder gives the models, by count of files.
-_RUN_NAMES = {1: ("joint.model",), 2: ("source.model", "target.model")}
+# The names a run directory's `tokenizer/` folder gives the models, by count of files (and kind: the suffix).
+_RUN_NAMES = {1: ("joint",), 2: ("source", "target")}
+_SUFFIXES = (".model", symbols.SUFFIX)
 
 
 def save(tok: Tokenizer, folder: Path) -> None:
@@ -156,13 +187,15 @@ def save(tok: Tokenizer, folder: Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for path, name in zip(tok.paths, _RUN_NAMES[len(tok.paths)]):
-        shutil.copy(path, folder / name)
+        shutil.copy(path, folder / (name + Path(path).suffix))
 
 
 def from_folder(folder: Path) -> Tokenizer:
     """The tokenizer `save` wrote into `folder`."""
     folder = Path(folder)
     for names in _RUN_NAMES.values():
-        if all((folder / n).exists() for n in names):
-            return from_files(*(folder / n for n in names))
-    raise FileNotFoundError(f"{folder}: no joint.model, nor source.model and target.model")
+        for suffix in _SUFFIXES:
+            if all((folder / (n + suffix)).exists() for n in names):
+                return from_files(*(folder / (n + suffix) for n in names))
+    raise FileNotFoundError(f"{folder}: no joint.model, nor source.model and target.model "
+                            f"(nor their {symbols.SUFFIX} twins)")

@@ -20,6 +20,7 @@ from tests.conftest import compose_config
 EVERY_DATASET = {
     "tfds_dir": "~/.cache/research/tfds", "train_split": "train", "valid_split": "validation", "test_split": "test",
     "length_policy": "filter", "bucket_width": 1, "pack": False, "num_workers": 0, "max_train_examples": None,
+    "generator": None, "length_bucket": 4,  # keys added after the record, with the values every file then had
 }
 COLUMNS = ("name", "task", "format", "dir", "tfds_name", "source", "target",
            "max_source_len", "max_target_len", "tokens_per_batch", "max_shapes")
@@ -39,11 +40,13 @@ ROWS = [
     ("xsum", "summarization", "tfds", None, "xsum", "document", "summary", 512, 64, 16384, 10),
 ]
 RECORDED = {row[0]: {**dict(zip(COLUMNS, row)), **EVERY_DATASET} for row in ROWS}
+# The generated diagnostic datasets (research/data/generated.py), added after the record.
+GENERATED = ("addition", "copy", "reverse", "scan", "scan_addprim_jump", "scan_length", "sort")
 
 
 def test_the_data_options_are_the_ten_datasets():
     """The shared base lives in a subfolder, so neither Hydra nor `research.evaluate data=NAME` offers it."""
-    assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted(RECORDED)
+    assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted([*RECORDED, *GENERATED])
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
@@ -54,13 +57,20 @@ def test_composed_data_config_is_unchanged(name):
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_a_data_file_read_alone_gives_the_composed_config(name):
-    """`research.run_dir.load_config(run, ["data=NAME"])` reads the file without its defaults list;
-    the keys it then lacks take DataConfig's defaults, which must be the base's values."""
+    """The keys a corpus file lacks take DataConfig's defaults, which must be the base's values."""
     alone = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")
     alone.pop("defaults", None)
     composed = compose_config([f"data={name}"]).data
     as_dataclass = lambda node: build_dataclass(DataConfig, OmegaConf.to_container(node, resolve=True), prefix="data")
     assert as_dataclass(alone) == as_dataclass(composed)
+
+
+@pytest.mark.parametrize("name", ["ddtp_de_en", *GENERATED])
+def test_data_swapped_after_training_is_the_composed_file(name):
+    """`research.evaluate run_dir=... data=NAME` takes the file with its defaults list (a shared base, scan.yaml)."""
+    from research.run_dir import group_config
+
+    assert group_config("data", name) == compose_config([f"data={name}"]).data
 
 
 def test_data_and_pipeline_configs_agree():

@@ -1,0 +1,1 @@
+"""Generators for diagnostic seq2seq datasets: algorithmic tasks and SCAN, as (source, target) string pairs."""
