@@ -16,6 +16,8 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
   validation_curves.png        validation loss and task metric over steps, every run
   metric_vs_compute.png        the task metric against cumulative training FLOPs and seconds, every run,
                                with the architectures' final points and their Pareto frontier
+  accuracy_by_length.png       sequence tasks only: exact-match accuracy per target-length bucket, mean
+                               ± std over seeds, the longest training target marked (also a table)
   tb/                          TensorBoard HParams data: `tensorboard --logdir OUT/tb`
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from research import console
-from research.analysis import decide
+from research.analysis import decide, lengths
 from research.training import metrics_log
 
 log = logging.getLogger("research.report")
@@ -84,6 +86,8 @@ def collect(root: Path, run: Path) -> dict:
     row.update({f"validation_{k}": float(v) for k, v in summary["validation"].items() if isinstance(v, (int, float))})
     row.update({f"test_{k}": v for k, v in test_metrics(run).items()})
     row.update({k: float(summary[k]) for k in SPEED if k in summary})
+    if "train_target_len_max" in summary:  # sequence tasks: the longest training target
+        row["train_target_len_max"] = int(summary["train_target_len_max"])
     row["overrides"] = " ".join(_overrides(run))
     row["_curves"] = [r for r in metrics_log.read(run) if r["split"] == "validation"]
     row["_overrides"] = _overrides(run)
@@ -228,6 +232,48 @@ def compute_plot(rows: list[dict], groups: list[dict], comp: dict, column: str, 
     return "metric_vs_compute.png"
 
 
+def length_plot(groups: list[dict], found: dict, out: Path) -> str:
+    """Sequence accuracy against target length, mean ± std over seeds per architecture, the
+    longest training target marked: where each architecture stops generalising."""
+    plt = _pyplot()
+    colors = {g["architecture"]: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    markers = {"rnn": "o", "cnn": "s", "transformer": "^"}
+    x = [(lo + hi) / 2 for lo, hi in found["buckets"]]
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100)
+    for g in groups:
+        arch = g["architecture"]
+        ys = [math.nan if v is None else v for v in found["mean"][arch]]
+        err = [0.0 if v is None else v for v in found["std"][arch]]
+        ax.errorbar(x, ys, yerr=err, color=colors[arch], marker=markers.get(g["decoder"], "o"), capsize=2, lw=1.2,
+                    label=arch)
+    if found["boundary"] is not None:
+        ax.axvline(found["boundary"] + 0.5, color="black", ls="--", lw=1,
+                   label=f"longest training target ({found['boundary']})")
+    ax.set_xlabel(f"target length (symbols; buckets {', '.join(f'{lo}-{hi}' for lo, hi in found['buckets'])})")
+    ax.set_ylabel(f"{found['split']} sequence accuracy (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("exact-match accuracy by target length: mean ± std over seeds")
+    _save(plt, fig, out / "accuracy_by_length.png")
+    return "accuracy_by_length.png"
+
+
+def length_lines(found: dict) -> list[str]:
+    """The by-length table: one row per architecture, one column per target-length bucket."""
+    b = found["boundary"]
+    lines = ["## Sequence accuracy by target length", "",
+             f"{found['split'].capitalize()} exact-match accuracy (%) per target-length bucket, mean over seeds"
+             + (f"; training targets have at most {b} symbols (`accuracy_by_length.png` marks it)." if b is not None
+                else "."), ""]
+    header = ["architecture", *[f"{lo}-{hi}" + (" *" if b is not None and lo > b else "") for lo, hi in found["buckets"]]]
+    order = sorted(found["mean"], key=lambda a: -sum(v or 0.0 for v in found["mean"][a]))
+    lines += [_table(header, [[a, *[_fmt(v, 1) for v in found["mean"][a]]] for a in order])]
+    if b is not None:
+        lines += ["", "\\* longer than every training target."]
+    return lines + [""]
+
+
 def hparams(rows: list[dict], out: Path, decision: dict | None = None) -> None:
     """One HParams session per run under out/tb, for TensorBoard's HParams dashboard; `decision`
     ({architecture: {name: value}}) adds its architecture's interval and p-values to each."""
@@ -282,6 +328,8 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
                   f"seeds {', '.join(map(str, seeds))} joined (the seeds every architecture has); "
                   + ("sacreBLEU's paired bootstrap (1,000 resamples) and approximate randomization (10,000 trials), "
                      "seed 12345." if "bleu_ar" in p_cols else
+                     "a paired bootstrap over per-example exact match (1,000 resamples, seed 12345)."
+                     if "sequence_accuracy_bootstrap" in p_cols else
                      "a paired bootstrap over per-document ROUGE (1,000 resamples, seed 12345).")
                   + " **Group**: not significantly different from the best (every p >= 0.05)."]
     else:
@@ -307,7 +355,8 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
     return lines
 
 
-def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None) -> str:
+def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
+             by_length: dict | None = None) -> str:
     metric = rows[0]["metric"]
     cols = columns(rows)
     val = [c for c in cols if c.startswith("validation_")]
@@ -327,6 +376,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
     if verdict:
         lines += decision_lines(groups, verdict)
+    if by_length:
+        lines += length_lines(by_length)
     lines += ["## By architecture (mean ± std over seeds)", ""]
     header = ["architecture", "runs", "parameters", f"validation {metric}", "validation loss",
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
@@ -372,10 +423,13 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
     write_csv(out / "report_by_architecture.csv", groups, gcols)
     images = plots(rows, groups, out) + [compute_plot(rows, groups, verdict["compute"], verdict["column"], out)]
+    by_length = lengths.by_length(rows)
+    if by_length:
+        images.append(length_plot(groups, by_length, out))
     hparams(rows, out, {g["architecture"]: {k: g.get(k) for k in ("ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]])}
                         for g in groups})
     regenerate = regenerate or f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
-    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict))
+    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length))
     return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict}
 
 

@@ -93,7 +93,7 @@ def significance(root: Path, rows: list[dict], best: str, references) -> dict[st
             raise MixedSweep(f"{arch}: {len(hyps)} test hypotheses over {len(seeds)} seeds for {len(refs)} references")
     pooled_refs = list(refs) * len(seeds)
     others = {a: h for a, h in joined.items() if a != best}
-    test = paired.translation if rows[0]["metric"] == "bleu" else paired.summarization
+    test = paired.BY_METRIC[rows[0]["metric"]]
     out = test(joined[best], others, pooled_refs)
     out["_seeds"] = {"seeds": seeds}
     return out

@@ -13,7 +13,8 @@ p = (count + 1) / (resamples + 1). Vectorised: all resamples are one index
 array. As in sacreBLEU, a resample must EXCEED the observed difference;
 sacreBLEU would therefore give two IDENTICAL systems the smallest p,
 1 / (resamples + 1). A system whose hypotheses equal the baseline's is
-given p = 1 here instead: there is no difference to test.
+given p = 1 here instead: there is no difference to test. Sequence tasks
+(exact match): the same paired bootstrap over per-example 0/1 scores.
 
 Seeds: a system's hypotheses may be several seeds' test outputs joined in
 one order (the same seeds for every system), so each comparison pools the
@@ -27,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from research.decoding.metrics import rouge_per_example
+from research.decoding.metrics import exact_per_example, rouge_per_example
 
 BOOTSTRAP_SAMPLES = 1000
 AR_TRIALS = 10000
@@ -98,3 +99,16 @@ def summarization(baseline: Sequence[str], systems: dict[str, Sequence[str]], re
         scores = rouge_per_example(list(hyps), list(refs))
         out[name] = {f"{k}_bootstrap": paired_bootstrap(base[k], scores[k], seed=seed) for k in ("rouge1", "rouge2", "rougeL")}
     return out
+
+
+def sequence(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs: Sequence[str],
+             seed: int = SEED) -> dict[str, dict[str, float]]:
+    """Bootstrap p-values of each system against `baseline` on exact-match accuracy: {name: {"sequence_accuracy_bootstrap"}}."""
+    base = exact_per_example(list(baseline), list(refs))
+    return {name: {"sequence_accuracy_bootstrap": 1.0 if list(hyps) == list(baseline) else
+                   paired_bootstrap(base, exact_per_example(list(hyps), list(refs)), seed=seed)}
+            for name, hyps in systems.items()}
+
+
+# The test of each task metric.
+BY_METRIC = {"bleu": translation, "rougeL": summarization, "sequence_accuracy": sequence}

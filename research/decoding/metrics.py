@@ -1,9 +1,10 @@
-"""Corpus metrics for decoded text: BLEU and chrF (sacreBLEU), ROUGE.
+"""Corpus metrics for decoded text: BLEU and chrF (sacreBLEU), ROUGE, sequence accuracy.
 
 Scores are computed by the reference implementations, called plainly, so the
 numbers match what papers report: sacreBLEU on detokenized hypotheses against
 raw references (its own tokenizer, signature returned for reproducibility),
-and Google's rouge-score package for ROUGE.
+and Google's rouge-score package for ROUGE. Sequence accuracy (the diagnostic
+tasks) compares whitespace-separated symbols, which need no library.
 """
 from __future__ import annotations
 
@@ -69,3 +70,40 @@ def rouge(hyps: list[str], refs: list[str]) -> dict:
       {"rouge1", "rouge2", "rougeL", "rougeLsum"} -> float on the 0-100 scale.
     """
     return {name: 100.0 * float(np.sum(v)) / len(hyps) for name, v in rouge_per_example(hyps, refs).items()}
+
+
+def exact_per_example(hyps: list[str], refs: list[str]) -> np.ndarray:
+    """1.0 where the hypothesis is the reference symbol for symbol (whitespace-separated), else 0.0: [N]."""
+    _check(hyps, refs)
+    return np.array([h.split() == r.split() for h, r in zip(hyps, refs)], np.float64)
+
+
+def length_buckets(lengths, width: int) -> list[tuple[int, int]]:
+    """The (lo, hi) target-length buckets of `width` symbols that `lengths` fall in, in order: 1-4, 5-8, ..."""
+    return sorted({((n - 1) // width * width + 1, (n - 1) // width * width + width) for n in lengths})
+
+
+def sequence(hyps: list[str], refs: list[str], bucket: int = 4) -> dict:
+    """Exact-match sequence accuracy, token accuracy and sequence accuracy per target-length bucket, x100.
+
+    Token accuracy is position by position over the reference: symbol i of the
+    hypothesis against symbol i of the reference, so a hypothesis that drops or
+    inserts one symbol early scores low on every later position (as in
+    tensor2tensor's sequence metrics); symbols beyond the reference's end are
+    not counted. Buckets are by the reference's length in symbols,
+    `bucket` wide: `sequence_accuracy_len_5_8` and its example count `examples_len_5_8`.
+
+    Returns:
+      {"sequence_accuracy", "token_accuracy", "sequence_accuracy_len_{lo}_{hi}", "examples_len_{lo}_{hi}", ...}.
+    """
+    exact = exact_per_example(hyps, refs)
+    split = [(h.split(), r.split()) for h, r in zip(hyps, refs)]
+    correct = sum(sum(a == b for a, b in zip(h, r)) for h, r in split)
+    total = sum(len(r) for _, r in split)
+    out = {"sequence_accuracy": 100.0 * float(exact.mean()), "token_accuracy": 100.0 * correct / max(total, 1)}
+    lengths = np.array([len(r) for _, r in split])
+    for lo, hi in length_buckets(lengths, bucket):
+        inside = (lengths >= lo) & (lengths <= hi)
+        out[f"sequence_accuracy_len_{lo}_{hi}"] = 100.0 * float(exact[inside].mean())
+        out[f"examples_len_{lo}_{hi}"] = int(inside.sum())
+    return out

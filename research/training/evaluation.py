@@ -27,9 +27,12 @@ from research.models.layers.positions import learned_max_len
 log = logging.getLogger(__name__)
 
 
+TASK_METRIC = {"translation": "bleu", "summarization": "rougeL", "sequence": "sequence_accuracy"}
+
+
 def task_metric_name(task: str) -> str:
     """The metric that picks the best checkpoint."""
-    return "bleu" if task == "translation" else "rougeL"
+    return TASK_METRIC[task]
 
 
 def selection(task: str, select_by: str) -> tuple[str, str]:
@@ -48,9 +51,14 @@ def loss_metrics(eval_fn, params, batches) -> dict:
     return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
 
 
-def score(task: str, hyps: list[str], refs: list[str]) -> dict:
-    """BLEU and chrF with their sacreBLEU signatures (translation) or ROUGE-1/2/L/Lsum (summarization)."""
-    return task_metrics.bleu(hyps, refs) if task == "translation" else task_metrics.rouge(hyps, refs)
+def score(task: str, hyps: list[str], refs: list[str], length_bucket: int = 4) -> dict:
+    """BLEU and chrF with their sacreBLEU signatures (translation), ROUGE-1/2/L/Lsum (summarization),
+    or sequence and token accuracy, also by target-length bucket (sequence)."""
+    if task == "translation":
+        return task_metrics.bleu(hyps, refs)
+    if task == "summarization":
+        return task_metrics.rouge(hyps, refs)
+    return task_metrics.sequence(hyps, refs, length_bucket)
 
 
 def numbers(results: dict) -> dict[str, float]:
@@ -108,5 +116,7 @@ def evaluate_split(examples: Any, tokenizer, data_cfg, params, eval_fn, generate
         log.warning("%d of %d examples are longer than the model's learned positions (source %s, target %s, "
                     "EOS/BOS included) and were cut to them; the results count them as truncated_to_model",
                     cut, len(examples), *limits)
-    metrics = {**losses, "truncated_to_model": cut, **score(data_cfg.task, hyps, refs)}
+    metrics = {**losses, "truncated_to_model": cut, **score(data_cfg.task, hyps, refs, data_cfg.length_bucket)}
+    if data_cfg.task == "sequence":  # symbols the vocabulary lacks: scored as <unk>, so counted
+        metrics["unknown_symbols"] = tokenizer.unknown([r["source"] for r in rows]) + tokenizer.unknown(refs, "target")
     return SplitScores(metrics, outputs, hyps, refs, [r["source"] for r in rows])

@@ -243,6 +243,8 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
         "best": {"select_by": early.key, "value": early.best, "step": early.best_step,
                  "checkpoint": run.best_checkpoint},
     }
+    if run.cfg.data.task == "sequence":  # where the report's accuracy-by-length plot marks the training lengths
+        summary["train_target_len_max"] = max(len(p[1].split()) for p in corpus.pairs(run.corpus.train))
     if run.main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

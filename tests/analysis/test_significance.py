@@ -52,3 +52,15 @@ def test_summarization_bootstraps_per_document_rouge():
     assert set(got["other"]) == {"rouge1_bootstrap", "rouge2_bootstrap", "rougeL_bootstrap"}
     assert got["other"]["rougeL_bootstrap"] < 0.05
     assert got["same"]["rougeL_bootstrap"] == 1.0  # identical: nothing to test
+
+
+def test_sequence_accuracy_bootstraps_per_example_exact_matches():
+    refs = ["a b", "b a", "c", "a a b", "b", "c c"] * 5
+    best = list(refs)
+    worse = ["a b", "a b", "c", "a b", "b", "c"] * 5  # 3 of 6 exact
+    got = significance.sequence(best, {"worse": worse, "same": best}, refs)
+    exact_best, exact_worse = np.ones(30), np.array([1, 0, 1, 0, 1, 0] * 5, float)
+    assert got["worse"]["sequence_accuracy_bootstrap"] == significance.paired_bootstrap(exact_best, exact_worse)
+    assert got["worse"]["sequence_accuracy_bootstrap"] < 0.05
+    assert got["same"]["sequence_accuracy_bootstrap"] == 1.0
+    assert significance.BY_METRIC["sequence_accuracy"] is significance.sequence

@@ -5,7 +5,7 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from research.decoding.metrics import bleu, rouge
+from research.decoding.metrics import bleu, length_buckets, rouge, sequence
 
 HYPS = [
     "The cat sat on the mat.",
@@ -66,3 +66,23 @@ def test_empty_or_misaligned_inputs_raise(fn):
         fn([], [])
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         fn(["a", "b"], ["a"])
+
+
+def test_sequence_accuracy_matches_a_hand_count():
+    refs = ["a b c", "a b c", "a", "a b c d e", "x y", "a b c d e"]
+    hyps = ["a b c", "a c", "a", "a b c d e f", "x  y", "b c d e"]
+    got = sequence(hyps, refs, bucket=2)
+    # exact (whitespace-separated): 1, 0, 1, 0 (one symbol too many), 1, 0 -> 3 of 6
+    assert got["sequence_accuracy"] == pytest.approx(50.0)
+    # position by position over the references: 3 + 1 (a) + 1 + 5 + 2 + 0 (shifted) = 12 of 3+3+1+5+2+5 = 19
+    assert got["token_accuracy"] == pytest.approx(100 * 12 / 19)
+    # buckets by reference length: 1-2: "a", "x y" (2 of 2); 3-4: two "a b c" (1 of 2); 5-6: two long ones (0 of 2)
+    assert {k: v for k, v in got.items() if "_len_" in k} == {
+        "sequence_accuracy_len_1_2": 100.0, "examples_len_1_2": 2,
+        "sequence_accuracy_len_3_4": 50.0, "examples_len_3_4": 2,
+        "sequence_accuracy_len_5_6": 0.0, "examples_len_5_6": 2}
+
+
+def test_length_buckets_cover_only_lengths_present():
+    assert length_buckets([1, 2, 9], 4) == [(1, 4), (9, 12)]
+    assert length_buckets([3, 3], 1) == [(3, 3)]
