@@ -25,7 +25,9 @@ COMPARE = {
     "compare_translation_quick": ("params360k", 342_000, 0.015),
     "compare_summarization_quick": ("params360k", 342_000, 0.015),
     "compare_translation_small": ("params1m", 1_180_000, 0.01),
+    "compare_summarization_small": ("params1m", 1_180_000, 0.01),
 }
+DIAGNOSTICS = ("reverse", "addition", "scan_length", "scan_addprim_jump")
 
 
 def hydra_config(*overrides: str):
@@ -39,9 +41,10 @@ def pair_overrides(experiment: str, encoder: str, decoder: str) -> list[str]:
     return [f"+experiment/budget/{budget}/encoder={encoder}", f"+experiment/budget/{budget}/decoder={decoder}"]
 
 
-def param_count(run) -> int:
-    """Parameters of the run's model, from shapes only (nothing is initialised)."""
-    vocab = run.tokenizer.vocab_size  # SentencePiece gives exactly this many pieces on these corpora
+def param_count(run, vocab: int | None = None) -> int:
+    """Parameters of the run's model, from shapes only (nothing is initialised); `vocab` defaults to
+    tokenizer.vocab_size, which SentencePiece gives exactly on these corpora."""
+    vocab = vocab or run.tokenizer.vocab_size
     arch = Architecture(run.encoder, run.encoder_config, run.decoder, run.decoder_config, run.model, vocab, vocab)
     batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
     shapes = jax.eval_shape(lambda: Seq2Seq(arch).init({"params": jax.random.PRNGKey(0)}, batch)["params"])
@@ -56,7 +59,7 @@ def test_every_experiment_file_documents_its_command():
         assert any("python -m research.train +experiment=" + name in l for l in lines[1:6]), name
 
 
-@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in COMPARE])
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in COMPARE and e != "compare_diagnostics"])
 def test_experiment_resolves(name):
     resolve(compose_config(experiment=name))
 
@@ -133,3 +136,30 @@ def test_optuna_search_composes_and_instantiates():
     for key in space:
         group, field = key.split(".")
         assert hasattr(getattr(run, group + ("_config" if group in ("encoder", "decoder") else "")), field), key
+
+
+def test_diagnostics_grid_is_four_tasks_at_one_matched_budget():
+    cfg = hydra_config("+experiment=compare_diagnostics")
+    params = cfg.hydra.sweeper.params
+    assert params["data"].split(",") == list(DIAGNOSTICS) and len(str(params["trainer.seed"]).split(",")) == 3
+    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"]
+    assert subdir.startswith("${data.name}/")  # one folder, so one report, per task
+    for data in DIAGNOSTICS:
+        counts = {}
+        for enc, dec in itertools.product(KINDS, KINDS):
+            run = resolve(compose_config([f"+experiment=compare_diagnostics", f"data={data}",
+                                          f"+experiment/budget/params360k/encoder={enc}",
+                                          f"+experiment/budget/params360k/decoder={dec}"]))
+            assert (run.data.task, run.tokenizer.model_type, run.data.format) == ("sequence", "symbols", "generated")
+            counts[f"{enc}+{dec}"] = param_count(run, symbol_vocab(run))
+        # the quick budget's encoder + decoder (~215,000) and a symbol embedding of at most 64 x 40
+        off = {k: v for k, v in counts.items() if abs(v / 215_000 - 1) > 0.03}
+        assert not off, f"{data}: outside 215,000 ± 3%: {off} (all: {counts})"
+
+
+def symbol_vocab(run) -> int:
+    """The symbols of the task's training split (counted here), plus the 4 special ids."""
+    from research.data import generated
+
+    splits = generated.generate(run.data.generator)
+    return 4 + len({s for pair in splits[run.data.train_split] for text in pair for s in text.split()})
