@@ -99,8 +99,7 @@ class Registry(Generic[T]):
 def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
     """Type-checked construction of a frozen config dataclass from plain values."""
     try:
-        node = OmegaConf.merge(OmegaConf.structured(cls), values)
-        return OmegaConf.to_object(node)
+        return OmegaConf.to_object(OmegaConf.merge(_writable(OmegaConf.structured(cls)), values))
     except ConfigError as e:
         raise ConfigError(f"{prefix}.{e}") from None
     except Exception as e:  # omegaconf's errors carry the key; keep its text, add the group
@@ -108,6 +107,17 @@ def build_dataclass(cls: type, values: dict, prefix: str) -> Any:
         msg = (getattr(e, "msg", None) or str(e)).splitlines()[0]
         where = f"{prefix}.{key}" if key else prefix
         raise ConfigError(f"{where}: {msg}") from None
+
+
+def _writable(node: DictConfig) -> DictConfig:
+    """`node` with the read-only flag that frozen dataclasses give it (and each nested config) lifted,
+    so values merge in; `to_object` then builds the frozen dataclasses again."""
+    OmegaConf.set_readonly(node, False)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _writable(child)
+    return node
 
 
 def check(condition: bool, key: str, message: str) -> None:
@@ -121,7 +131,13 @@ def schema(config: type, name: str | None = None) -> type:
     (OmegaConf makes frozen dataclasses read-only); with `name`, it also carries
     the component's name so that a saved config says what it built."""
     hints = typing.get_type_hints(config)
-    fields = [(f.name, hints[f.name], dataclasses.field(default=f.default)) for f in dataclasses.fields(config)]
+    fields = []
+    for f in dataclasses.fields(config):
+        if dataclasses.is_dataclass(hints[f.name]):  # a nested config (model.embeddings): its own mutable twin
+            twin = schema(hints[f.name])
+            fields.append((f.name, twin, dataclasses.field(default_factory=twin)))
+        else:
+            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default)))
     if name is not None:
         fields = [("name", str, dataclasses.field(default=name))] + fields
     return dataclasses.make_dataclass(f"{config.__name__}Schema", fields)

@@ -27,7 +27,7 @@ from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.config import REPO, RunConfig, register_schemas, resolve
 from research.data.batch import pad_batch
 from research.models.seq2seq import Architecture, Seq2Seq, architecture
-from research.training import optim, state as train_state
+from research.training import optim, pretrained, state as train_state
 from research.training.steps import train_step
 
 KINDS = ("rnn", "cnn", "transformer")
@@ -108,7 +108,8 @@ class Setup:
 def setup(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32", extra=()) -> Setup:
     run = run_config(encoder, decoder, shape, precision, extra)
     lr = optim.schedule(run.optim, run.trainer.max_steps)
-    return Setup(run, Seq2Seq(architecture(run, shape.vocab, shape.vocab)), optim.optimizer(run.optim), lr)
+    tx = optim.optimizer(run.optim, frozen=pretrained.frozen(run.model))
+    return Setup(run, Seq2Seq(architecture(run, shape.vocab, shape.vocab)), tx, lr)
 
 
 def build_train_step(encoder: str, decoder: str, shape: Shape = BENCH_SHAPE, *, precision: str = "fp32",

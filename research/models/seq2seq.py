@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, Optional
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -19,14 +19,35 @@ from research.models.layers.output import tied_logits
 from research.registry import ConfigError, check
 
 
+EMBEDDING_SIDES = ("both", "source", "target")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingsConfig:
+    """How the embeddings start and whether they train (research/training/pretrained.py); not the architecture."""
+
+    pretrained: Optional[str] = None  # GloVe or word2vec text file (.gz too): rows for the tokenizer's pieces
+    side: str = "both"  # both | source | target: the embedding(s) that take the vectors and `freeze`
+    freeze: bool = False  # the optimizer leaves them as they are (with tie_output, the output layer too)
+
+    def __post_init__(self):
+        check(self.side in EMBEDDING_SIDES, "embeddings.side", f"'{self.side}' is not one of {', '.join(EMBEDDING_SIDES)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     d_model: int = 256  # embedding width, shared by every encoder and decoder
     tie_output: bool = True  # output layer = target embedding transposed (Press & Wolf 2017)
     share_embeddings: bool = True  # one source/target embedding; needs a joint vocabulary
+    embeddings: EmbeddingsConfig = dataclasses.field(default_factory=EmbeddingsConfig)
 
     def __post_init__(self):
         check(self.d_model > 0, "d_model", "must be positive")
+        e = self.embeddings
+        check(not (self.share_embeddings and e.side != "both"), "embeddings.side",
+              f"'{e.side}' with model.share_embeddings=true: there is one embedding for both sides, so it cannot "
+              f"be {'frozen' if e.freeze else 'pretrained'} on one side only; set model.share_embeddings=false or "
+              "embeddings.side=both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +64,15 @@ class Architecture:
     dtype: str = "float32"  # compute dtype (trainer.precision); parameters stay float32
 
     def meta(self) -> dict:
-        """As JSON types: what a checkpoint records and is checked against on load."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """As JSON types: what a checkpoint records and is checked against on load.
+
+        `model.embeddings` is left out: how the embeddings started and whether
+        they trained do not change the model, and checkpoints made before the
+        key existed keep loading.
+        """
+        meta = json.loads(json.dumps(dataclasses.asdict(self)))
+        meta["model"].pop("embeddings")
+        return meta
 
 
 def architecture(cfg: Any, source_vocab: int, target_vocab: int) -> Architecture:

@@ -33,6 +33,7 @@ from research.models import flops as model_flops
 from research.models.seq2seq import Seq2Seq, architecture, check_packing
 from research.training import budget as budgets
 from research.training import averaging, checkpoint, distributed, evaluation, final_eval, hooks, manifest, metrics_log
+from research.training import pretrained
 from research.training import optim, sharding
 from research.training import state as train_state
 from research.training.attention_images import AttentionImages
@@ -80,16 +81,19 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     run_dir, t, main = Path(run_dir), cfg.trainer, distributed.is_main()
     texts = corpus.prepare(cfg.data, cfg.tokenizer)
     tok = texts.tokenizer
+    fresh = not (t.resume and (run_dir / manifest.NAME).exists())
+    vectors = pretrained.prepare(cfg.model, tok) if cfg.model.embeddings.pretrained else []
     if main:
         tokenizers.save(tok, run_dir / "tokenizer")  # the run directory is self-contained for evaluation
-        if not (t.resume and (run_dir / manifest.NAME).exists()):
-            manifest.write(run_dir, cfg, texts)
+        if fresh:
+            extra = {"pretrained": pretrained.manifest_entry(vectors, cfg.model)} if vectors else {}
+            manifest.write(run_dir, cfg, texts, **extra)
     arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
     if cfg.data.pack:
         check_packing(arch)
     model = Seq2Seq(arch)
     lr = optim.schedule(cfg.optim, t.max_steps)
-    tx = optim.optimizer(cfg.optim)
+    tx = optim.optimizer(cfg.optim, frozen=pretrained.frozen(cfg.model))
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(t.seed))
     batches = corpus.train_batches(texts.train, tok, cfg.data, t.seed)
     mesh = sharding.make_mesh(cfg.mesh)
@@ -105,6 +109,8 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
                                           batches, identity, main)
     if state is None:
         state = train_state.create(model, tx, spec, init_key, replicated)
+        if vectors:  # written once into the fresh state; a resumed run has them in its checkpoint
+            state = state.replace(params=pretrained.apply(state.params, vectors))
     budget = budgets.for_trainer(t, max(cfg.optim.warmup_steps, 1), meta.get("budget"), start_step)
     log.info("budget: %s", budget.describe())
     n_params = train_state.param_count(state.params)

@@ -75,14 +75,23 @@ def schedule(cfg: OptimConfig, max_steps: int) -> Schedule:
     return lr
 
 
-def optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+def optimizer(cfg: OptimConfig, frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
     """The AdamW DIRECTION (learning rate 1): the train step multiplies it by the schedule.
 
     `learning_rate` is a schedule returning 1.0 so that the optimizer state
     keeps optax's update count (ScaleByScheduleState) and checkpoints keep
     the same structure as when the chain applied the schedule itself.
+
+    `frozen`: top-level parameter names (e.g. "target_embed") whose direction
+    is zero, so neither the update nor weight decay touches them; the other
+    parameters get AdamW, clipped by their own global norm. Without frozen
+    names the chain (and its state) is exactly as before.
     """
     decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
     adamw = optax.adamw(lambda count: 1.0, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay,
                         mask=decay_mask)
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw) if cfg.clip_norm > 0 else adamw
+    chain = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw) if cfg.clip_norm > 0 else adamw
+    if not frozen:
+        return chain
+    labels = lambda params: {k: jax.tree.map(lambda _: "frozen" if k in frozen else "train", v) for k, v in params.items()}
+    return optax.multi_transform({"train": chain, "frozen": optax.set_to_zero()}, labels)

@@ -1,0 +1,1 @@
+"""Word vectors from co-occurrence counts: GloVe (research/glove.py is the entry point)."""
