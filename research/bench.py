@@ -1,4 +1,4 @@
-"""`python -m research.bench [--only train,scaling,decode,pipeline] [--out DIR] [--repeats N]`.
+"""`python -m research.bench [--only train,scaling,decode,pipeline,vectors] [--out DIR] [--repeats N]`.
 
 Writes DIR/bench.json (every number, for comparing runs) and DIR/bench.md (the
 tables); the library is `research/benchmarks/`.

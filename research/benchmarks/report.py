@@ -20,7 +20,7 @@ import platform
 
 from research.training.hardware import cpu_model
 
-SECTIONS = ("train", "targets", "pipeline", "decode", "scaling")
+SECTIONS = ("train", "targets", "pipeline", "decode", "scaling", "vectors")
 # Columns shown first, in this order, when present; any other metric follows.
 PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms"),
              "targets": ("metric", "min", "max", "value", "met")}

@@ -8,6 +8,7 @@ Sections (`--only` picks some):
   decode    greedy decoding with the cache vs full recomputation.
   pipeline  the input pipeline's throughput and padding on ddtp_de_en, against
             the transformer train step of the same run.
+  vectors   co-occurrence counting tokens/s and GloVe seconds per epoch on ddtp_de_en.
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import logging
 import time
 from pathlib import Path
 
-from research.benchmarks import decode, peak, pipeline, report, torch_peer, train
+from research.benchmarks import decode, peak, pipeline, report, torch_peer, train, vectors
 
 log = logging.getLogger(__name__)
-SECTIONS = ("train", "scaling", "decode", "pipeline")
+SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 
 
 def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None) -> dict:
@@ -41,6 +42,8 @@ def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None)
         step = results.get("train", {}).get("transformer-transformer", {}).get("tokens_per_s")
         results["pipeline"] = pipeline.pipeline_section(step, repeats=repeats)
         results.setdefault("targets", {}).update(pipeline.targets(results["pipeline"]))
+    if "vectors" in only:
+        results["vectors"] = {"glove": vectors.vectors_section()}
     results["wall_s"] = time.perf_counter() - start
     return results
 
