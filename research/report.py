@@ -33,7 +33,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from research import console
+from research import console, tasks
 from research.analysis import decide, lengths
 from research.training import metrics_log
 
@@ -326,11 +326,7 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
         seeds = verdict["seeds"]
         lines += ["", f"p-values: paired tests against {best} on the test set, each architecture's hypotheses of "
                   f"seeds {', '.join(map(str, seeds))} joined (the seeds every architecture has); "
-                  + ("sacreBLEU's paired bootstrap (1,000 resamples) and approximate randomization (10,000 trials), "
-                     "seed 12345." if "bleu_ar" in p_cols else
-                     "a paired bootstrap over per-example exact match (1,000 resamples, seed 12345)."
-                     if "sequence_accuracy_bootstrap" in p_cols else
-                     "a paired bootstrap over per-document ROUGE (1,000 resamples, seed 12345).")
+                  + tasks.by_metric(verdict["metric"]).test_description
                   + " **Group**: not significantly different from the best (every p >= 0.05)."]
     else:
         lines += ["", "No p-values: not every run has test hypotheses (hyps_test.txt)."]
@@ -457,7 +453,7 @@ def decision(root: Path, rows: list[dict], groups: list[dict], references=refere
         ps = sig.get(g["architecture"], {})
         g.update({f"p_{k}": v for k, v in ps.items()})
         g["in_best_group"] = g["architecture"] == best or (bool(ps) and decide.not_different(ps))
-    return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds,
+    return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds, "metric": rows[0]["metric"],
             "compute": decide.compute(rows, column)}
 
 

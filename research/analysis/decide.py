@@ -20,8 +20,8 @@ import json
 import math
 from pathlib import Path
 
+from research import tasks
 from research.analysis import confidence, frontier
-from research.analysis import significance as paired
 
 GROUP_NOT_DIFFERENT = 0.05  # p >= this: not significantly different from the best
 
@@ -93,7 +93,7 @@ def significance(root: Path, rows: list[dict], best: str, references) -> dict[st
             raise MixedSweep(f"{arch}: {len(hyps)} test hypotheses over {len(seeds)} seeds for {len(refs)} references")
     pooled_refs = list(refs) * len(seeds)
     others = {a: h for a, h in joined.items() if a != best}
-    test = paired.BY_METRIC[rows[0]["metric"]]
+    test = tasks.by_metric(rows[0]["metric"]).paired_test
     out = test(joined[best], others, pooled_refs)
     out["_seeds"] = {"seeds": seeds}
     return out

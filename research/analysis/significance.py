@@ -109,6 +109,3 @@ def sequence(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs: S
                    paired_bootstrap(base, exact_per_example(list(hyps), list(refs)), seed=seed)}
             for name, hyps in systems.items()}
 
-
-# The test of each task metric.
-BY_METRIC = {"bleu": translation, "rougeL": summarization, "sequence_accuracy": sequence}

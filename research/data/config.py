@@ -6,11 +6,11 @@ import os
 import re
 from typing import Any, Dict, Optional
 
+from research import tasks
 from research.data.pipeline import PipelineConfig
 from research.registry import check
 
 FORMATS = ("jsonl", "tsv", "moses", "tfds", "generated")
-TASKS = ("translation", "summarization", "sequence")
 
 
 def slug(text: str) -> str:
@@ -55,7 +55,7 @@ class DataConfig:
     length_bucket: int = 4  # task=sequence: sequence accuracy is also reported per bucket of this many target symbols
 
     def __post_init__(self):
-        check(self.task in TASKS, "task", f"'{self.task}' is not one of {', '.join(TASKS)}")
+        check(self.task in tasks.names(), "task", f"'{self.task}' is not one of {', '.join(tasks.names())}")
         check(self.format in FORMATS, "format", f"'{self.format}' is not one of {', '.join(FORMATS)}")
         check(self.format != "tfds" or bool(self.tfds_name), "tfds_name", "format=tfds needs a catalog name")
         check(self.format != "generated" or bool(self.generator), "generator",

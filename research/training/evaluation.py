@@ -20,19 +20,16 @@ from typing import Any
 import jax
 
 from research.data import corpus
-from research.decoding import metrics as task_metrics
+from research import tasks
 from research.decoding.corpus import Output, decode_batches, one_line
 from research.models.layers.positions import learned_max_len
 
 log = logging.getLogger(__name__)
 
 
-TASK_METRIC = {"translation": "bleu", "summarization": "rougeL", "sequence": "sequence_accuracy"}
-
-
 def task_metric_name(task: str) -> str:
-    """The metric that picks the best checkpoint."""
-    return TASK_METRIC[task]
+    """The metric that picks the best checkpoint: the task's (research/tasks/)."""
+    return tasks.get(task).metric
 
 
 def selection(task: str, select_by: str) -> tuple[str, str]:
@@ -51,14 +48,6 @@ def loss_metrics(eval_fn, params, batches) -> dict:
     return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
 
 
-def score(task: str, hyps: list[str], refs: list[str], length_bucket: int = 4) -> dict:
-    """BLEU and chrF with their sacreBLEU signatures (translation), ROUGE-1/2/L/Lsum (summarization),
-    or sequence and token accuracy, also by target-length bucket (sequence)."""
-    if task == "translation":
-        return task_metrics.bleu(hyps, refs)
-    if task == "summarization":
-        return task_metrics.rouge(hyps, refs)
-    return task_metrics.sequence(hyps, refs, length_bucket)
 
 
 def numbers(results: dict) -> dict[str, float]:
@@ -116,7 +105,8 @@ def evaluate_split(examples: Any, tokenizer, data_cfg, params, eval_fn, generate
         log.warning("%d of %d examples are longer than the model's learned positions (source %s, target %s, "
                     "EOS/BOS included) and were cut to them; the results count them as truncated_to_model",
                     cut, len(examples), *limits)
-    metrics = {**losses, "truncated_to_model": cut, **score(data_cfg.task, hyps, refs, data_cfg.length_bucket)}
-    if data_cfg.task == "sequence":  # symbols the vocabulary lacks: scored as <unk>, so counted
-        metrics["unknown_symbols"] = tokenizer.unknown([r["source"] for r in rows]) + tokenizer.unknown(refs, "target")
-    return SplitScores(metrics, outputs, hyps, refs, [r["source"] for r in rows])
+    task = tasks.get(data_cfg.task)
+    sources = [r["source"] for r in rows]
+    metrics = {**losses, "truncated_to_model": cut, **task.score(hyps, refs, data_cfg),
+               **task.split_extras(tokenizer, sources, refs)}
+    return SplitScores(metrics, outputs, hyps, refs, sources)

@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from research import console
+from research import console, tasks
 from research.config import RunConfig
 from research.data import corpus
 from research.data import tokenizer as tokenizers
@@ -33,8 +33,7 @@ from research.models import flops as model_flops
 from research.models.seq2seq import Seq2Seq, architecture, check_packing
 from research.training import budget as budgets
 from research.training import averaging, checkpoint, distributed, evaluation, final_eval, hooks, manifest, metrics_log
-from research.training import pretrained
-from research.training import optim, sharding
+from research.training import optim, pretrained, sharding
 from research.training import state as train_state
 from research.training.attention_images import AttentionImages
 from research.training.checkpoint import Checkpoints
@@ -249,8 +248,7 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
         "best": {"select_by": early.key, "value": early.best, "step": early.best_step,
                  "checkpoint": run.best_checkpoint},
     }
-    if run.cfg.data.task == "sequence":  # where the report's accuracy-by-length plot marks the training lengths
-        summary["train_target_len_max"] = max(len(p[1].split()) for p in corpus.pairs(run.corpus.train))
+    summary.update(tasks.get(run.cfg.data.task).summary_extras(corpus.pairs(run.corpus.train)))
     if run.main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

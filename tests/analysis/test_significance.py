@@ -63,4 +63,3 @@ def test_sequence_accuracy_bootstraps_per_example_exact_matches():
     assert got["worse"]["sequence_accuracy_bootstrap"] == significance.paired_bootstrap(exact_best, exact_worse)
     assert got["worse"]["sequence_accuracy_bootstrap"] < 0.05
     assert got["same"]["sequence_accuracy_bootstrap"] == 1.0
-    assert significance.BY_METRIC["sequence_accuracy"] is significance.sequence

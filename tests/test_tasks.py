@@ -1,0 +1,36 @@
+"""The task registry: each data.task names one module of research/tasks, which the loop, evaluation and report ask."""
+from __future__ import annotations
+
+import pytest
+
+from research import tasks
+from research.analysis import significance
+from research.registry import ConfigError
+from research.training import evaluation
+
+
+def test_every_task_decides_by_its_metric_and_compares_with_its_test():
+    assert tasks.names() == ["translation", "summarization", "sequence"]
+    expected = {"translation": ("bleu", significance.translation), "summarization": ("rougeL", significance.summarization),
+                "sequence": ("sequence_accuracy", significance.sequence)}
+    for name, (metric, test) in expected.items():
+        task = tasks.get(name)
+        assert (task.metric, task.paired_test) == (metric, test)
+        assert tasks.by_metric(metric) is task and evaluation.task_metric_name(name) == metric
+
+
+def test_scores_come_from_the_task():
+    class Data:
+        length_bucket = 2
+    got = tasks.get("sequence").score(["a b", "c"], ["a b", "d"], Data())
+    assert got["sequence_accuracy"] == 50.0 and got["examples_len_1_2"] == 2
+    assert tasks.get("translation").score(["a b c d"], ["a b c d"], Data())["bleu"] == pytest.approx(100.0)
+    assert tasks.get("sequence").summary_extras([("x", "a b c"), ("y", "a")]) == {"train_target_len_max": 3}
+    assert tasks.get("translation").summary_extras([("x", "a b c")]) == {}
+
+
+def test_unknown_tasks_and_metrics_are_named():
+    with pytest.raises(ConfigError, match="data.task: 'parsing' is not one of translation, summarization, sequence"):
+        tasks.get("parsing")
+    with pytest.raises(ConfigError, match="no task decides by 'meteor'"):
+        tasks.by_metric("meteor")
