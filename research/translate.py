@@ -16,6 +16,12 @@ Logs go to stderr, never stdout.
 ensemble, as `research.evaluate` does (see there and
 `research.decoding.ensemble`); they must share one tokenizer, and the data
 and decode configs are the first run's.
+
+`engine=ctranslate2 model=DIR` translates with a model exported by
+`python -m research.export ctranslate2` instead (research/export/ctranslate2.py),
+same line contract; it takes `decode.beam_size`, `decode.n_best`, `decode.max_len_a`/`max_len_b`
+(the same output cap as ours) and `decode.length_penalty` (CTranslate2's own:
+the score divided by length**penalty).
 """
 from __future__ import annotations
 
@@ -37,7 +43,11 @@ from research.run_dir import Run, parse_args
 
 log = logging.getLogger("research.translate")
 
-OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False, "ensemble": "prob"}
+OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False, "ensemble": "prob", "engine": "jax",
+           "model": None}
+ENGINES = ("jax", "ctranslate2")
+CTRANSLATE2_DECODE = {"decode.beam_size": int, "decode.n_best": int, "decode.length_penalty": float,
+                      "decode.max_len_a": float, "decode.max_len_b": float}
 
 
 class Translator:
@@ -82,7 +92,7 @@ def chunks(stream: TextIO, size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def translate_stream(translator: Translator, stream: Iterable[str] | TextIO, out: TextIO, chunk: int, scores: bool) -> int:
+def translate_stream(translator, stream: Iterable[str] | TextIO, out: TextIO, chunk: int, scores: bool) -> int:
     """Translates `stream` to `out` chunk by chunk; -> lines written."""
     written = 0
     for lines in chunks(stream, chunk):
@@ -94,20 +104,44 @@ def translate_stream(translator: Translator, stream: Iterable[str] | TextIO, out
     return written
 
 
+def ctranslate2_engine(opts: dict, overrides: Sequence[str]):
+    """The exported model in `model=DIR`, with the decode options CTranslate2 has."""
+    from research.export.ctranslate2 import Engine  # noqa: PLC0415  (the optional `serve` extra)
+
+    if not opts["model"] or opts["run_dir"]:
+        raise ConfigError("engine=ctranslate2 takes model=DIR (an exported model), not run_dir")
+    decode = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key not in CTRANSLATE2_DECODE:
+            raise ConfigError(f"{key}: engine=ctranslate2 takes only {', '.join(CTRANSLATE2_DECODE)}")
+        try:
+            decode[key.split(".", 1)[1]] = CTRANSLATE2_DECODE[key](value)
+        except ValueError:
+            raise ConfigError(f"{override}: not a {CTRANSLATE2_DECODE[key].__name__}") from None
+    return Engine(opts["model"], **decode)
+
+
 def main(argv: Sequence[str]) -> int:
     console.setup_logging()
     try:
         opts, overrides = parse_args(argv, OPTIONS)
         if opts["chunk"] < 1:
             raise ConfigError("chunk: must be at least 1")
-        ensemble.check_rule(opts["ensemble"])
-        runs = load_runs(run_dirs(opts["run_dir"]), overrides, opts["checkpoint"])
+        if opts["engine"] not in ENGINES:
+            raise ConfigError(f"engine={opts['engine']}: not one of {', '.join(ENGINES)}")
+        if opts["engine"] == "ctranslate2":
+            translator = ctranslate2_engine(opts, overrides)
+        else:
+            ensemble.check_rule(opts["ensemble"])
+            runs = load_runs(run_dirs(opts["run_dir"]), overrides, opts["checkpoint"])
+            translator = Translator(*runs, rule=opts["ensemble"])
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False)
-    translate_stream(Translator(*runs, rule=opts["ensemble"]), stdin, stdout, opts["chunk"], opts["scores"])
+    translate_stream(translator, stdin, stdout, opts["chunk"], opts["scores"])
     stdout.flush()
     return 0
 
