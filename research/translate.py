@@ -43,8 +43,8 @@ from research.run_dir import Run, parse_args
 
 log = logging.getLogger("research.translate")
 
-OPTIONS = {"run_dir": None, "checkpoint": "best", "chunk": 1000, "scores": False, "ensemble": "prob", "engine": "jax",
-           "model": None}
+OPTIONS = {"run_dir": "", "checkpoint": "best", "chunk": 1000, "scores": False, "ensemble": "prob", "engine": "jax",
+           "model": ""}  # run_dir for engine=jax, model for engine=ctranslate2
 ENGINES = ("jax", "ctranslate2")
 CTRANSLATE2_DECODE = {"decode.beam_size": int, "decode.n_best": int, "decode.length_penalty": float,
                       "decode.max_len_a": float, "decode.max_len_b": float}
@@ -133,6 +133,8 @@ def main(argv: Sequence[str]) -> int:
         if opts["engine"] == "ctranslate2":
             translator = ctranslate2_engine(opts, overrides)
         else:
+            if not opts["run_dir"]:
+                raise ConfigError("run_dir: required (e.g. run_dir=...)")
             ensemble.check_rule(opts["ensemble"])
             runs = load_runs(run_dirs(opts["run_dir"]), overrides, opts["checkpoint"])
             translator = Translator(*runs, rule=opts["ensemble"])

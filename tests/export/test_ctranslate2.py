@@ -1,17 +1,20 @@
 """The CTranslate2 export computes what our model computes: per-token log-probabilities and greedy outputs agree."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
 
-from research.config import resolve
-from research.data.batch import BOS, EOS, pad_batch
+import ctranslate2  # in the test extra: tests/export checks the export against ours
+
+from research.config import REPO, resolve
+from research.data.batch import EOS, pad_batch
+from research.export import ctranslate2 as export
 from research.models.seq2seq import Seq2Seq, architecture
 from tests.conftest import compose_config
-
-import ctranslate2  # noqa: E402  (in the test extra: tests/export checks the export against ours)
-from research.export import ctranslate2 as export  # noqa: E402
 
 VOCAB = 40
 PIECES = ["<pad>", "<unk>", "<s>", "</s>", *[f"p{i}" for i in range(VOCAB - 4)]]
@@ -86,3 +89,9 @@ def test_a_trained_run_exports_and_translates_as_ours(tmp_path, tmp_path_factory
     assert abs(bleu(theirs_beam, refs)["bleu"] - bleu(ours_beam, refs)["bleu"]) <= 0.2
     int8 = export.Engine(tmp_path / "int8")(lines)
     assert abs(bleu(int8, refs)["bleu"] - bleu(ours, refs)["bleu"]) <= 1.0
+    # The command line: research.translate engine=ctranslate2 keeps the line contract (blank lines stay blank).
+    piped = subprocess.run([sys.executable, "-m", "research.translate", "engine=ctranslate2", f"model={tmp_path}/fp32"],
+                           input="\n".join([lines[0], "", lines[1]]) + "\n", capture_output=True, text=True, cwd=REPO,
+                           timeout=300)
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    assert piped.stdout.split("\n") == [ours[0], "", ours[1], ""]
