@@ -35,11 +35,14 @@ from omegaconf import OmegaConf
 
 from research import console, tasks
 from research.analysis import decide, lengths
+from research.sweep import NOT_NAMED
 from research.training import metrics_log
 
 log = logging.getLogger("research.report")
 
-SEED_KEYS = ("trainer.seed",)  # overrides that repeat an architecture rather than define one
+# Overrides that repeat an architecture rather than define one, or only say how a job was launched
+# (trainer.resume, research/sweep.py's NOT_NAMED: jobs first started by a resumed launch record it).
+SEED_KEYS = ("trainer.seed", *NOT_NAMED)
 FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
 SPEED = ("tokens_per_s", "compile_s", "wall_s")
 # Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
@@ -298,7 +301,8 @@ def command(root: Path) -> str | None:
         return None
     task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or []
     hydra = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.hydra") or []
-    shown = [o for o in [*task, *hydra] if not str(o).startswith(("hydra.sweep.dir", "hydra.run.dir"))]
+    shown = [o for o in [*task, *hydra] if not str(o).startswith(("hydra.sweep.dir", "hydra.run.dir"))
+             and str(o).split("=", 1)[0].lstrip("+~") not in NOT_NAMED]  # the launch, not a resumption
     return "python -m research.train " + " ".join(str(o) for o in shown) + " -m"
 
 

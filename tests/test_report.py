@@ -40,7 +40,8 @@ def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, c
         run = fake_run(tmp_path / str(i), 2.0, bleu, seed)
         s = json.loads((run / "summary.json").read_text())
         (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
-        _hydra(run, [f"encoder={enc}", f"trainer.seed={seed}"])
+        # the third job was first started by a resumed launch, so Hydra recorded trainer.resume=True for it
+        _hydra(run, [f"encoder={enc}", f"trainer.seed={seed}", *(["trainer.resume=True"] if i == 2 else [])])
     refs = ["the cat sat on the mat", "a dog barks at the postman"]
     _evaluated(tmp_path / "0", 1.5, refs, refs)  # every hypothesis the reference: BLEU and chrF 100
     written = json.loads((tmp_path / "0" / "eval_test.json").read_text())
@@ -60,6 +61,7 @@ def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, c
     groups = {g["architecture"]: g for g in csv.DictReader((tmp_path / "report" / "report_by_architecture.csv").open())}
     assert float(groups["rnn+rnn"]["validation_bleu_mean"]) == 11.0
     assert float(groups["rnn+rnn"]["validation_bleu_std"]) == pytest.approx(2 ** 0.5)
+    assert set(groups) == {"rnn+rnn", "cnn+rnn"}  # trainer.resume names no architecture
     assert groups["cnn+rnn"]["validation_bleu_std"] == ""  # one seed: no spread
     assert float(groups["rnn+rnn"]["test_bleu_mean"]) == pytest.approx(100.0) and groups["rnn+rnn"]["test_bleu_std"] == ""
     md = (tmp_path / "report" / "report.md").read_text()
