@@ -25,8 +25,9 @@ def test_scores_come_from_the_task():
     got = tasks.get("sequence").score(["a b", "c"], ["a b", "d"], Data())
     assert got["sequence_accuracy"] == 50.0 and got["examples_len_1_2"] == 2
     assert tasks.get("translation").score(["a b c d"], ["a b c d"], Data())["bleu"] == pytest.approx(100.0)
-    assert tasks.get("sequence").summary_extras([("x", "a b c"), ("y", "a")]) == {"train_target_len_max": 3}
-    assert tasks.get("translation").summary_extras([("x", "a b c")]) == {}
+    assert tasks.get("sequence").summary_extras(lambda: [("x", "a b c"), ("y", "a")]) == {"train_target_len_max": 3}
+    unread = lambda: pytest.fail("translation read the training split for its summary")
+    assert tasks.get("translation").summary_extras(unread) == {}
 
 
 def test_unknown_tasks_and_metrics_are_named():

@@ -29,8 +29,9 @@ class Task:
     test_description: str  # how the report names that test
     # (tokenizer, sources, refs) -> extra numbers of an evaluated split (e.g. unknown symbols)
     split_extras: Callable[[Any, list[str], list[str]], dict] = _nothing
-    # (training (source, target) pairs) -> extra entries of summary.json (e.g. the longest training target)
-    summary_extras: Callable[[list[tuple[str, str]]], dict] = _nothing
+    # (a function giving the training (source, target) pairs) -> extra entries of summary.json (e.g. the
+    # longest training target); a function, so tasks without extras never read the training split again
+    summary_extras: Callable[[Callable[[], list[tuple[str, str]]]], dict] = _nothing
 
 
 TASKS: dict[str, Task] = {}

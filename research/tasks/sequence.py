@@ -19,8 +19,8 @@ def unknown_symbols(tokenizer, sources: list[str], refs: list[str]) -> dict:
     return {"unknown_symbols": tokenizer.unknown(sources) + tokenizer.unknown(refs, "target")}
 
 
-def longest_training_target(pairs: list[tuple[str, str]]) -> dict:
-    return {"train_target_len_max": max(len(t.split()) for _, t in pairs)}
+def longest_training_target(pairs) -> dict:
+    return {"train_target_len_max": max(len(t.split()) for _, t in pairs())}
 
 
 TASK = register(Task(

@@ -248,7 +248,7 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
         "best": {"select_by": early.key, "value": early.best, "step": early.best_step,
                  "checkpoint": run.best_checkpoint},
     }
-    summary.update(tasks.get(run.cfg.data.task).summary_extras(corpus.pairs(run.corpus.train)))
+    summary.update(tasks.get(run.cfg.data.task).summary_extras(lambda: corpus.pairs(run.corpus.train)))
     if run.main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
