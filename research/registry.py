@@ -126,7 +126,7 @@ def check(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def schema(config: type, name: str | None = None) -> type:
+def schema(config: type, name: str | None = None, hashable: bool = False) -> type:
     """A mutable twin of a frozen config dataclass for Hydra to merge YAML into
     (OmegaConf makes frozen dataclasses read-only); with `name`, it also carries
     the component's name so that a saved config says what it built."""
@@ -134,10 +134,14 @@ def schema(config: type, name: str | None = None) -> type:
     fields = []
     for f in dataclasses.fields(config):
         if dataclasses.is_dataclass(hints[f.name]):  # a nested config (model.embeddings): its own mutable twin
-            twin = schema(hints[f.name])
-            fields.append((f.name, twin, dataclasses.field(default_factory=twin)))
+            # An instance default, not a default_factory: the joblib launcher sends the ConfigStore to its workers
+            # with cloudpickle, which copies dataclasses.MISSING, so a factory field's `default` no longer reads as
+            # missing there and OmegaConf takes the copied sentinel for the value (every sweep job failed to
+            # compose). The twin is hashable so that dataclasses accept the instance; OmegaConf copies it per node.
+            twin = schema(hints[f.name], hashable=True)
+            fields.append((f.name, twin, dataclasses.field(default=twin())))
         else:
             fields.append((f.name, hints[f.name], dataclasses.field(default=f.default)))
     if name is not None:
         fields = [("name", str, dataclasses.field(default=name))] + fields
-    return dataclasses.make_dataclass(f"{config.__name__}Schema", fields)
+    return dataclasses.make_dataclass(f"{config.__name__}Schema", fields, unsafe_hash=hashable)

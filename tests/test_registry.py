@@ -50,3 +50,31 @@ def test_every_pair_resolves():
             run = resolve(compose_config([f"encoder={e}", f"decoder={d}"]))
             assert (run.encoder, run.decoder) == (e, d)
             assert dataclasses.is_dataclass(run.encoder_config) and dataclasses.is_dataclass(run.decoder_config)
+
+
+def test_schema_survives_cloudpickle_as_the_joblib_launcher_sends_it(tmp_path):
+    """hydra/launcher=joblib ships the ConfigStore to its loky workers with cloudpickle, which copies the
+    schema classes by value (make_dataclass gives them no importable module). A field whose default came from a
+    default_factory then held a copy of dataclasses.MISSING, and every sweep job failed to compose model.embeddings
+    (found on the first resumed sweep after model.embeddings existed). A fresh process, like a worker, must build
+    the same config from the copy."""
+    import json
+    import subprocess
+    import sys
+
+    import cloudpickle  # what loky (joblib) pickles with
+    from omegaconf import OmegaConf
+
+    from research.config import Schema
+
+    (tmp_path / "schema.pkl").write_bytes(cloudpickle.dumps(Schema))
+    worker = (
+        "import json, pickle, sys; from omegaconf import OmegaConf\n"
+        "cls = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "print(json.dumps(OmegaConf.to_container(OmegaConf.structured(cls.__dataclass_fields__['model'].type))))"
+    )
+    out = subprocess.run([sys.executable, "-c", worker, str(tmp_path / "schema.pkl")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    here = OmegaConf.to_container(OmegaConf.structured(Schema.__dataclass_fields__["model"].type))
+    assert json.loads(out.stdout) == here
+    assert here["embeddings"] == {"pretrained": None, "side": "both", "freeze": False}
