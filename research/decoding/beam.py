@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from research.data.batch import BOS, EOS, PAD
+from research.decoding.constraints import Processor
 from research.decoding.loop import StepFn
 
 
@@ -77,6 +78,7 @@ def beam_search(
     n_best: int = 1,
     bos: int = BOS,
     eos: int = EOS,
+    process: Processor | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Finds the n_best highest-scoring hypotheses of every row.
 
@@ -91,6 +93,8 @@ def beam_search(
       alpha: length-penalty exponent (see module docstring).
       n_best: how many finished hypotheses to return per row (static).
       bos, eos: start and end ids.
+      process: output constraints (`constraints.processor`) applied to every
+        live hypothesis's log-probabilities, with its own tokens; None: off.
 
     Returns:
       tokens [B, n_best, max_steps] int32: BOS excluded, the final EOS
@@ -130,7 +134,10 @@ def beam_search(
         length = i + 1  # length of every candidate made at this step
         logits, state = step_fn(c["state"], c["live_last"].reshape(b * k))
         v = logits.shape[-1]
-        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1).reshape(b, k, v)
+        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        if process is not None:
+            log_probs = process(log_probs, c["live_tokens"].reshape(b * k, t), i)
+        log_probs = log_probs.reshape(b, k, v)
         flat = (c["live_log_probs"][:, :, None] + log_probs).reshape(b, k * v)
         # 2K candidates: even if K of them end, K can stay alive.
         cand_lp, cand_idx = jax.lax.top_k(flat, min(2 * k, k * v))  # [B, C], best first

@@ -31,6 +31,8 @@ class DecodeConfig:
     top_k: int = 0  # sample: draw from the k most likely tokens; 0 = off
     top_p: float = 1.0  # sample: draw from the smallest set holding this probability (nucleus); 1.0 = off
     seed: int = 0  # sample: with the source sentence, fixes each sample
+    min_len: int = 0  # every search: no EOS before this many tokens (EOS not counted); 0 = off
+    no_repeat_ngram: int = 0  # every search: no n-gram of this size twice in one output (3 for summaries); 0 = off
 
     def __post_init__(self):
         check(self.search in SEARCHES, "search", f"'{self.search}' is not one of {', '.join(SEARCHES)}")
@@ -44,6 +46,8 @@ class DecodeConfig:
         check(self.temperature > 0, "temperature", "must be positive")
         check(0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
         check(self.top_k >= 0, "top_k", "must be >= 0")
+        check(self.min_len >= 0, "min_len", "must be >= 0")
+        check(self.no_repeat_ngram >= 0, "no_repeat_ngram", "must be >= 0 (0 = off)")
         for key, (search, neutral) in ONLY_FOR.items():
             value = getattr(self, key)
             check(self.search == search or value == neutral, key,

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from research.decoding.beam import beam_search
+from research.decoding.constraints import processor
 from research.decoding.config import DecodeConfig
 from research.decoding.greedy import greedy
 from research.decoding.loop import StepFn
@@ -117,17 +118,18 @@ def search(step_fn: StepFn, state: Any, steps: int, max_len: jax.Array, cfg: Dec
       cfg: the decode config; read at trace time.
       keys: sampling keys (one, or [B]); required when cfg.search is "sample".
     """
+    process = processor(cfg.min_len, cfg.no_repeat_ngram)  # decode.min_len, decode.no_repeat_ngram
     if cfg.search == "beam":
         tokens, lengths, scores, log_probs = beam_search(
-            step_fn, state, cfg.beam_size, steps, max_len, cfg.length_penalty, cfg.n_best)
+            step_fn, state, cfg.beam_size, steps, max_len, cfg.length_penalty, cfg.n_best, process=process)
         return Hypotheses(tokens, lengths, scores, log_probs)
     if cfg.search == "sample":
         if keys is None:
             raise ValueError("sampling needs keys")
         tokens, lengths, log_probs = sample(step_fn, state, keys, steps, max_len,
-                                            cfg.temperature, cfg.top_k, cfg.top_p)
+                                            cfg.temperature, cfg.top_k, cfg.top_p, process=process)
     elif cfg.search == "greedy":
-        tokens, lengths, log_probs = greedy(step_fn, state, steps, max_len)
+        tokens, lengths, log_probs = greedy(step_fn, state, steps, max_len, process=process)
     else:
         raise ValueError(f"decode.search: no search named {cfg.search!r}")
     return Hypotheses(tokens[:, None], lengths[:, None], log_probs[:, None], log_probs[:, None])

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from research.data.batch import BOS, EOS
+from research.decoding.constraints import Processor
 from research.decoding.loop import StepFn, decode_loop
 
 
@@ -27,6 +28,7 @@ def greedy(
     max_len: jax.Array,
     bos: int = BOS,
     eos: int = EOS,
+    process: Processor | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Decodes every row by repeatedly taking the argmax token.
 
@@ -36,6 +38,7 @@ def greedy(
       max_steps: static length of the output buffer (mark it static under jit).
       max_len: [B] int32 per-row cap on generated tokens, EOS included.
       bos, eos: start and end ids.
+      process: output constraints (`constraints.processor`), or None.
 
     Returns:
       tokens [B, max_steps] int32: generated ids without BOS; the EOS that
@@ -44,4 +47,4 @@ def greedy(
         that hits max_len/max_steps first stops there, without EOS.
       scores [B] float32: summed log-probabilities of the generated tokens.
     """
-    return decode_loop(step_fn, state, _argmax, max_steps, max_len, bos, eos)
+    return decode_loop(step_fn, state, _argmax, max_steps, max_len, bos, eos, process)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from research.data.batch import BOS, EOS, PAD
+from research.decoding.constraints import Processor
 
 StepFn = Callable[[Any, jax.Array], tuple[jax.Array, Any]]
 # choose_fn(logits [B, V] float32, step scalar int32) -> tokens [B] int32.
@@ -41,6 +42,7 @@ def decode_loop(
     max_len: jax.Array,
     bos: int = BOS,
     eos: int = EOS,
+    process: Processor | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Extends each row by one chosen token per step until every row is done.
 
@@ -55,6 +57,8 @@ def decode_loop(
       max_steps: static size of the output buffer; no row grows beyond it.
       max_len: [B] int32 per-row cap on generated tokens (EOS included).
       bos, eos: the start and end ids.
+      process: the output constraints (`constraints.processor`), applied to the
+        log-probabilities before the choice; None: the raw logits are chosen from.
 
     Returns:
       (tokens [B, max_steps] int32, lengths [B] int32, scores [B] float32),
@@ -80,6 +84,9 @@ def decode_loop(
         i, prev, tokens, lengths, scores, done, state = carry
         logits, state = step_fn(state, prev)
         log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # [B, V]
+        if process is not None:  # choose from the constrained log-probs (the same softmax, masked)
+            log_probs = process(log_probs, tokens, i)
+            logits = log_probs
         token = choose_fn(logits, i).astype(jnp.int32)
         token = jnp.where(done, PAD, token)
         token_lp = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]

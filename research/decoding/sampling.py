@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from research.data.batch import BOS, EOS
+from research.decoding.constraints import Processor
 from research.decoding.loop import StepFn, decode_loop
 
 
@@ -60,6 +61,7 @@ def sample(
     top_p: float = 1.0,
     bos: int = BOS,
     eos: int = EOS,
+    process: Processor | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Draws one sequence per row from the (filtered) model distribution.
 
@@ -73,6 +75,7 @@ def sample(
       temperature, top_k, top_p: Python numbers fixed at trace time (see
         `filter_logits`); top_k=0 and top_p=1.0 switch the filters off.
       bos, eos: start and end ids.
+      process: output constraints (`constraints.processor`), or None.
 
     Returns:
       tokens [B, max_steps], lengths [B], scores [B], with the conventions of
@@ -98,4 +101,4 @@ def sample(
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(rng, step)  # [B]
         return jax.vmap(jax.random.categorical)(keys, filtered)
 
-    return decode_loop(step_fn, state, choose, max_steps, max_len, bos, eos)
+    return decode_loop(step_fn, state, choose, max_steps, max_len, bos, eos, process)
