@@ -6,7 +6,8 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
 
   report.md                    the decision (test metric per architecture with a 95% t interval over
                                seeds, paired significance against the best, the group not
-                               significantly different from it), quality against compute, the
+                               significantly different from it; the task's baselines such as
+                               summarization's leads, tested alike), quality against compute, the
                                tables below, the plots and how the sweep was run
   report.csv                   one row per run: encoder, decoder, seed, parameters, final
                                validation metrics, test metrics (from eval_test.json when
@@ -341,6 +342,7 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
         ps = [("best" if g["architecture"] == best else _fmt(g.get(f"p_{c}"), 4)) for c in p_cols]
         body.append([g["architecture"], str(g["runs"]), _pm(g, column), ci, *ps, "yes" if g.get("in_best_group") else ""])
     lines += ["", _table(header, body), ""]
+    lines += baseline_lines(verdict)
     comp = verdict["compute"]
     lines += ["## Quality against compute", "", "Validation curves against cumulative training FLOPs and seconds "
               "(`metric_vs_compute.png`); the Pareto frontier joins the architectures whose final mean score no other "
@@ -353,6 +355,22 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
                          [[f"{b['budget']:.3g}", b["best"] or "", _fmt(b["value"]), str(len(b["values"]))]
                           for b in comp["best_at"]]), ""]
     return lines
+
+
+def baseline_lines(verdict: dict) -> list[str]:
+    """The task's baselines on the same test set, each with the p-values of the best against it."""
+    found = verdict.get("baselines") or {}
+    if not found:
+        return []
+    metric, best = verdict["metric"], verdict["best"]
+    names = sorted({k for b in found.values() for k, v in b["scores"].items()
+                    if isinstance(v, float) and not k.endswith("_signature")})
+    tests = sorted({t for b in found.values() for t in b["p"]})
+    lines = ["### Baselines", "", f"Systems that need no training ({tasks.by_metric(metric).name} task), scored on the "
+             f"same test set; p: the same paired test of {best} (its seeds joined) against each."]
+    body = [[name, *[_fmt(b["scores"].get(k)) for k in names], *[_fmt(b["p"].get(t), 4) for t in tests]]
+            for name, b in found.items()]
+    return lines + ["", _table(["baseline", *names, *[f"p {t.replace('_', ' ')}" for t in tests]], body), ""]
 
 
 def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
@@ -396,10 +414,11 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     return "\n".join(lines)
 
 
-def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None) -> dict:
+def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None, splits=None) -> dict:
     """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict"}.
 
-    `references(run_dir)` gives a run's test references (default: read from its data config).
+    `references(run_dir)` gives a run's test references, `splits(run_dir)` what baselines need
+    (`splits_of`); both default to reading the run's data config.
     """
     root = Path(root)
     out = Path(out) if out else root
@@ -417,7 +436,7 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
         raise SystemExit(f"error: {e}") from None
     architectures(rows)
     groups = aggregate(rows)
-    verdict = decision(root, rows, groups, references or references_of)
+    verdict = decision(root, rows, groups, references or references_of, splits or splits_of)
     write_csv(out / "report.csv", rows, columns(rows))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
@@ -442,7 +461,18 @@ def references_of(run: Path) -> list[str]:
     return [examples[i]["target"] for i in range(len(examples))]
 
 
-def decision(root: Path, rows: list[dict], groups: list[dict], references=references_of) -> dict:
+def splits_of(run: Path) -> tuple[list[str], list[str], list[str], object]:
+    """(test sources, test references, training targets, data config) of a run's data: what baselines need."""
+    from research.evaluate import read_split  # noqa: PLC0415
+    from research.run_dir import load_config  # noqa: PLC0415
+
+    data = load_config(run).data
+    test, train = read_split(data, "test"), read_split(data, "train")
+    return ([test[i]["source"] for i in range(len(test))], [test[i]["target"] for i in range(len(test))],
+            [train[i]["target"] for i in range(len(train))], data)
+
+
+def decision(root: Path, rows: list[dict], groups: list[dict], references=references_of, splits=splits_of) -> dict:
     """Intervals, significance against the best and the compute analysis (`analysis/decide.py`);
     fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`."""
     column, what = decide.scored_by(rows)
@@ -458,7 +488,7 @@ def decision(root: Path, rows: list[dict], groups: list[dict], references=refere
         g.update({f"p_{k}": v for k, v in ps.items()})
         g["in_best_group"] = g["architecture"] == best or (bool(ps) and decide.not_different(ps))
     return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds, "metric": rows[0]["metric"],
-            "compute": decide.compute(rows, column)}
+            "compute": decide.compute(rows, column), "baselines": decide.baselines(root, rows, best, seeds, splits)}
 
 
 def main(argv: list[str] | None = None) -> int:

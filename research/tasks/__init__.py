@@ -32,6 +32,10 @@ class Task:
     # (a function giving the training (source, target) pairs) -> extra entries of summary.json (e.g. the
     # longest training target); a function, so tasks without extras never read the training split again
     summary_extras: Callable[[Callable[[], list[tuple[str, str]]]], dict] = _nothing
+    # (test sources, training targets) -> {name: one hypothesis per test source}: systems that need no
+    # training (summarization's leads), scored and tested against the best architecture by the report
+    # (research/analysis/decide.py); None: the task has none
+    baselines: Callable[[list[str], list[str]], dict[str, list[str]]] | None = None
 
 
 TASKS: dict[str, Task] = {}

@@ -1,0 +1,67 @@
+"""Lead baselines (research/analysis/baselines.py) and their place in a summarization report."""
+from __future__ import annotations
+
+import json
+
+from research import report
+from research.analysis import baselines, significance
+from research.decoding import metrics
+from tests.helpers.runs import fake_run
+
+
+def test_first_sentence_and_first_words_by_hand():
+    doc = "Tool to convert images. It supports PNG 1.2 and e.g. JPEG!\nSecond paragraph here."
+    assert baselines.first_sentence(doc) == "Tool to convert images."
+    assert baselines.first_sentence("one line without a stop\nnext") == "one line without a stop"
+    assert baselines.first_sentence("  \n  version 2.0 of lib.so is here ") == "version 2.0 of lib.so is here"
+    assert baselines.first_sentence("") == ""
+    assert baselines.first_words(doc, 3) == "Tool to convert"
+    assert baselines.mean_words(["a b", "a b c d"]) == 3 and baselines.mean_words(["x"]) == 1
+    leads = baselines.leads([doc], ["one two", "one two three four five"])  # mean 3.5 -> 4 (round half even)
+    assert leads == {"lead-1 sentence": ["Tool to convert images."], "lead-4 words": ["Tool to convert images."]}
+
+
+DOCS = ["gnome desktop panel applets. Several small programs for the panel.",
+        "python bindings for the json library. Parse and write json quickly.",
+        "tools to convert images between formats. Many formats are supported.",
+        "a quick brown fox jumps over. The dog sleeps."] * 3
+REFS = ["applets for the gnome panel", "python bindings for json", "convert images between formats",
+        "brown fox jumps"] * 3
+TRAIN = ["three word synopsis", "four word synopsis here"]
+
+
+def _summ_run(path, enc: str, seed: int, hyps: list[str]):
+    run = fake_run(path, 2.0, 0.0, seed)
+    s = json.loads((run / "summary.json").read_text())
+    score = metrics.rouge(hyps, REFS)["rougeL"]
+    s.update(encoder=enc, metric="rougeL", validation={"loss": 2.0, "rougeL": score, "samples": []})
+    (run / "summary.json").write_text(json.dumps(s))
+    (run / ".hydra" / "overrides.yaml").write_text(f"- encoder={enc}\n- trainer.seed={seed}\n")
+    (run / "eval_test.json").write_text(json.dumps({"split": "test", "data": "d", "examples": len(REFS), "loss": 2.0,
+                                                    **metrics.rouge(hyps, REFS)}))
+    (run / "hyps_test.txt").write_text("".join(h + "\n" for h in hyps))
+
+
+def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_path):
+    good = [r for r in REFS]
+    weak = [" ".join(r.split()[:2]) for r in REFS]
+    for seed in range(2):
+        _summ_run(tmp_path / f"cnn{seed}", "cnn", seed, good)
+        _summ_run(tmp_path / f"rnn{seed}", "rnn", seed, weak)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS,
+                        splits=lambda run: (DOCS, REFS, TRAIN, None))
+    v = out["verdict"]
+    assert v["best"] == "cnn+rnn" and set(v["baselines"]) == {"lead-1 sentence", "lead-4 words"}
+    lead1 = [d.split(". ")[0] + "." for d in DOCS]
+    lead4 = [" ".join(d.split()[:4]) for d in DOCS]
+    for name, hyps in (("lead-1 sentence", lead1), ("lead-4 words", lead4)):
+        assert v["baselines"][name]["scores"] == metrics.rouge(hyps, REFS)
+        want = significance.summarization(good * 2, {name: hyps * 2}, REFS * 2)[name]
+        assert v["baselines"][name]["p"] == want
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "### Baselines" in md and "| lead-1 sentence |" in md and "p rougeL bootstrap" in md
+
+
+def test_a_translation_report_has_no_baselines(tmp_path):
+    run = fake_run(tmp_path / "a", 2.0, 1.0)
+    assert report.report(tmp_path, tmp_path / "report")["verdict"]["baselines"] == {}
