@@ -15,6 +15,8 @@ lands every job in its own folder again, and each job then:
     is (a larger one continues it from its last checkpoint), files and modification times
     untouched (Hydra writes no `.hydra/` when resuming: `hydra.output_subdir`
     is null then for a job that has one, and the job returns before anything is logged);
+    one stopped while decoding its test split (`trainer.test`, no `test` in its summary)
+    runs only that evaluation again (research/train.py `finish_test`);
   * interrupted: continues from its last complete checkpoint, bit-identical
     to an uninterrupted run, as single runs do;
   * failed before any checkpoint, or never started: runs from step 0.

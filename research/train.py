@@ -43,6 +43,8 @@ def main(cfg: DictConfig) -> float | None:
             sys.exit(2)
     done = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else None
     if run.trainer.resume and done and finished_under(done, run.trainer):
+        if run.trainer.test and "test" not in done:
+            return finish_test(run, run_dir, done)
         # Finished under this budget: left as it is (nothing logged, nothing written), so a resumed sweep only
         # reruns the rest. A larger budget or max_steps continues the run from its last checkpoint instead.
         print(f"{run_dir}: finished at step {done['steps']}; trainer.resume leaves it as it is")
@@ -63,6 +65,26 @@ def main(cfg: DictConfig) -> float | None:
         return None
     print(report(summary, run_dir))
     return summary["validation"].get(summary["metric"])
+
+
+def finish_test(cfg, run_dir: Path, done: dict) -> float | None:
+    """A run stopped while it decoded its test split (summary.json, written before the test, has no `test`):
+    only the test evaluation runs again, from the checkpoints, and joins the summary. Training, metrics and
+    timings stay as they were, so the run reads as if it had never been interrupted."""
+    from research.training import distributed, final_eval  # noqa: PLC0415  (only this path needs them)
+
+    distributed.initialize(cfg.mesh)
+    print(f"{run_dir}: trained to step {done['steps']} but has no test evaluation; trainer.resume runs only that")
+    try:
+        test = final_eval.evaluate_test(run_dir, cfg, distributed.is_main())
+    except ConfigError as e:  # trainer.average with too few checkpoints, as at the end of training
+        log.error("%s", e)
+        sys.exit(2)
+    done["test"] = final_eval.short(test)
+    if distributed.is_main():
+        (run_dir / "summary.json").write_text(json.dumps(done, indent=2))
+    print(report(done, run_dir))
+    return done["validation"].get(done["metric"])
 
 
 def finished_under(summary: dict, trainer) -> bool:

@@ -18,6 +18,10 @@ import pytest
 from research.config import REPO
 from tests.conftest import tiny_overrides
 
+# All on one xdist worker (make test: --dist loadgroup), so the module's uninterrupted run (`whole`) is trained
+# once, not once per worker.
+pytestmark = pytest.mark.xdist_group("resume")
+
 STEPS = 40
 ARGS = [
     *tiny_overrides("transformer", "cnn"), f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=5",
@@ -153,3 +157,33 @@ def test_resume_refuses_another_worker_count(tmp_path, whole):
     assert out.returncode == 3, out.stderr[-2000:]
     assert "pipeline.num_workers: checkpoint 0, config 1" in out.stderr + (run / "train.log").read_text()
     assert listing() == before  # refused before anything was written
+
+
+def test_a_run_stopped_in_its_test_decoding_resumes_into_the_test_alone(tmp_path, whole):
+    """summary.json is written before the test split is decoded; a run stopped in between (the first real
+    resumed sweep had one) used to count as finished and never got its test. Resumed, it runs only the test
+    evaluation: the same numbers `research.evaluate` gives the best checkpoint, training files untouched."""
+    import shutil
+
+    whole, spm = whole
+    run = tmp_path / "copy"
+    shutil.copytree(whole, run)
+    trained = {str(p.relative_to(run)): p.stat().st_mtime_ns for p in run.rglob("*")
+               if p.is_file() and p.name not in ("summary.json", "train.log")}
+    out = subprocess.run(_cmd(run, spm, "trainer.resume=true", "trainer.test=true"), cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "has no test evaluation; trainer.resume runs only that" in out.stdout
+    after = {k: (run / k).stat().st_mtime_ns for k in trained}
+    assert after == trained  # no step trained, no checkpoint or metric written again
+    summary = json.loads((run / "summary.json").read_text())
+    result = json.loads((run / "eval_test.json").read_text())
+    assert summary["test"]["checkpoint"] == "best" and summary["test"]["bleu"] == result["bleu"]
+    assert summary["wall_s"] == json.loads((whole / "summary.json").read_text())["wall_s"]  # its timings kept
+    # the reference: research.evaluate on the same checkpoint and split
+    ref = tmp_path / "ref"
+    shutil.copytree(whole, ref)
+    subprocess.run([sys.executable, "-m", "research.evaluate", f"run_dir={ref}", "split=test"], cwd=REPO,
+                   check=True, capture_output=True, timeout=600)
+    assert (ref / "hyps_test.txt").read_text() == (run / "hyps_test.txt").read_text()
+    assert json.loads((ref / "eval_test.json").read_text())["bleu"] == result["bleu"]
