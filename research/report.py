@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 
 from research import console, tasks
 from research.analysis import decide, lengths
+from research import sweep
 from research.sweep import NOT_NAMED
 from research.training import metrics_log
 
@@ -295,16 +296,15 @@ def hparams(rows: list[dict], out: Path, decision: dict | None = None) -> None:
             w.add_hparams(hp, metrics, name=r["run"].replace("/", "_"))
 
 
-def command(root: Path) -> str | None:
-    """The command line that ran the sweep, from Hydra's multirun.yaml."""
-    path = root / "multirun.yaml"
-    if not path.exists():
+def command(root: Path) -> tuple[str, bool] | None:
+    """(the command line that started the sweep, True), from its sweep.json; for a sweep recorded before
+    sweep.json kept it, (that of its LAST launch, from Hydra's multirun.yaml, which every launch rewrites, False)."""
+    record = root / sweep.RECORD
+    if record.exists() and "launch" in json.loads(record.read_text()):
+        return "python -m research.train " + " ".join(json.loads(record.read_text())["launch"]) + " -m", True
+    if not (root / "multirun.yaml").exists():
         return None
-    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or []
-    hydra = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.hydra") or []
-    shown = [o for o in [*task, *hydra] if not str(o).startswith(("hydra.sweep.dir", "hydra.run.dir"))
-             and str(o).split("=", 1)[0].lstrip("+~") not in NOT_NAMED]  # the launch, not a resumption
-    return "python -m research.train " + " ".join(str(o) for o in shown) + " -m"
+    return "python -m research.train " + " ".join(sweep.launch(root)) + " -m", False
 
 
 def environment(run: Path) -> str | None:
@@ -385,7 +385,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
               f"{', '.join(sorted({str(r['steps']) for r in rows}))}.", ""]
     cmd = command(root)
     if cmd:
-        lines += ["Sweep command:", "", f"    {cmd}", ""]
+        lines += ["Sweep command:" if cmd[1] else "Sweep command (of its last launch, a resumption or the first; "
+                  "the sweep predates sweep.json's record of the first):", "", f"    {cmd[0]}", ""]
     lines += ["Report command:", "", f"    {regenerate}", ""]
     env = environment(root / rows[0]["run"])
     if env:

@@ -70,13 +70,24 @@ def command(sweep_dir: Path) -> dict:
             "sweeper_params": OmegaConf.to_container(params) if params is not None else {}}
 
 
+def launch(sweep_dir: Path) -> list[str]:
+    """The launch's own overrides, Hydra's too (the launcher, its job count), as typed; without the sweep
+    folder and `trainer.resume`. Recorded for the report, not compared on resume: a sweep may be resumed
+    with another launcher or job count and stays the same sweep."""
+    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    given = [str(o) for key in ("task", "hydra") for o in (OmegaConf.select(cfg, f"hydra.overrides.{key}") or [])]
+    return [o for o in given if not o.startswith(("hydra.sweep.dir", "hydra.run.dir"))
+            and o.split("=", 1)[0].lstrip("+~") not in NOT_NAMED]
+
+
 def record(sweep_dir: Path) -> None:
-    """Writes sweep.json once, at the first job of the first launch (the others find it there)."""
+    """Writes sweep.json once, at the first job of the first launch (the others find it there): what
+    identifies the sweep (`command`) and, under "launch", the overrides of that first launch."""
     path = Path(sweep_dir) / RECORD
     if path.exists():
         return
     tmp = path.with_name(f".{RECORD}.{os.getpid()}")
-    tmp.write_text(json.dumps(command(sweep_dir), indent=2) + "\n")
+    tmp.write_text(json.dumps({**command(sweep_dir), "launch": launch(sweep_dir)}, indent=2) + "\n")
     try:
         os.link(tmp, path)  # atomic, and fails if another job wrote it first
     except FileExistsError:
@@ -92,6 +103,7 @@ def check_resume(sweep_dir: Path) -> None:
         raise ConfigError(f"trainer.resume: {sweep_dir} holds no {RECORD}: it was not made by a research.train "
                           f"multirun (or predates resumable sweeps), so there is nothing to resume")
     made, now = json.loads(path.read_text()), command(sweep_dir)
+    made.pop("launch", None)
     if made != now:
         diff = [f"{k}: {made.get(k)} then, {now.get(k)} now" for k in sorted({*made, *now}) if made.get(k) != now.get(k)]
         raise ConfigError(f"trainer.resume: {sweep_dir} was made by another command ({'; '.join(diff)}); "

@@ -2,6 +2,7 @@
 sweep killed half way then resumed: finished jobs untouched, the interrupted one bit-identical."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,10 +30,10 @@ def test_job_folders_are_named_by_their_overrides():
     assert sweep.hydra_subdir(True, "/nowhere") == ".hydra" and sweep.hydra_subdir("false", REPO) == ".hydra"
 
 
-def _launch(sweep_dir: Path, task: list[str], params: dict | None = None) -> None:
+def _launch(sweep_dir: Path, task: list[str], params: dict | None = None, hydra: list[str] | None = None) -> None:
     """The multirun.yaml Hydra writes into a sweep directory at each launch."""
-    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": task}, "sweeper": {"params": params or {}}}}),
-                   sweep_dir / "multirun.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": task, "hydra": hydra or []},
+                                               "sweeper": {"params": params or {}}}}), sweep_dir / "multirun.yaml")
 
 
 def test_a_resumed_job_keeps_the_hydra_folder_it_has(tmp_path):
@@ -51,6 +52,23 @@ def test_a_resume_must_come_from_the_command_that_made_the_sweep(tmp_path):
     _launch(tmp_path, ["+experiment=b", "trainer.seed=0,1", "trainer.resume=true"], {"encoder": "rnn,cnn"})
     with pytest.raises(ConfigError, match=r"made by another command \(overrides: \['\+experiment=a', 'trainer.seed=0,1'\] then"):
         sweep.check_resume(tmp_path)
+
+
+def test_the_report_shows_the_first_launch_not_the_last_resumption(tmp_path):
+    """multirun.yaml is rewritten by every launch; the report's sweep command comes from sweep.json's record
+    of the first (the translation sweep's report showed the job count of a later test-only resumption)."""
+    from research import report
+
+    first = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}"]
+    _launch(tmp_path, ["+experiment=a", "trainer.seed=0,1"], {"encoder": "rnn,cnn"}, first)
+    sweep.record(tmp_path)
+    _launch(tmp_path, ["+experiment=a", "trainer.seed=0,1", "trainer.resume=true"], {"encoder": "rnn,cnn"},
+            ["hydra/launcher=joblib", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}"])
+    sweep.check_resume(tmp_path)  # another job count is the same sweep
+    want = "python -m research.train +experiment=a trainer.seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2 -m"
+    assert report.command(tmp_path) == (want, True)
+    (tmp_path / sweep.RECORD).write_text(json.dumps(sweep.command(tmp_path)))  # a record from before "launch"
+    assert report.command(tmp_path) == (want.replace("n_jobs=2", "n_jobs=1"), False)
 
 
 STEPS = 8
