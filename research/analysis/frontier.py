@@ -2,7 +2,8 @@
 
 A point is (cost, quality): training FLOPs or seconds spent, and the task
 metric reached. An architecture is on the frontier when no other reaches at
-least its quality for at most its cost, one of the two strictly.
+least its quality for at most its cost, one of the two strictly (costs within
+`SAME_COST` count as equal).
 """
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import math
 from typing import Sequence
 
 
-def pareto(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point dominates (cost <= and quality >=, one strictly), by cost."""
+# Costs within 1% of each other count as equal: a FLOPs or token budget ends each run at the first step past it,
+# so runs of one budget differ by up to a step (0.2% at 600 steps); without this, every architecture of a
+# matched-budget sweep that stopped a fraction of a step earlier sat "on the frontier" however weak.
+SAME_COST = 0.01
+
+
+def pareto(points: Sequence[tuple[float, float]], rtol: float = SAME_COST) -> list[int]:
+    """Indices of the points no other point dominates (cost <= and quality >=, one strictly; costs within
+    `rtol` of each other are equal), by cost."""
     keep = []
     for i, (c, q) in enumerate(points):
-        dominated = any(c2 <= c and q2 >= q and (c2 < c or q2 > q) for j, (c2, q2) in enumerate(points) if j != i)
+        dominated = any(c2 <= c * (1 + rtol) and q2 >= q and (c2 < c * (1 - rtol) or q2 > q)
+                        for j, (c2, q2) in enumerate(points) if j != i)
         if not dominated and not (math.isnan(c) or math.isnan(q)):
             keep.append(i)
     return sorted(keep, key=lambda i: points[i])
