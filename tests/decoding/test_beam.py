@@ -1,5 +1,4 @@
 """Beam search: exactness against brute force, greedy equivalence, n-best, penalty."""
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -9,60 +8,12 @@ import pytest
 from research.data.batch import BOS, EOS, PAD, UNK
 from research.decoding.beam import beam_search, length_penalty
 from research.decoding.greedy import greedy
-
-
-def toy_model(seed: int, batch: int, vocab: int, banned=()):
-    """Random bigram table + per-row bias + a step counter that favours EOS later.
-
-    `banned` ids get a -1e9 logit, as a trained model would give PAD and BOS;
-    that keeps the brute-force search space small.
-    """
-    k_table, k_bias = jax.random.split(jax.random.key(seed))
-    table = 1.5 * jax.random.normal(k_table, (vocab, vocab))
-    table = table.at[:, list(banned)].set(-1e9)
-    state = {"bias": jax.random.normal(k_bias, (batch, vocab)), "t": jnp.zeros((batch,), jnp.int32)}
-    is_eos = (jnp.arange(vocab) == EOS).astype(jnp.float32)
-
-    def step_fn(state, tokens):
-        logits = table[tokens] + state["bias"] + 0.5 * state["t"][:, None] * is_eos
-        return logits, {"bias": state["bias"], "t": state["t"] + 1}
-
-    return step_fn, state
-
-
-def teacher_forced_log_probs(step_fn, state, tokens):
-    """[B, T] log-prob of each given token, feeding BOS then the tokens themselves."""
-    prev = jnp.full(tokens.shape[:1], BOS, jnp.int32)
-    out = []
-    for t in range(tokens.shape[1]):
-        logits, state = step_fn(state, prev)
-        prev = jnp.asarray(tokens[:, t], jnp.int32)
-        out.append(jnp.take_along_axis(jax.nn.log_softmax(logits), prev[:, None], axis=1)[:, 0])
-    return np.asarray(jnp.stack(out, axis=1))
+from tests.helpers.search import brute_force, teacher_forced_log_probs, toy_model
 
 
 def run(step_fn, state, max_len, beam_size, max_steps, alpha, n_best):
     fn = jax.jit(lambda s, m, a: beam_search(step_fn, s, beam_size, max_steps, m, a, n_best))
     return jax.tree.map(np.asarray, fn(state, jnp.asarray(max_len, jnp.int32), jnp.float32(alpha)))
-
-
-def brute_force(step_fn, state, row, vocab, max_len, alpha):
-    """Every hypothesis of one row (ends in EOS, or reaches max_len), best first.
-
-    Scores all vocab**max_len token strings in one batched teacher-forced pass;
-    a hypothesis is a string cut after its first EOS, so prefixes repeat and
-    are deduplicated.
-    """
-    strings = np.array(list(itertools.product(range(vocab), repeat=max_len)), np.int32)
-    row_state = jax.tree.map(lambda x: jnp.repeat(x[row : row + 1], len(strings), axis=0), state)
-    cumulative = np.cumsum(teacher_forced_log_probs(step_fn, row_state, strings), axis=1)
-    hyps = {}
-    for s, cum in zip(strings, cumulative):
-        eos = np.flatnonzero(s == EOS)
-        n = eos[0] + 1 if len(eos) else max_len
-        hyps[tuple(s[:n])] = cum[n - 1]
-    scored = [(lp / float(length_penalty(len(h), alpha)), lp, h) for h, lp in hyps.items()]
-    return sorted(scored, key=lambda x: -x[0])
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])

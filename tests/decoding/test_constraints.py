@@ -9,7 +9,7 @@ from research.decoding import constraints
 from research.decoding.beam import beam_search
 from research.decoding.greedy import greedy
 from research.decoding.sampling import sample
-from tests.decoding.test_beam import brute_force, teacher_forced_log_probs, toy_model
+from tests.helpers.search import brute_force, teacher_forced_log_probs, toy_model
 
 
 def repeats(tokens, n: int) -> bool:
