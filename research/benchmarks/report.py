@@ -23,7 +23,11 @@ from research.training.hardware import cpu_model
 SECTIONS = ("train", "targets", "pipeline", "decode", "scaling", "vectors")
 # Columns shown first, in this order, when present; any other metric follows.
 PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms"),
-             "targets": ("metric", "min", "max", "value", "met")}
+             "targets": ("metric", "min", "max", "value", "met"),
+             "decode": ("pair", "cached_tokens_per_s", "beam4_tokens_per_s", "vs_torch", "vs_ctranslate2",
+                        "vs_ctranslate2_int8", "uncached_tokens_per_s", "speedup"),
+             "decode_peers": ("status", "greedy_tokens_per_s", "beam4_tokens_per_s", "greedy_ms", "beam4_ms",
+                              "threads", "compute_type")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
 PERCENT = ("mfu",)  # fractions shown as percentages
 
@@ -98,7 +102,9 @@ def markdown_table(results: dict, title: str = "Benchmarks") -> str:
     if results.get("peak"):
         parts.append(peak_line(results["peak"], results.get("torch")))
     for section in SECTIONS:
-        if results.get(section):
+        if section == "decode" and results.get(section):
+            parts += ["## decode", decode_tables(results[section])]
+        elif results.get(section):
             key = "pair" if section == "train" else "name"
             parts += [f"## {section}", table(results[section], PREFERRED.get(section, ()), key)]
             if section == "targets":
@@ -118,3 +124,24 @@ def peak_line(peak: dict, torch: dict | None) -> str:
     if torch:
         line += "; PyTorch peers: " + ", ".join(f"{k} {v['tokens_per_s']:,.0f} tokens/s" for k, v in torch.items())
     return line + "."
+
+
+def decode_tables(section: dict) -> str:
+    """The decode section: its settings, a row per decoder kind, then the peers on the transformer model.
+
+    A section of an older bench.json (rows keyed by pair, no settings or peers) renders as one table.
+    """
+    settings, peers = section.get("settings"), section.get("peers")
+    rows = {k: v for k, v in section.items() if k not in ("settings", "peers")}
+    parts = []
+    if settings:
+        parts.append(f"Batch {settings['batch']}, source length {settings['source_len']}, "
+                     f"{settings['output_len']} tokens decoded per row by every engine (EOS cannot end a row), "
+                     f"beam {settings['beam']}; {settings['threads']} threads for PyTorch and CTranslate2. "
+                     "vs_*: our beam-4 tokens/s over the peer's.")
+    parts.append(table(rows, PREFERRED["decode"], "decoder" if settings else "name"))
+    if peers:
+        pair = (settings or {}).get("peers_pair", "transformer-transformer")
+        parts += [f"Peers on the same {pair} weights, each search timed in turns with ours:",
+                  table(peers, PREFERRED["decode_peers"], "engine")]
+    return "\n\n".join(parts)

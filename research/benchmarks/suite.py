@@ -5,7 +5,8 @@ Sections (`--only` picks some):
             shape, with the PyTorch peers and the matmul peak measured in the
             same run; the issue's targets are checked and recorded.
   scaling   step time as the length (32 -> 512) and the batch grow.
-  decode    greedy decoding with the cache vs full recomputation.
+  decode    our cached greedy and beam-4 search per decoder kind (and greedy without the cache), against
+            CTranslate2 fp32 / int8 and a PyTorch incremental peer on the same transformer weights.
   pipeline  the input pipeline's throughput and padding on ddtp_de_en, against
             the transformer train step of the same run.
   vectors   co-occurrence counting tokens/s and GloVe seconds per epoch on ddtp_de_en.
@@ -37,7 +38,7 @@ def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None)
     if "scaling" in only:
         results["scaling"] = train.scaling_section(repeats=max(2, repeats // 3))
     if "decode" in only:
-        results["decode"] = decode.decode_section(repeats=max(2, repeats // 2))
+        results["decode"] = decode.decode_section(repeats=max(2, repeats // 2), with_torch=with_torch)
     if "pipeline" in only:
         step = results.get("train", {}).get("transformer-transformer", {}).get("tokens_per_s")
         results["pipeline"] = pipeline.pipeline_section(step, repeats=repeats)

@@ -136,3 +136,32 @@ def test_cli_rejects_unknown_sections():
 
     with pytest.raises(SystemExit):
         main(["--only", "train,speed"])
+
+
+def test_decode_section_rows_ratios_and_markdown(monkeypatch):
+    """One row per decoder kind; the ratios are our beam-4 tokens/s (timed in turns with the peers) over theirs."""
+    monkeypatch.setattr(decode, "time_pair", lambda pair, shape, **_: {"cached_tokens_per_s": 100.0, "speedup": 3.0})
+    monkeypatch.setattr(decode, "time_beam", lambda pair, shape, **_: {"beam4_tokens_per_s": 40.0, "beam4_ms": 2.0,
+                                                                       "beam4_compile_s": 1.0})
+    ours = {"status": "ok", "greedy_tokens_per_s": 900.0, "beam4_tokens_per_s": 300.0, "beam4_ms": 5.0,
+            "beam4_compile_s": 1.5}
+    peers = {"ours": ours, "torch": {"status": "ok", "beam4_tokens_per_s": 200.0, "threads": 2},
+             "ctranslate2": {"status": "ok", "beam4_tokens_per_s": 600.0, "compute_type": "float32"},
+             "ctranslate2_int8": {"status": "not installed: pip install -e '.[serve]'"}}
+    monkeypatch.setattr(decode, "time_peers", lambda shape, **_: copy.deepcopy(peers))
+    out = decode.decode_section(shape=TINY)
+    assert set(out) == {"settings", "transformer", "rnn", "cnn", "peers"}
+    t = out["transformer"]
+    assert (t["pair"], t["beam4_tokens_per_s"], t["cached_tokens_per_s"]) == ("transformer-transformer", 300.0, 100.0)
+    assert (t["vs_torch"], t["vs_ctranslate2"], t["vs_ctranslate2_int8"]) == (pytest.approx(1.5), pytest.approx(0.5), None)
+    assert out["rnn"]["vs_torch"] is None and out["cnn"]["beam4_tokens_per_s"] == 40.0  # no peer of those decoders
+    assert out["settings"]["batch"] == TINY.batch and decode.DECODE_SHAPE.batch == 32
+    lines = report.markdown_table({"environment": {}, "decode": out}).splitlines()
+    for line in ["| decoder | pair | cached_tokens_per_s | beam4_tokens_per_s | vs_torch | vs_ctranslate2 | "
+                 "vs_ctranslate2_int8 | speedup | beam4_ms | beam4_compile_s |",
+                 "| transformer | transformer-transformer | 100.00 | 300.00 | 1.50 | 0.5 | – | 3.00 | 5.00 | 1.50 |",
+                 "| rnn | rnn-rnn | 100.00 | 40.00 | – | – | – | 3.00 | 2.00 | 1.00 |",
+                 "| ctranslate2_int8 | not installed: pip install -e '.[serve]' | – | – | – | – | – | – |"]:
+        assert line in lines, line
+    with pytest.raises(ValueError, match="one pair per decoder"):
+        decode.decode_section(["rnn-rnn", "cnn-rnn"], shape=TINY)
