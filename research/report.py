@@ -28,6 +28,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -284,6 +285,7 @@ def hparams(rows: list[dict], out: Path, decision: dict | None = None) -> None:
     ({architecture: {name: value}}) adds its architecture's interval and p-values to each."""
     from tensorboardX import SummaryWriter  # noqa: PLC0415
 
+    clear_previous(out / "tb")
     with SummaryWriter(str(out / "tb")) as w:
         for r in rows:
             hp = {"encoder": r["encoder"], "decoder": r["decoder"], "seed": int(r["seed"]), "params": int(r["params"]),
@@ -294,6 +296,20 @@ def hparams(rows: list[dict], out: Path, decision: dict | None = None) -> None:
             metrics.update({f"decision/{k}": float(v) for k, v in (decision or {}).get(r["architecture"], {}).items()
                             if decide.finite(v)})
             w.add_hparams(hp, metrics, name=r["run"].replace("/", "_"))
+
+
+def clear_previous(tb: Path) -> None:
+    """Removes an earlier report's HParams event files, so a regenerated report shows each run once.
+
+    Only a folder of nothing but TensorBoard event files is cleared; anything else in it stops the report
+    with its name, since that folder is not the report's own."""
+    if not tb.exists():
+        return
+    files = [p for p in tb.rglob("*") if p.is_file()]
+    other = [p for p in files if not p.name.startswith("events.out.tfevents.")]
+    if other:
+        raise SystemExit(f"error: {tb} holds files a report does not write ({other[0]}); choose another --out")
+    shutil.rmtree(tb)
 
 
 def command(root: Path) -> tuple[str, bool] | None:

@@ -67,6 +67,16 @@ def test_report_of_fake_runs_with_test_metrics_and_an_incomplete_run(tmp_path, c
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| rnn+rnn | 2 | 10 | 11.00 ± 1.41 | 2.000 ± 0.000 | 100.00 |" in md
     assert "Skipped 1 incomplete runs: 3" in md
+    # regenerated into the same folder: each run's HParams session once, not once per report
+    sessions = lambda: sorted(str(p.relative_to(tmp_path / "report" / "tb")) for p in
+                              (tmp_path / "report" / "tb").rglob("events.out.tfevents.*"))
+    first = sessions()
+    report.report(tmp_path, tmp_path / "report")
+    assert len(sessions()) == len(first) == 4  # the experiment file and one per finished run
+    (tmp_path / "report" / "tb" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="holds files a report does not write"):
+        report.report(tmp_path, tmp_path / "report")
+    assert (tmp_path / "report" / "tb" / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.slow  # four runs, two at a time: about a minute on an idle 2-core machine, more when it is shared
