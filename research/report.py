@@ -315,11 +315,14 @@ def clear_previous(tb: Path) -> None:
 def command(root: Path) -> tuple[str, bool] | None:
     """(the command line that started the sweep, True), from its sweep.json; for a sweep recorded before
     sweep.json kept it, (that of its LAST launch, from Hydra's multirun.yaml, which every launch rewrites, False)."""
+    # A report of one folder of a sweep whose subdir groups its jobs (compare_diagnostics: one per task)
+    # finds the sweep's files one level up.
+    root = next((d for d in (root, root.parent) if (d / "multirun.yaml").exists()), None)
+    if root is None:
+        return None
     record = root / sweep.RECORD
     if record.exists() and "launch" in json.loads(record.read_text()):
         return "python -m research.train " + " ".join(json.loads(record.read_text())["launch"]) + " -m", True
-    if not (root / "multirun.yaml").exists():
-        return None
     return "python -m research.train " + " ".join(sweep.launch(root)) + " -m", False
 
 

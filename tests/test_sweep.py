@@ -67,6 +67,8 @@ def test_the_report_shows_the_first_launch_not_the_last_resumption(tmp_path):
     sweep.check_resume(tmp_path)  # another job count is the same sweep
     want = "python -m research.train +experiment=a trainer.seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2 -m"
     assert report.command(tmp_path) == (want, True)
+    (tmp_path / "reverse").mkdir()  # a folder of a sweep with one per task (compare_diagnostics)
+    assert report.command(tmp_path / "reverse") == (want, True)
     (tmp_path / sweep.RECORD).write_text(json.dumps(sweep.command(tmp_path)))  # a record from before "launch"
     assert report.command(tmp_path) == (want.replace("n_jobs=2", "n_jobs=1"), False)
 
