@@ -13,8 +13,11 @@ p = (count + 1) / (resamples + 1). Vectorised: all resamples are one index
 array. As in sacreBLEU, a resample must EXCEED the observed difference;
 sacreBLEU would therefore give two IDENTICAL systems the smallest p,
 1 / (resamples + 1). A system whose hypotheses equal the baseline's is
-given p = 1 here instead: there is no difference to test. Sequence tasks
-(exact match): the same paired bootstrap over per-example 0/1 scores.
+given p = 1 here instead: there is no difference to test; so is one with
+the baseline's score on every example (in the bootstrap: nine architectures
+that all scored 0% exact match on addition's longer test were "different"
+at p = 0.001 before). Sequence tasks (exact match): the same paired bootstrap
+over per-example 0/1 scores.
 
 Seeds: a system's hypotheses may be several seeds' test outputs joined in
 one order (the same seeds for every system), so each comparison pools the
@@ -82,9 +85,12 @@ def paired_bootstrap(baseline: np.ndarray, system: np.ndarray, samples: int = BO
     a, b = np.asarray(baseline, np.float64), np.asarray(system, np.float64)
     if a.shape != b.shape or a.ndim != 1 or not len(a):
         raise ValueError(f"paired scores must be two equal non-empty vectors, got {a.shape} and {b.shape}")
+    if np.array_equal(a, b):  # the same score on every example: nothing to test (the strict count below
+        return 1.0             # would find no resample beyond the observed 0 and give the smallest p)
+    observed = abs(a.mean() - b.mean())
     idx = np.random.default_rng(seed).choice(len(a), size=(samples, len(a)), replace=True)
     diffs = np.abs(a[idx].mean(1) - b[idx].mean(1))
-    return float((np.sum(diffs - diffs.mean() > abs(a.mean() - b.mean())) + 1) / (samples + 1))
+    return float((np.sum(diffs - diffs.mean() > observed) + 1) / (samples + 1))
 
 
 def summarization(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs: Sequence[str],

@@ -63,3 +63,16 @@ def test_sequence_accuracy_bootstraps_per_example_exact_matches():
     assert got["worse"]["sequence_accuracy_bootstrap"] == significance.paired_bootstrap(exact_best, exact_worse)
     assert got["worse"]["sequence_accuracy_bootstrap"] < 0.05
     assert got["same"]["sequence_accuracy_bootstrap"] == 1.0
+
+
+def test_equal_scores_are_not_a_difference():
+    """Different outputs with the same score on every example: no resample differs at all, so the strict
+    count of the sacreBLEU form would say p = 1/1001; there is nothing to test, p = 1."""
+    refs = ["1 6 8", "5 7", "9"] * 4
+    wrong_a = ["1 6 9", "5 8", "8"] * 4
+    wrong_b = ["2 6 8", "4 7", "0"] * 4  # as wrong, differently: both 0% exact match
+    assert significance.sequence(wrong_a, {"b": wrong_b}, refs)["b"]["sequence_accuracy_bootstrap"] == 1.0
+    # equal means from different per-example scores are still tested as the procedure says
+    a, b = np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    assert significance.paired_bootstrap(a, b, samples=20000) == pytest.approx(exact_bootstrap_p(a, b), abs=0.01)
+    assert exact_bootstrap_p(a, b) > 0.05
