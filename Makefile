@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/python -m research.train +experiment=demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow --durations=15

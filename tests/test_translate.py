@@ -13,10 +13,6 @@ from research.translate import Translator
 from tests.helpers.models import real_pairs
 from tests.helpers.runs import tiny_run
 
-# Every test of tests/helpers/runs.tiny_run's trained run on one xdist worker (make test: --dist loadgroup),
-# so the run is trained once per session, not once per worker.
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

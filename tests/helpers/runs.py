@@ -1,12 +1,15 @@
 """Run directories for the tests: fake ones for the report tools, short and tiny real trainings."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from research.config import REPO
+from research.data import lock
 from tests.conftest import tiny_overrides
 
 # A run of a few seconds: tiny model, 300 pairs, one batch shape, 4 steps, one evaluation of 4 examples.
@@ -35,17 +38,36 @@ TRAIN = [
 ]
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder all xdist workers of this test session share: the session's base folder (each worker's
+    own base folder is a `popen-gwN` inside it); without xdist, the base folder itself."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def made_once(tmp_path_factory, name: str):
+    """Yields (folder, done): the first worker to get the lock finds done False and makes `folder`;
+    the others wait for it, then find done True and reuse it. So a run the tests share is trained once
+    per session, not once per worker (nor again when pytest re-creates a module fixture)."""
+    folder = shared_dir(tmp_path_factory) / name
+    with lock.exclusive(lock.lock_path(str(shared_dir(tmp_path_factory)), name)):
+        yield folder, (folder / "DONE").exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "DONE").touch()  # not reached when making it failed: the next caller tries again
+
+
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny trained run directory, made once per test session by the real train command.
 
-    Shared by tests/test_evaluate.py and tests/test_translate.py: the first
-    caller trains it under pytest's session temp folder, later callers reuse it.
+    Shared by tests/test_evaluate.py, tests/test_translate.py and the export test: the first
+    caller trains it in the session's shared folder, later callers (any worker) reuse it.
     """
-    root = tmp_path_factory.getbasetemp() / "tiny_run"
-    run = root / "run"
-    if not (run / "summary.json").exists():
-        cmd = [sys.executable, "-m", "research.train", *tiny_overrides("transformer", "transformer"), *TRAIN,
-               f"tokenizer.cache_dir={root}/spm", f"data.tfds_dir={root}/tfds", f"hydra.run.dir={run}"]
-        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-3000:]
+    with made_once(tmp_path_factory, "tiny_run") as (root, done):
+        run = root / "run"
+        if not done:
+            cmd = [sys.executable, "-m", "research.train", *tiny_overrides("transformer", "transformer"), *TRAIN,
+                   f"tokenizer.cache_dir={root}/spm", f"data.tfds_dir={root}/tfds", f"hydra.run.dir={run}"]
+            out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+            assert out.returncode == 0, out.stderr[-3000:]
     return run

@@ -17,10 +17,7 @@ import pytest
 
 from research.config import REPO
 from tests.conftest import tiny_overrides
-
-# All on one xdist worker (make test: --dist loadgroup), so the module's uninterrupted run (`whole`) is trained
-# once, not once per worker.
-pytestmark = pytest.mark.xdist_group("resume")
+from tests.helpers.runs import made_once
 
 STEPS = 40
 ARGS = [
@@ -64,9 +61,11 @@ def _assert_same_end(whole: Path, resumed: Path) -> None:
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory) -> tuple[Path, Path]:
-    """An uninterrupted run and the tokenizer cache the others share."""
-    root = tmp_path_factory.mktemp("resume")
-    subprocess.run(_cmd(root / "whole", root / "spm"), cwd=REPO, check=True, capture_output=True, timeout=600)
+    """An uninterrupted run and the tokenizer cache the others share; trained once per session
+    (tests/helpers/runs.made_once), read only: a test that changes it works on a copy."""
+    with made_once(tmp_path_factory, "resume_whole") as (root, done):
+        if not done:
+            subprocess.run(_cmd(root / "whole", root / "spm"), cwd=REPO, check=True, capture_output=True, timeout=600)
     return root / "whole", root / "spm"
 
 
