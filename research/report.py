@@ -38,14 +38,13 @@ from omegaconf import OmegaConf
 from research import console, tasks
 from research.analysis import decide, lengths
 from research import sweep
-from research.sweep import NOT_NAMED
 from research.training import metrics_log
 
 log = logging.getLogger("research.report")
 
 # Overrides that repeat an architecture rather than define one, or only say how a job was launched
 # (trainer.resume, research/sweep.py's NOT_NAMED: jobs first started by a resumed launch record it).
-SEED_KEYS = ("trainer.seed", *NOT_NAMED)
+SEED_KEYS = ("trainer.seed", *sweep.NOT_NAMED)
 FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
 SPEED = ("tokens_per_s", "compile_s", "wall_s")
 # Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
@@ -321,9 +320,9 @@ def command(root: Path) -> tuple[str, bool] | None:
     if root is None:
         return None
     record = root / sweep.RECORD
-    if record.exists() and "launch" in json.loads(record.read_text()):
-        return "python -m research.train " + " ".join(json.loads(record.read_text())["launch"]) + " -m", True
-    return "python -m research.train " + " ".join(sweep.launch(root)) + " -m", False
+    first = json.loads(record.read_text()).get("launch") if record.exists() else None
+    shown = (first, True) if first is not None else (sweep.launch(root), False)
+    return "python -m research.train " + " ".join(shown[0]) + " -m", shown[1]
 
 
 def environment(run: Path) -> str | None:
