@@ -3,10 +3,17 @@
 Decodes a split of a finished run's data with its best checkpoint (the last
 one, with a warning, if it has none) and writes, next to the run:
 
-  hyps_<split>.txt    one hypothesis per line, in corpus order
+  hyps_<split>.txt    one hypothesis per line, in corpus order (classification: the predicted
+                      label, or the JSON list of labels)
   nbest_<split>.txt   with decode.n_best > 1: index, rank, score, log-prob, hypothesis (tab-separated)
   eval_<split>.json   loss, perplexity, accuracy; BLEU and chrF with their sacreBLEU
-                      signatures (translation) or ROUGE-1/2/L/Lsum (summarization)
+                      signatures (translation) or ROUGE-1/2/L/Lsum (summarization);
+                      accuracy, macro-F1 and the confusion matrix (classification), micro-
+                      and macro-F1 (multilabel); the run's fitted baseline on this split
+                      (`baseline_*`, from its baseline.json) where it has one
+
+How a split is scored is the run's task's (`research.tasks`, `data.task`):
+decoding for seq2seq tasks, one forward pass for a classifier.
 
 `checkpoint=best|last|last:K|best:K`: `last:K` / `best:K` is the average of
 the last or best K checkpoints written by `python -m research.average RUN
@@ -21,7 +28,8 @@ the runs at once (`research.decoding.ensemble`: their next-token
 probabilities averaged at every step, or with `ensemble=logprob` their
 log-probabilities), and writes the same files into DIR, which is required
 and may not be one of the runs, so no run's own results are overwritten.
-The runs must share one tokenizer. The overrides apply to every run; the
+The runs must share one tokenizer and be of a task that can be ensembled
+(`Task.ensembles`: not classification). The overrides apply to every run; the
 data and decode configs are the first run's. eval_<split>.json records the
 runs, the checkpoint and step of each, and the rule; its loss, perplexity
 and accuracy are those of the combined distribution (teacher forcing).
@@ -41,13 +49,12 @@ from typing import Any, Sequence
 
 import jax
 
-from research import console
+from research import console, tasks
 from research.data import corpus
 from research.data import tokenizer as tokenizers
 from research.data.config import DataConfig
 from research.decoding import ensemble
 from research.decoding.corpus import one_line
-from research.decoding.generate import jit_generate_nbest
 from research.registry import ConfigError
 from research.training.checkpoint import CheckpointError
 from research.run_dir import Run, load, parse_args
@@ -77,12 +84,14 @@ def evaluate(run: Run, split: str) -> tuple[dict, list[list]]:
     cfg = run.cfg
     examples = read_split(cfg.data, split)
     params, eval_fn, generate_fn = bind([run])
-    scores = evaluation.evaluate_split(examples, run.tokenizer, cfg.data, params, eval_fn, generate_fn,
-                                       description=f"decoding {split}")
+    name = split_name(cfg.data, split)
+    scores = tasks.get(cfg.data.task).evaluate_split(examples, run.tokenizer, cfg.data, params, eval_fn, generate_fn,
+                                                     description=f"decoding {split}", split=name)
     results = {
-        "run_dir": str(run.path), "split": split_name(cfg.data, split), "data": cfg.data.name,
+        "run_dir": str(run.path), "split": name, "data": cfg.data.name,
         "examples": len(examples), "checkpoint": run.checkpoint, "step": run.step,
-        **scores.metrics, "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
+        **scores.metrics, **tasks.baseline_scores(run.path, cfg.data.name, name),
+        "decode": dataclasses.asdict(cfg.decode), "wall_s": time.time() - start,
     }
     if "average" in run.meta:  # an averaged checkpoint (research.average, trainer.average)
         results["averaged_steps"] = run.meta["average"]["steps"]
@@ -101,11 +110,17 @@ def load_runs(dirs: Sequence[Path], overrides: Sequence[str] = (), checkpoint: s
     """Loads every run, with the same overrides and checkpoint choice.
 
     With several runs their tokenizers are compared first, from the files
-    alone, so a mismatch is refused before any checkpoint is read.
+    alone, so a mismatch is refused before any checkpoint is read; and their
+    task must allow ensembles (`Task.ensembles`).
     """
     if len(dirs) > 1:
         ensemble.check_tokenizers([(str(d), tokenizers.from_folder(Path(d) / "tokenizer")) for d in dirs])
     runs = [load(d, overrides, checkpoint) for d in dirs]
+    for run in runs if len(runs) > 1 else ():
+        task = tasks.get(run.cfg.data.task)
+        if not task.ensembles:
+            raise ConfigError(f"run_dir: {run.path} is a {task.name} run, which cannot be ensembled; "
+                              "evaluate it alone (run_dir=ONE)")
     for run in runs[1:]:
         for group in ("data", "decode"):
             if getattr(run.cfg, group) != getattr(runs[0].cfg, group):
@@ -118,8 +133,9 @@ def bind(runs: Sequence[Run], rule: str = "prob"):
     """-> (params, eval_fn, generate_fn) that decode with one run, or with all of them as an ensemble."""
     if len(runs) == 1:
         run = runs[0]
-        return (run.params, jax.jit(functools.partial(eval_step, model=run.model)),
-                jit_generate_nbest(run.model, run.cfg.decode))
+        task = tasks.get(run.cfg.data.task)
+        return (run.params, jax.jit(functools.partial(eval_step, model=run.model, sums=task.sums)),
+                task.predictor(run.model, run.cfg.decode))
     ens = ensemble.Ensemble(tuple(r.model for r in runs), rule)
     return (tuple(r.params for r in runs), ensemble.jit_eval_step(ens),
             ensemble.jit_generate_nbest(ens, runs[0].cfg.decode))

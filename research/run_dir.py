@@ -3,7 +3,7 @@
 A run directory (written by `research.train`) holds
 
   .hydra/config.yaml          the composed config the run trained with
-  tokenizer/joint.model       or source.model and target.model
+  tokenizer/joint.model       or source.model and target.model (a classifier's: joint.model and labels.json)
   checkpoints/{best,last}/<step>/{state,meta}   orbax: TrainState and JSON meta
   checkpoints/average/{last,best}<K>/{state,meta}   an average of K of them (research/training/averaging.py)
 
@@ -18,6 +18,8 @@ The config is the run's own, not the repository's current defaults; the
 `decode` and `data` groups may be overridden (a different search, another
 test set), and the architecture rebuilt from it must equal the one recorded
 in the checkpoint, so a config edited after training fails loudly.
+The tokenizer and the model are the run's task's (`research.tasks`:
+`load_tokenizer`, `build_model`), so a classification run loads as its own.
 """
 from __future__ import annotations
 
@@ -30,10 +32,9 @@ import orbax.checkpoint as ocp
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from research import tasks
 from research.config import REPO, RunConfig, name_follows_dir, register_schemas, resolve
-from research.data import tokenizer as tokenizers
 from research.data.tokenizer import Tokenizer
-from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
 from research.training import averaging
 from research.training import checkpoint as checkpoints
@@ -50,8 +51,8 @@ SWAPPABLE_GROUPS = ("decode", "data")
 class Run:
     path: Path
     cfg: RunConfig
-    tokenizer: Tokenizer
-    model: Seq2Seq
+    tokenizer: Tokenizer  # or the task's own (research/data/labels.py: LabelledTokenizer)
+    model: Any  # the task's flax module: Seq2Seq, or research/models/classifier.py's Classifier
     params: Any
     checkpoint: str  # "best", "last" or "last:K" / "best:K" (averaged): the one actually loaded
     step: int  # of the checkpoint; of the newest averaged one for an average
@@ -187,8 +188,9 @@ def from_config(run_dir: str | Path, cfg: RunConfig, checkpoint: str = "best") -
     digest written with them.
     """
     run_dir = Path(run_dir)
-    tok = tokenizers.from_folder(run_dir / "tokenizer")
-    arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
+    task = tasks.get(cfg.data.task)
+    tok = task.load_tokenizer(run_dir / "tokenizer")
+    model, arch = task.build_model(cfg, tok)
     if checkpoint in ("best", "last"):
         kind, step, step_dir = find_checkpoint(run_dir, checkpoint)
     else:
@@ -198,15 +200,16 @@ def from_config(run_dir: str | Path, cfg: RunConfig, checkpoint: str = "best") -
     params = restore_params(step_dir)
     checkpoints.verify(params, meta, "params", step_dir)
     log.info("loaded %s checkpoint of %s at step %d", kind, run_dir, step)
-    return Run(run_dir, cfg, tok, Seq2Seq(arch), params, kind, step, meta)
+    return Run(run_dir, cfg, tok, model, params, kind, step, meta)
 
 
 def with_params(run_dir: str | Path, cfg: RunConfig, params: Any, label: str, step: int, meta: dict) -> Run:
     """The run in `run_dir` with parameters held in memory (an average not read back, the final
     state of a run without checkpoints); `label` and `step` say which they are."""
     run_dir = Path(run_dir)
-    tok = tokenizers.from_folder(run_dir / "tokenizer")
-    model = Seq2Seq(architecture(cfg, tok.source_vocab, tok.target_vocab))
+    task = tasks.get(cfg.data.task)
+    tok = task.load_tokenizer(run_dir / "tokenizer")
+    model, _ = task.build_model(cfg, tok)
     return Run(run_dir, cfg, tok, model, params, label, step, meta)
 
 

@@ -10,7 +10,7 @@ from research.training import evaluation
 
 
 def test_every_task_decides_by_its_metric_and_compares_with_its_test():
-    assert tasks.names() == ["translation", "summarization", "sequence"]
+    assert tasks.names() == ["translation", "summarization", "sequence", "classification", "multilabel"]
     expected = {"translation": ("bleu", significance.translation), "summarization": ("rougeL", significance.summarization),
                 "sequence": ("sequence_accuracy", significance.sequence)}
     for name, (metric, test) in expected.items():
@@ -31,7 +31,8 @@ def test_scores_come_from_the_task():
 
 
 def test_unknown_tasks_and_metrics_are_named():
-    with pytest.raises(ConfigError, match="data.task: 'parsing' is not one of translation, summarization, sequence"):
+    with pytest.raises(ConfigError, match="data.task: 'parsing' is not one of translation, summarization, sequence, "
+                                          "classification, multilabel"):
         tasks.get("parsing")
     with pytest.raises(ConfigError, match="no task decides by 'meteor'"):
         tasks.by_metric("meteor")

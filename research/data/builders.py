@@ -297,7 +297,7 @@ def fingerprint(files: Sequence[str], settings: Sequence[Any]) -> str:
 
 
 def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str],
-            tfds_dir: str, name: str | None = None) -> tfds.core.DatasetBuilder:
+            tfds_dir: str, name: str | None = None, builder: type[_LocalCorpus] | None = None) -> tfds.core.DatasetBuilder:
     """Prepares a local corpus into `tfds_dir` unless that exact corpus already is there.
 
     Args:
@@ -307,12 +307,14 @@ def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str]
       splits: split names; each must have its file(s) in `path`.
       tfds_dir: where prepared datasets live.
       name: a readable name for the prepared directory (default: the basename of `path`).
+      builder: a builder of another record layout for files of this format (research/data/labels.py: labelled
+        texts); None: the format's own. Its class name is part of the prepared path, so layouts never mix.
     """
     if fmt not in BUILDERS:
         raise DataError(f"unknown data format {fmt!r}: use one of {sorted(BUILDERS)} or 'tfds'")
     if not os.path.isdir(path):
         raise DataError(f"{path}: corpus directory not found")
-    cls = BUILDERS[fmt]
+    cls = builder or BUILDERS[fmt]
     source, target, splits = str(source), str(target), tuple(splits)
     files = [f for split in splits for f in cls.files(path, source, target, split)]
     digest = fingerprint(files, [fmt, source, target, splits, str(cls.VERSION)])

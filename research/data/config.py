@@ -6,7 +6,6 @@ import os
 import re
 from typing import Any, Dict, Optional
 
-from research import tasks
 from research.data.pipeline import PipelineConfig
 from research.registry import check
 
@@ -32,6 +31,7 @@ def corpus_name(directory: str) -> str:
 class DataConfig:
     name: str = "custom"
     task: str = "translation"  # translation (BLEU, chrF) | summarization (ROUGE) | sequence (exact match)
+    #                            | classification (accuracy, macro-F1) | multilabel (micro-/macro-F1): research/tasks/
     format: str = "jsonl"  # jsonl | tsv | moses (local files, prepared by our tfds builders) | tfds (catalog)
     #                        | generated (research/data/generated.py: `generator` says what)
     dir: Optional[str] = None  # local corpus folder: {split}.jsonl[.gz], {split}.tsv[.gz] or {split}.{source}
@@ -55,6 +55,9 @@ class DataConfig:
     length_bucket: int = 4  # task=sequence: sequence accuracy is also reported per bucket of this many target symbols
 
     def __post_init__(self):
+        # Imported here, not at the top: a task module (research/tasks/) reads its data through this package.
+        from research import tasks  # noqa: PLC0415
+
         check(self.task in tasks.names(), "task", f"'{self.task}' is not one of {', '.join(tasks.names())}")
         check(self.format in FORMATS, "format", f"'{self.format}' is not one of {', '.join(FORMATS)}")
         check(self.format != "tfds" or bool(self.tfds_name), "tfds_name", "format=tfds needs a catalog name")

@@ -12,6 +12,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from research import tasks
 from research.data import builders, generated
 from research.data.config import DataConfig
 from research.data.pipeline import eval_iterator, train_iterator
@@ -39,16 +40,21 @@ class Head:
 
 
 def load(cfg: DataConfig, splits: tuple[str, ...]) -> dict[str, Any]:
-    """split -> random access to {"source": str, "target": str}; prepares local corpora once."""
+    """split -> random access to {"source": str, "target": str}, read as the task reads them
+    (`Task.read`: `read_pairs` for the seq2seq tasks); prepares local corpora once."""
     tfds.disable_progress_bar()  # progress bars would interleave with the training log
-    if cfg.format == "generated":
-        out = generated.load_splits(cfg.generator, splits, cfg.tfds_dir, cfg.name)
-    else:
-        path = cfg.tfds_name if cfg.format == "tfds" else str(cfg.dir)
-        out = builders.load_splits(cfg.format, path, cfg.source, cfg.target, splits, cfg.tfds_dir, name=cfg.name)
+    out = tasks.get(cfg.task).read(cfg, splits)
     if cfg.max_train_examples and cfg.train_split in out:
         out[cfg.train_split] = Head(out[cfg.train_split], cfg.max_train_examples)
     return out
+
+
+def read_pairs(cfg: DataConfig, splits: tuple[str, ...]) -> dict[str, Any]:
+    """The seq2seq tasks' reader: text pairs of a generated dataset, a tfds catalog dataset or local files."""
+    if cfg.format == "generated":
+        return generated.load_splits(cfg.generator, splits, cfg.tfds_dir, cfg.name)
+    path = cfg.tfds_name if cfg.format == "tfds" else str(cfg.dir)
+    return builders.load_splits(cfg.format, path, cfg.source, cfg.target, splits, cfg.tfds_dir, name=cfg.name)
 
 
 def pairs(source: Any) -> list[tuple[str, str]]:
@@ -82,12 +88,16 @@ class Corpus:
 
 
 def prepare(cfg: DataConfig, tokenizer_cfg: TokenizerConfig) -> Corpus:
-    """Loads (preparing once) the training and validation splits and trains or reuses the tokenizer."""
+    """Loads (preparing once) the training and validation splits and trains or reuses the tokenizer
+    (`Task.tokenizer`); both splits then pass the task's `check_split` before anything trains."""
+    task = tasks.get(cfg.task)
     splits = load(cfg, (cfg.train_split, cfg.valid_split))
     train, valid = splits[cfg.train_split], splits[cfg.valid_split]
     train_pairs = pairs(train)
     fp = fingerprint(train_pairs)
-    tok = tokenizer(tokenizer_cfg, train_pairs, fp)
+    tok = task.tokenizer(tokenizer_cfg, train_pairs, fp)
+    for name, split in ((cfg.train_split, train), (cfg.valid_split, valid)):
+        task.check_split(tok, split, name, cfg)
     log.info("data: %d train, %d validation pairs; vocab %d/%d", len(train), len(valid), tok.source_vocab, tok.target_vocab)
     return Corpus(tokenizer=tok, train=train, valid=valid, fingerprint=fp)
 

@@ -16,6 +16,7 @@ from research.models.decoders import DECODERS
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
 from research.models.layers.output import tied_logits
+from research.models.layers.pooling import POOLINGS
 from research.registry import ConfigError, check
 
 
@@ -40,9 +41,12 @@ class ModelConfig:
     tie_output: bool = True  # output layer = target embedding transposed (Press & Wolf 2017)
     share_embeddings: bool = True  # one source/target embedding; needs a joint vocabulary
     embeddings: EmbeddingsConfig = dataclasses.field(default_factory=EmbeddingsConfig)
+    # task=classification | multilabel: how the classifier summarises the encoder's memory (layers/pooling.py)
+    pooling: str = "mean"  # mean | max | first | attention
 
     def __post_init__(self):
         check(self.d_model > 0, "d_model", "must be positive")
+        check(self.pooling in POOLINGS, "pooling", f"'{self.pooling}' is not one of {', '.join(POOLINGS)}")
         e = self.embeddings
         check(not (self.share_embeddings and e.side != "both"), "embeddings.side",
               f"'{e.side}' with model.share_embeddings=true: there is one embedding for both sides, so it cannot "
@@ -68,10 +72,12 @@ class Architecture:
 
         `model.embeddings` is left out: how the embeddings started and whether
         they trained do not change the model, and checkpoints made before the
-        key existed keep loading.
+        key existed keep loading. So is `model.pooling`, which only a
+        classifier has (research/models/classifier.py).
         """
         meta = json.loads(json.dumps(dataclasses.asdict(self)))
         meta["model"].pop("embeddings")
+        meta["model"].pop("pooling")
         return meta
 
 

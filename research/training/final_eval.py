@@ -8,9 +8,9 @@ first process also writes to `checkpoints/average/<last|best>K` so that
 without checkpoints (`trainer.checkpoint=false`) is scored with its final
 parameters, which the loop passes in.
 
-Decoding and files are research.evaluate's, so `hyps_test.txt` and
-`eval_test.json` are exactly what `python -m research.evaluate run_dir=RUN
-split=test` writes. Every process decodes (the parameters are replicated);
+Decoding (a classifier's prediction: the run's task's `evaluate_split`) and
+files are research.evaluate's, so `hyps_test.txt` and `eval_test.json` are
+exactly what `python -m research.evaluate run_dir=RUN split=test` writes. Every process decodes (the parameters are replicated);
 only the first writes.
 """
 from __future__ import annotations

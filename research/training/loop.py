@@ -6,6 +6,9 @@ step loop only steps and calls the hooks of `hooks.py` (divergence,
 timing, logging, validation, checkpoints, preemption); `finish` writes the
 summary. The run ends where its budget (`budget.py`: steps, tokens, FLOPs
 or seconds) is spent, at `trainer.max_steps`, or earlier by early stopping.
+What differs between tasks (data, tokenizer, model, loss sums, evaluation,
+TensorBoard images, a fitted baseline) comes from the run's task
+(`research.tasks.Task`, chosen by `data.task`); nothing here names one.
 Only the first process of a multi-process run writes run files
 (manifest, metrics, TensorBoard, tokenizer copy, summary); checkpoints go
 through orbax's own multi-process protocol from every process.
@@ -26,16 +29,11 @@ import jax.numpy as jnp
 from research import console, tasks
 from research.config import RunConfig
 from research.data import corpus
-from research.data import tokenizer as tokenizers
 from research.data.batch import KEYS as BATCH_KEYS
-from research.decoding.generate import jit_generate_nbest
-from research.models import flops as model_flops
-from research.models.seq2seq import Seq2Seq, architecture, check_packing
 from research.training import budget as budgets
 from research.training import averaging, checkpoint, distributed, evaluation, final_eval, hooks, manifest, metrics_log
 from research.training import optim, pretrained, sharding
 from research.training import state as train_state
-from research.training.attention_images import AttentionImages
 from research.training.checkpoint import Checkpoints
 from research.training.hooks import LoopState
 from research.training.metrics_log import MetricsLog
@@ -53,12 +51,12 @@ class Run:
     run_dir: Path
     main: bool  # this process writes the run files
     corpus: corpus.Corpus
-    model: Seq2Seq
+    model: Any  # the task's flax module (Seq2Seq, Classifier)
     mesh: Any
     batches: Any  # the resumable training iterator (research/data/pipeline.py)
     step_fn: Any  # jitted (state, batch, rng, budget position) -> (state, metrics)
     eval_fn: Any
-    generate_fn: Any
+    generate_fn: Any  # the task's predictor: the n-best search, or a classifier's forward pass
     dropout_key: jax.Array
     identity: dict  # what a checkpoint must match to be resumed
     resumed_meta: dict  # the meta of the checkpoint resumed from ({} for a new run)
@@ -69,6 +67,7 @@ class Run:
     budget: budgets.Budget  # what the run has spent, and where it ends
     flops_of: Any  # (batch, source, target) shape -> train FLOPs of one step
     started: float  # time.time() when setup began
+    baseline: dict = dataclasses.field(default_factory=dict)  # {split: {"baseline_<name>": score}}; {}: none
     best_checkpoint: str | None = None  # relative to run_dir, once the checkpoints are closed
 
 
@@ -78,19 +77,19 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     distributed.initialize(cfg.mesh)  # before any JAX array exists
     distributed.detach_file_logs()
     run_dir, t, main = Path(run_dir), cfg.trainer, distributed.is_main()
+    task = tasks.get(cfg.data.task)
     texts = corpus.prepare(cfg.data, cfg.tokenizer)
     tok = texts.tokenizer
     fresh = not (t.resume and (run_dir / manifest.NAME).exists())
+    model, arch = task.build_model(cfg, tok)  # before reading vectors: a task may refuse them
     vectors = pretrained.prepare(cfg.model, tok) if cfg.model.embeddings.pretrained else []
     if main:
-        tokenizers.save(tok, run_dir / "tokenizer")  # the run directory is self-contained for evaluation
+        task.save_tokenizer(tok, run_dir / "tokenizer")  # the run directory is self-contained for evaluation
         if fresh:
             extra = {"pretrained": pretrained.manifest_entry(vectors, cfg.model)} if vectors else {}
             manifest.write(run_dir, cfg, texts, **extra)
-    arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
     if cfg.data.pack:
-        check_packing(arch)
-    model = Seq2Seq(arch)
+        task.check_packing(arch)
     lr = optim.schedule(cfg.optim, t.max_steps)
     tx = optim.optimizer(cfg.optim, frozen=pretrained.frozen(cfg.model))
     init_key, dropout_key = jax.random.split(jax.random.PRNGKey(t.seed))
@@ -113,20 +112,25 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     budget = budgets.for_trainer(t, max(cfg.optim.warmup_steps, 1), meta.get("budget"), start_step)
     log.info("budget: %s", budget.describe())
     n_params = train_state.param_count(state.params)
-    log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, cfg.decoder, n_params)
+    log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, decoder_of(identity), n_params)
     step_fn = sharding.jit_train_step(functools.partial(
         train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing, grad_accum=t.grad_accum,
-        remat=t.remat), mesh)
+        remat=t.remat, sums=task.sums), mesh)
     return Run(
         cfg=cfg, run_dir=run_dir, main=main, corpus=texts, model=model, mesh=mesh, batches=batches, step_fn=step_fn,
-        eval_fn=jax.jit(functools.partial(eval_step, model=model)), generate_fn=jit_generate_nbest(model, cfg.decode),
-        dropout_key=dropout_key, identity=identity, resumed_meta=meta,
+        eval_fn=jax.jit(functools.partial(eval_step, model=model, sums=task.sums)),
+        generate_fn=task.predictor(model, cfg.decode), dropout_key=dropout_key, identity=identity, resumed_meta=meta,
         checkpoints=Checkpoints(run_dir, t.keep_checkpoints, *evaluation.selection(cfg.data.task, t.select_by),
                                 keep_best=averaging.best_to_keep(t.average)) if t.checkpoint else None,
         logger=MetricsLog(run_dir, enabled=main), params=n_params, loop=LoopState(state, start_step),
-        budget=budget, flops_of=budgets.flops_counter(functools.partial(model_flops.train_flops, arch)),
-        started=started,
+        budget=budget, flops_of=budgets.flops_counter(functools.partial(task.train_flops, arch)),
+        started=started, baseline=tasks.run_baseline(task, cfg, texts, run_dir) if main else {},
     )
+
+
+def decoder_of(identity: dict) -> str:
+    """The decoder a run's architecture holds ("none" for a model without one, e.g. a classifier)."""
+    return identity["architecture"].get("decoder", "none")
 
 
 def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) -> tuple[int, Any, dict]:
@@ -151,12 +155,9 @@ def default_hooks(run: Run, stop: Preemption, bar) -> tuple[list, hooks.StepTime
     """The hooks of a training run, in the order they run after each step (`bar`: a console.progress)."""
     t = run.cfg.trainer
     timer, train_log = hooks.StepTimer(), hooks.TrainLog(run.logger, t.log_every, run.budget.spent.row)
-    attention = AttentionImages(run.model, run.corpus.tokenizer, run.corpus.valid, run.cfg.data, n=min(2, t.samples))
-
-    def validate_and_show(params, step: int) -> dict:
-        out = validate(run, params, step)
-        attention.log(run.logger, step, params)
-        return out
+    images = tasks.get(run.cfg.data.task).images(run.model, run.corpus.tokenizer, run.corpus.valid, run.cfg.data,
+                                                 min(2, t.samples))
+    validate_and_show = functools.partial(validate, run, images=images)
 
     key, mode = evaluation.selection(run.cfg.data.task, t.select_by)
     early = hooks.EarlyStopping(key, mode, t.patience, run.resumed_meta.get("selection"))
@@ -239,15 +240,18 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
                     "so that runs compared at this budget all spend it", t.max_steps, 100 * budget.fraction(),
                     budget.describe())
     summary = {
-        "encoder": run.cfg.encoder, "decoder": run.cfg.decoder, "seed": t.seed, "params": run.params,
+        "encoder": run.cfg.encoder, "decoder": decoder_of(run.identity), "seed": t.seed, "params": run.params,
         "steps": run.loop.step, "max_steps": t.max_steps, "stopped_early": run.loop.converged,
         "budget": {**budgets.manifest_entry(t), "spent": budget.spent.row(), "ended_by": ended_by},
         "compile_s": timer.compile_s, "wall_s": time.time() - run.started,
-        "tokens_per_s": train_log.tokens_per_s, "validation": run.loop.last_eval,
+        "tokens_per_s": train_log.tokens_per_s,
+        "validation": {**run.loop.last_eval, **run.baseline.get(run.cfg.data.valid_split, {})},
         "metric": evaluation.task_metric_name(run.cfg.data.task),
         "best": {"select_by": early.key, "value": early.best, "step": early.best_step,
                  "checkpoint": run.best_checkpoint},
     }
+    if run.baseline:  # every split it was scored on (research.tasks.run_baseline)
+        summary["baseline"] = run.baseline
     summary.update(tasks.get(run.cfg.data.task).summary_extras(lambda: corpus.pairs(run.corpus.train)))
     if run.main:
         (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -289,17 +293,20 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     return summary
 
 
-def validate(run: Run, params, step: int) -> dict:
-    """Scores the validation split (the loss on all of it, the task metric on `trainer.eval_examples`),
-    logs it with a few samples; -> its numbers and the samples."""
+def validate(run: Run, params, step: int, images=None) -> dict:
+    """Scores the validation split with the task's `evaluate_split` (seq2seq: the loss on all of it, the
+    task metric on `trainer.eval_examples`), logs it with a few samples and the task's `images`
+    (attention maps, a confusion matrix); -> its numbers and the samples."""
     t, c = run.cfg.trainer, run.corpus
-    scores = evaluation.evaluate_split(c.valid, c.tokenizer, run.cfg.data, params, run.eval_fn, run.generate_fn,
-                                       decode_examples=t.eval_examples, shapes=run.batches.shapes,
-                                       description=f"validation decoding, step {step}")
+    scores = tasks.get(run.cfg.data.task).evaluate_split(
+        c.valid, c.tokenizer, run.cfg.data, params, run.eval_fn, run.generate_fn, decode_examples=t.eval_examples,
+        shapes=run.batches.shapes, description=f"validation decoding, step {step}", split=run.cfg.data.valid_split)
     out = evaluation.numbers(scores.metrics)
     run.logger.write(step, "validation", {**out, **run.budget.spent.row()})  # curves against compute
     shown = list(zip(scores.sources, scores.refs, scores.hyps))[:t.samples]
     run.logger.text(step, "validation/samples",
                     "\n\n".join(f"source: {s}\n\nreference: {r}\n\nhypothesis: {h}" for s, r, h in shown))
     log.info("validation @%d: %s", step, " ".join(f"{k} {v:.3f}" for k, v in out.items()))
+    if images is not None:
+        images.log(run.logger, step, params, scores)
     return {**out, "samples": shown}

@@ -31,6 +31,7 @@ NAME = "manifest.json"
 PACKAGES = (
     "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "tensorflow-datasets",
     "array_record", "sentencepiece", "sacrebleu", "rouge-score", "hydra-core", "omegaconf", "tensorboardX",
+    "scikit-learn",  # classification metrics and baseline
 )
 
 

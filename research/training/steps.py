@@ -3,6 +3,9 @@
 No device-specific code: the same functions run on CPU, GPU and TPU, on one
 device or on a mesh (`sharding.py` places the arguments; XLA inserts the
 gradient all-reduce that data parallelism needs).
+
+What a step averages is the task's `sums` (research/tasks/): by default the
+target-token sums of `losses.token_sums`; a classifier's count examples.
 """
 from __future__ import annotations
 
@@ -18,13 +21,13 @@ from research.training.state import TrainState
 #   dots  keep the outputs of weight matmuls only; recompute attention scores,
 #         softmax, norms, activations and dropout masks (cheap elementwise work).
 #   full  keep nothing but the inputs; recompute the whole forward pass once more.
-SUMS = ("loss", "nll", "correct", "tokens")  # what losses.token_sums returns
+SUMS = ("loss", "nll", "correct", "tokens")  # what losses.token_sums (and every task's `sums`) returns
 REMAT_POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable, "full": None}
 
 
-def _forward_sums(params, batch, rng, *, model, label_smoothing):
+def _forward_sums(params, batch, rng, *, model, label_smoothing, sums=token_sums):
     logits = model.apply({"params": params}, batch, deterministic=False, rngs={"dropout": rng})
-    return token_sums(logits, batch, label_smoothing)
+    return sums(logits, batch, label_smoothing)
 
 
 def micro_batches(batch: dict, n: int) -> dict:
@@ -40,8 +43,8 @@ def micro_batches(batch: dict, n: int) -> dict:
 
 
 def gradients(params, batch: dict, rng: jax.Array, *, model, label_smoothing: float, grad_accum: int = 1,
-              remat: str = "none"):
-    """Gradient of the loss averaged over the batch's real target tokens.
+              remat: str = "none", sums=token_sums):
+    """Gradient of the loss averaged over the batch's real target tokens (what `sums` counts as tokens).
 
     With `grad_accum` = k the batch runs as k micro-batches in a `lax.scan`,
     summing gradients of the summed loss, and divides by the total token count
@@ -49,17 +52,17 @@ def gradients(params, batch: dict, rng: jax.Array, *, model, label_smoothing: fl
     1/k of the activation memory.
 
     Returns:
-      (grads, sums): sums of loss, nll, correct and tokens over the batch.
+      (grads, totals): sums of loss, nll, correct and tokens over the batch.
     """
     if remat not in REMAT_POLICIES:
         raise ValueError(f"trainer.remat: '{remat}' is not one of {', '.join(REMAT_POLICIES)}")
-    forward = lambda p, b, r: _forward_sums(p, b, r, model=model, label_smoothing=label_smoothing)
+    forward = lambda p, b, r: _forward_sums(p, b, r, model=model, label_smoothing=label_smoothing, sums=sums)
     if remat != "none":
         forward = jax.checkpoint(forward, policy=REMAT_POLICIES[remat])
     grad_of_sum = jax.grad(lambda p, b, r: (lambda s: (s["loss"], s))(forward(p, b, r)), has_aux=True)
 
     if grad_accum == 1:
-        grads, sums = grad_of_sum(params, batch, rng)
+        grads, totals = grad_of_sum(params, batch, rng)
     else:
         def body(acc, inputs):
             i, micro = inputs
@@ -67,13 +70,13 @@ def gradients(params, batch: dict, rng: jax.Array, *, model, label_smoothing: fl
             return jax.tree.map(jnp.add, acc, (g, s)), None
 
         zeros = (jax.tree.map(jnp.zeros_like, params), {k: jnp.zeros((), jnp.float32) for k in SUMS})
-        (grads, sums), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro_batches(batch, grad_accum)))
-    tokens = jnp.maximum(sums["tokens"], 1.0)
-    return jax.tree.map(lambda g: g / tokens, grads), sums
+        (grads, totals), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro_batches(batch, grad_accum)))
+    tokens = jnp.maximum(totals["tokens"], 1.0)
+    return jax.tree.map(lambda g: g / tokens, grads), totals
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, position=None, *, model, tx, lr, label_smoothing: float,
-               grad_accum: int = 1, remat: str = "none"):
+               grad_accum: int = 1, remat: str = "none", sums=token_sums):
     """(state, batch, rng[, position]) -> (state, metrics): one AdamW update on the batch.
 
     `tx` is `optim.optimizer` (the AdamW direction) and `lr` is
@@ -82,21 +85,22 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, position=None, *,
     The loss is averaged over the batch's real target tokens, so batches with
     different padding weigh their tokens equally. `grad_accum` and `remat`
     trade speed for memory without changing the update (see `gradients`).
+    `sums`: the task's loss sums (research/tasks/; token_sums for seq2seq).
     """
-    grads, sums = gradients(state.params, batch, rng, model=model, label_smoothing=label_smoothing,
-                            grad_accum=grad_accum, remat=remat)
+    grads, totals = gradients(state.params, batch, rng, model=model, label_smoothing=label_smoothing,
+                              grad_accum=grad_accum, remat=remat, sums=sums)
     direction, opt_state = tx.update(grads, state.opt_state, state.params)
     rate = lr(state.step, position)
     params = optax.apply_updates(state.params, jax.tree.map(lambda u: rate.astype(u.dtype) * u, direction))
-    tokens = jnp.maximum(sums["tokens"], 1.0)
+    tokens = jnp.maximum(totals["tokens"], 1.0)
     grad_norm = optax.global_norm(grads)  # non-finite as soon as one gradient entry is
     metrics = {
-        "loss": sums["loss"] / tokens,
-        "nll": sums["nll"] / tokens,
-        "accuracy": sums["correct"] / tokens,
+        "loss": totals["loss"] / tokens,
+        "nll": totals["nll"] / tokens,
+        "accuracy": totals["correct"] / tokens,
         "grad_norm": grad_norm,
         "learning_rate": rate,
-        "tokens": sums["tokens"],
+        "tokens": totals["tokens"],
     }
     return guard(state, TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics)
 
@@ -116,7 +120,7 @@ def guard(old: TrainState, new: TrainState, metrics: dict) -> tuple[TrainState, 
     return state, {**metrics, "skipped": (~ok).astype(jnp.float32)}
 
 
-def eval_step(params, batch: dict, *, model, label_smoothing: float = 0.0) -> dict:
-    """Token sums without dropout; the caller adds them up over a split."""
+def eval_step(params, batch: dict, *, model, label_smoothing: float = 0.0, sums=token_sums) -> dict:
+    """Token sums (the task's `sums`) without dropout; the caller adds them up over a split."""
     logits = model.apply({"params": params}, batch, deterministic=True)
-    return token_sums(logits, batch, label_smoothing)
+    return sums(logits, batch, label_smoothing)

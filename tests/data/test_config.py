@@ -42,11 +42,14 @@ ROWS = [
 RECORDED = {row[0]: {**dict(zip(COLUMNS, row)), **EVERY_DATASET} for row in ROWS}
 # The generated diagnostic datasets (research/data/generated.py), added after the record.
 GENERATED = ("addition", "copy", "reverse", "scan", "scan_addprim_jump", "scan_length", "sort")
+# The labelled corpora of the classification tasks (research/tasks/classification.py), added after the record.
+CLASSIFICATION = ("ddtp_sections_en", "ddtp_sections_en_sample", "ddtp_sections_en_tags", "ddtp_sections_en_tags_sample")
 
 
 def test_the_data_options_are_the_ten_datasets():
     """The shared base lives in a subfolder, so neither Hydra nor `research.evaluate data=NAME` offers it."""
-    assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted([*RECORDED, *GENERATED])
+    assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted([*RECORDED, *GENERATED,
+                                                                                       *CLASSIFICATION])
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
@@ -55,7 +58,7 @@ def test_composed_data_config_is_unchanged(name):
     assert composed == RECORDED[name]
 
 
-@pytest.mark.parametrize("name", sorted(RECORDED))
+@pytest.mark.parametrize("name", sorted([*RECORDED, *CLASSIFICATION]))
 def test_a_data_file_read_alone_gives_the_composed_config(name):
     """The keys a corpus file lacks take DataConfig's defaults, which must be the base's values."""
     alone = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")

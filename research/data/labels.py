@@ -1,0 +1,289 @@
+"""Labelled texts for classification: the JSONL reader, the label vocabulary and the run's tokenizer.
+
+A corpus is `{split}.jsonl[.gz]` with a text field (`data.source`) and a label
+field (`data.target`): a string for single-label classification, a list of
+strings for multi-label (`tags`). It is prepared once into `data.tfds_dir` as
+array_record like every local corpus (research/data/builders.py), by a builder
+of its own that keeps each example's line number, so an error found later
+(a label training never saw) can still point at the file's line.
+
+What is refused, by a DataError naming the file and line: an empty (or
+all-space) text, a label that is not a non-empty string (or, for a list, a
+list of them), a label with a tab or line break (the predictions file holds
+one example per line). Nothing is skipped, so a split keeps its size and
+every evaluation scores all of it.
+
+How labels travel through the seq2seq pipeline unchanged: an example's
+`target` is its label (single-label) or the JSON list of its labels, sorted
+and without repeats (multi-label, e.g. `["role::program", "use::viewing"]`;
+`[]` for none). The label vocabulary is the target side of the run's
+tokenizer: label k becomes id k + OFFSET, past the four special ids, so the
+batch's `target_out` row is `[label id, EOS]` (or all label ids, then EOS)
+and no label is mistaken for padding or EOS. The vocabulary is every label
+of the training split in sorted order; it is saved beside the text model in
+the run's `tokenizer/` (labels.json), so evaluating a run needs nothing else.
+A validation or test label that the vocabulary lacks is an error naming the
+label(s), how often each occurs, the split and the first line (`check`):
+the classifier has no output for it, and mapping it to another label would
+score the split wrongly in silence.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from research import console
+from research.data import builders
+from research.data import tokenizer as tokenizers
+from research.data.batch import EOS
+from research.data.errors import DataError
+
+OFFSET = 4  # label k is id k + OFFSET: PAD, UNK, BOS and EOS keep 0..3
+FILE = "labels.json"  # in a run's tokenizer/ folder, beside the text model
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _label(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: a label must be a non-empty string, got {json.dumps(value)[:60]}")
+    if any(c in value for c in "\t\n\r"):
+        raise DataError(f"{where}: label {value!r} holds a tab or line break (predictions are one example a line)")
+    builders._check_unicode(value, where)
+    return value
+
+
+def read_labelled(path: str, text_field: str, label_field: str, advance: builders.Advance = None
+                  ) -> Iterator[tuple[int, str, str]]:
+    """(line, text, the label field as JSON) of every example of a JSONL file; see the module docstring."""
+    for lineno, line in builders._lines(path, advance):
+        if not line.strip():
+            continue  # a blank line (often the last) holds no example
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise DataError(f"{where}: invalid JSON ({str(e)[:80]})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        for field in (text_field, label_field):
+            if field not in obj:
+                raise DataError(f"{where}: missing field {field!r} (the line has {sorted(obj)})")
+        text, value = obj[text_field], obj[label_field]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: field {text_field!r} is {type(text).__name__}, not a string")
+        if not text.strip():
+            raise DataError(f"{where}: empty text in field {text_field!r}; remove the line or give it a text")
+        builders._check_unicode(text, f"{where}: field {text_field!r}")
+        label_where = f"{where}: field {label_field!r}"
+        value = [_label(v, label_where) for v in value] if isinstance(value, list) else _label(value, label_where)
+        yield lineno, text, json.dumps(value, ensure_ascii=False)
+
+
+class LabelledCorpus(builders._LocalCorpus, skip_registration=True):
+    """`{split}.jsonl[.gz]` of labelled texts: records {source: text, target: label field as JSON, line}."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Text, label field (JSON) and line number of a local labelled corpus, in file order."}
+    files = staticmethod(builders.JsonlCorpus.files)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        text = tfds.features.Text()
+        return tfds.core.DatasetInfo(
+            builder=self, description=f"Labelled local corpus at {self.builder_config.path}",
+            features=tfds.features.FeaturesDict({"source": text, "target": text, "line": tfds.features.Scalar(np.int64)}),
+            disable_shuffling=True,
+        )
+
+    def _read(self, files: list[str], advance: builders.Advance) -> Iterator[tuple[int, str, str]]:
+        return read_labelled(files[0], self.builder_config.source, self.builder_config.target, advance)
+
+    def _generate_examples(self, split: str, files: list[str]) -> Iterator[tuple[int, dict]]:
+        """Every example, keyed by its line number; nothing is skipped (the reader refuses what is bad)."""
+        size = sum(Path(f).stat().st_size for f in files)
+        with console.progress(size, f"preparing {split}", "B", scale=True) as bar:
+            for lineno, text, target in self._read(files, bar.update):
+                yield lineno, {"source": text, "target": target, "line": lineno}
+
+
+def canonical(value: Any, multi: bool, where: str) -> str:
+    """A label field's value as an example's `target`: the label, or the sorted JSON list of distinct labels."""
+    if multi:
+        if not isinstance(value, list):
+            raise DataError(f"{where}: the label field holds one label ({value!r}), not a list; task=multilabel reads "
+                            "a list field (e.g. data.target=tags); single labels are task=classification")
+        return json.dumps(sorted(set(value)), ensure_ascii=False)
+    if isinstance(value, list):
+        raise DataError(f"{where}: the label field holds a list ({json.dumps(value)[:60]}); task=classification reads "
+                        "one label per example; a list of labels is task=multilabel")
+    return value
+
+
+class LabelledTexts:
+    """Random access to a split as {"source": text, "target": canonical label(s), "line": int}.
+
+    Like builders.TextPairs (`len`, `[i]`, grain's `__getitems__`, picklable);
+    the single- or multi-label reading of the target is checked per example.
+    """
+
+    def __init__(self, records: Any, where: str, multi: bool):
+        self._records, self.where, self.multi = records, where, multi
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _example(self, r: dict) -> dict:
+        text = r["source"].decode("utf-8") if isinstance(r["source"], bytes) else r["source"]
+        value = json.loads(r["target"])
+        line = int(r["line"])
+        return {"source": text, "target": canonical(value, self.multi, f"{self.where}:{line}"), "line": line}
+
+    def __getitem__(self, index: int) -> dict:
+        return self._example(self._records[int(index)])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        many = getattr(self._records, "__getitems__", None)
+        records = many([int(i) for i in indices]) if many else [self._records[int(i)] for i in indices]
+        return [self._example(r) for r in records]
+
+
+def load_splits(directory: str, text_field: str, label_field: str, splits: Sequence[str], tfds_dir: str,
+                name: str | None, multi: bool) -> dict[str, LabelledTexts]:
+    """Prepares (once) and opens the splits of a labelled JSONL corpus; split -> LabelledTexts."""
+    built = builders.prepare("jsonl", directory, text_field, label_field, splits, tfds_dir, name, builder=LabelledCorpus)
+    records = built.as_data_source()
+    return {split: LabelledTexts(records[split], LabelledCorpus.files(directory, "", "", split)[0], multi)
+            for split in splits}
+
+
+# ---------------------------------------------------------------- the label vocabulary
+
+
+def targets_of(target: str, multi: bool) -> list[str]:
+    """The labels of one example's canonical target."""
+    return json.loads(target) if multi else [target]
+
+
+class Labels:
+    """The label vocabulary: names in sorted order, label k <-> id k + OFFSET."""
+
+    def __init__(self, names: Sequence[str], multi: bool):
+        self.names, self.multi = tuple(names), bool(multi)
+        self.index = {n: k for k, n in enumerate(self.names)}
+
+    @classmethod
+    def from_targets(cls, targets: Sequence[str], multi: bool) -> Labels:
+        names = sorted({label for t in targets for label in targets_of(t, multi)})
+        if not names:
+            raise DataError("the training split has no label at all: nothing to classify")
+        return cls(names, multi)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, target: str) -> list[int]:
+        """An example's target -> its label ids (+ OFFSET), ascending; what the batch's target_out holds."""
+        try:
+            return sorted(self.index[label] + OFFSET for label in targets_of(target, self.multi))
+        except KeyError as e:  # `check` names them all first; this guards any other path
+            raise DataError(f"label {e.args[0]!r} is not among the {len(self)} labels of the training split") from None
+
+    def decode(self, ids) -> str:
+        """Label ids (+ OFFSET, up to EOS) -> the canonical target (the label, or the JSON list)."""
+        names = []
+        for i in ids:
+            if int(i) == EOS:
+                break
+            if int(i) >= OFFSET:
+                names.append(self.names[int(i) - OFFSET])
+        return json.dumps(sorted(names), ensure_ascii=False) if self.multi else (names[0] if names else "")
+
+    def check(self, examples: Any, split: str) -> None:
+        """Raises a DataError naming every label of `examples` outside the vocabulary, its count, the split
+        and the first line it is on (see the module docstring)."""
+        unseen: collections.Counter = collections.Counter()
+        first: dict[str, int] = {}
+        rows = examples.__getitems__(range(len(examples))) if hasattr(examples, "__getitems__") else list(examples)
+        for row in rows:
+            for label in targets_of(row["target"], self.multi):
+                if label not in self.index:
+                    unseen[label] += 1
+                    first.setdefault(label, row.get("line", -1))
+        if unseen:
+            where = getattr(examples, "where", None) or getattr(getattr(examples, "_source", None), "where", "")
+            listed = ", ".join(f"{label!r} ({n}x, first at line {first[label]})" for label, n in unseen.most_common(20))
+            more = f" and {len(unseen) - 20} more" if len(unseen) > 20 else ""
+            raise DataError(f"{split} split{f' ({where})' if where else ''}: {sum(unseen.values())} label(s) that "
+                            f"the training split never had, so the classifier has no output for them: {listed}{more}. "
+                            "Add examples of them to the training split (or train on more of it: data.max_train_examples) or "
+                            "drop them from this split")
+
+    def to_json(self) -> dict:
+        return {"multi_label": self.multi, "labels": list(self.names)}
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> Labels:
+        path = Path(folder) / FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no label vocabulary (a classification run saves it when it starts)")
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return cls(saved["labels"], saved["multi_label"])
+
+
+class LabelledTokenizer:
+    """A classification run's tokenizer: SentencePiece pieces for the text, the label vocabulary as the target side.
+
+    It answers what research/data/pipeline.py and the run files ask of a
+    `tokenizer.Tokenizer` (encode_source, encode_target, the vocabulary sizes,
+    a fingerprint that covers the labels too), so batches, checkpoints and the
+    manifest need nothing of their own.
+    """
+
+    def __init__(self, text: tokenizers.Tokenizer, labels: Labels):
+        self.text, self.labels = text, labels
+        self.source = text.source
+
+    @property
+    def source_vocab(self) -> int:
+        return self.text.source_vocab
+
+    @property
+    def target_vocab(self) -> int:
+        return len(self.labels)
+
+    def encode_source(self, text: str) -> list[int]:
+        return self.text.encode_source(text)
+
+    def encode_target(self, target: str) -> list[int]:
+        return self.labels.encode(target)
+
+    def decode_target(self, ids) -> str:
+        return self.labels.decode(ids)
+
+    def unknown(self, texts, side: str = "source") -> int:
+        return self.text.unknown(texts, "source")
+
+    def fingerprint(self) -> str:
+        labels = json.dumps(self.labels.to_json(), sort_keys=True).encode()
+        return hashlib.sha256(self.text.fingerprint().encode() + b"\0" + labels).hexdigest()[:16]
+
+    def save(self, folder: Path) -> None:
+        tokenizers.save(self.text, folder)
+        self.labels.save(folder)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> LabelledTokenizer:
+        return cls(tokenizers.from_folder(folder), Labels.read(folder))
