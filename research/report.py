@@ -100,12 +100,14 @@ def collect(root: Path, run: Path) -> dict:
 
 
 def architectures(rows: list[dict]) -> None:
-    """Sets row["architecture"]: encoder+decoder, plus any other override that varies between runs."""
+    """Sets row["architecture"]: encoder+decoder (the one a model has, where the other is "none"), plus any
+    other override that varies between runs."""
     common = set.intersection(*(set(r["_overrides"]) for r in rows)) if rows else set()
     for r in rows:
         extra = [o for o in r["_overrides"] if o not in common and not o.lstrip("+~").startswith(SEED_KEYS)
                  and not o.split("=")[0].endswith(("encoder", "decoder"))]
-        r["architecture"] = " ".join([f"{r['encoder']}+{r['decoder']}", *extra])
+        parts = [p for p in (r["encoder"], r["decoder"]) if p != "none"]  # a classifier has no decoder
+        r["architecture"] = " ".join(["+".join(parts), *extra])
 
 
 def columns(rows: list[dict]) -> list[str]:
@@ -384,8 +386,9 @@ def baseline_lines(verdict: dict) -> list[str]:
     names = sorted({k for b in found.values() for k, v in b["scores"].items()
                     if isinstance(v, float) and not k.endswith("_signature")})
     tests = sorted({t for b in found.values() for t in b["p"]})
-    lines = ["### Baselines", "", f"Systems that need no training ({tasks.by_metric(metric).name} task), scored on the "
-             f"same test set; p: the same paired test of {best} (its seeds joined) against each."]
+    lines = ["### Baselines", "", f"The {tasks.by_metric(metric).name} task's baselines (systems that need no "
+             "training, or a reference model fitted on the runs' own training split), scored on the same test set; "
+             f"p: the same paired test of {best} (its seeds joined) against each."]
     body = [[name, *[_fmt(b["scores"].get(k)) for k in names], *[_fmt(b["p"].get(t), 4) for t in tests]]
             for name, b in found.items()]
     return lines + ["", _table(["baseline", *names, *[f"p {t.replace('_', ' ')}" for t in tests]], body), ""]
@@ -455,7 +458,10 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
         raise SystemExit(f"error: {e}") from None
     architectures(rows)
     groups = aggregate(rows)
-    verdict = decision(root, rows, groups, references or references_of, splits or splits_of)
+    try:
+        verdict = decision(root, rows, groups, references or references_of, splits or splits_of)
+    except decide.MixedSweep as e:  # test outputs that do not pair up
+        raise SystemExit(f"error: {e}") from None
     write_csv(out / "report.csv", rows, columns(rows))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]

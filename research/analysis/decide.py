@@ -8,7 +8,9 @@
     seed order (the seeds every architecture has), so that one p-value speaks
     for the architecture rather than for one seed (`significance.py`).
   * `baselines`: the task's untrained systems (summarization: the lead
-    baselines) on the same test set, each tested against the best the same way.
+    baselines) and fitted ones (classification: TF-IDF + logistic regression
+    on the same training split) on the same test set, each tested against
+    the best the same way.
   * `compute`: each run's validation curve against cumulative training FLOPs
     and seconds (metrics.jsonl), the Pareto frontier of the architectures'
     final (mean cost, mean score), and the best architecture at a few budgets.
@@ -102,7 +104,9 @@ def significance(root: Path, rows: list[dict], best: str, references) -> dict[st
 
 
 def baselines(root: Path, rows: list[dict], best: str, seeds: list[int], splits) -> dict[str, dict]:
-    """The task's baselines (`Task.baselines`) scored on the test set and tested against `best`; {} without them.
+    """The task's baselines scored on the test set and tested against `best`; {} without them: the untrained
+    ones (`Task.baselines`) and those fitted on the training split by the runs (classification's TF-IDF: its
+    test predictions from the best architecture's first seed's baseline.json, `tasks.baseline_hypotheses`).
 
     `splits(run_dir)` -> (test sources, test references, training targets, data config) of that run's data.
     Each baseline's hypotheses are repeated once per seed so that they pair with the best's joined seeds,
@@ -111,13 +115,20 @@ def baselines(root: Path, rows: list[dict], best: str, seeds: list[int], splits)
     Returns {name: {"scores": the task's scores, "p": {test name: p-value}}}.
     """
     task = tasks.by_metric(rows[0]["metric"])
-    if task.baselines is None or not seeds:
+    if not seeds:
         return {}
     runs = {int(r["seed"]): root / r["run"] for r in rows if r["architecture"] == best}
     if not all((runs[s] / "hyps_test.txt").exists() for s in seeds):
         return {}
+    fitted = tasks.baseline_hypotheses(runs[seeds[0]], "test")
+    if task.baselines is None and not fitted:
+        return {}
     sources, refs, train_targets, data = splits(runs[seeds[0]])
-    systems = task.baselines(sources, train_targets)
+    systems = {**(task.baselines(sources, train_targets) if task.baselines else {}), **fitted}
+    for name, hyps in systems.items():
+        if len(hyps) != len(refs):
+            raise MixedSweep(f"{runs[seeds[0]]}: baseline {name} has {len(hyps)} test predictions for "
+                             f"{len(refs)} references")
     joined = [h for s in seeds for h in _hypotheses(runs[s])]
     p_values = task.paired_test(joined, {n: list(h) * len(seeds) for n, h in systems.items()}, list(refs) * len(seeds))
     return {n: {"scores": task.score(h, refs, data), "p": p_values[n]} for n, h in systems.items()}

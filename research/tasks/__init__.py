@@ -22,7 +22,8 @@ the run's own training split when the run starts (classification's TF-IDF +
 logistic regression), whose scores per split are written once to the run's
 `baseline.json` (`run_baseline`) and appear, prefixed `baseline_`, beside
 the network's in summary.json and eval_<split>.json, so each report row
-carries them.
+carries them; their predictions stay in baseline.json, where the report
+finds them (`baseline_hypotheses`) to test the best architecture against.
 """
 from __future__ import annotations
 
@@ -86,8 +87,8 @@ class Task:
     # (model, tokenizer, validation examples, data config, n) -> an object whose
     # `log(logger, step, params, scores)` adds TensorBoard images after each validation
     images: Callable[..., Any] = seq2seq.images
-    # (run config, corpus.Corpus) -> {split name: {"baseline_<name>": score}} of a reference model fitted on
-    # the training split (run_baseline); {}: none
+    # (run config, corpus.Corpus) -> {"scores": {split: {"baseline_<name>": score}}, "hyps": {split: {name:
+    # predictions}}} of a reference model fitted on the training split (run_baseline); {}: none
     fitted_baseline: Callable[[Any, Any], dict] = _nothing
     ensembles: bool = True  # research.evaluate may combine several runs of this task (research/decoding/ensemble.py)
 
@@ -130,13 +131,13 @@ def run_baseline(task: Task, cfg: Any, corpus: Any, run_dir: Path, write: bool =
     path = Path(run_dir) / BASELINE
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved.get("data") == cfg.data.name and saved.get("fingerprint") == corpus.fingerprint:
+        if saved.get("data") == cfg.data.name and saved.get("fingerprint") == corpus.fingerprint and "hyps" in saved:
             return saved["splits"]
-    splits = task.fitted_baseline(cfg, corpus)
-    if splits and write:
-        path.write_text(json.dumps({"data": cfg.data.name, "fingerprint": corpus.fingerprint, "splits": splits},
-                                   indent=2) + "\n")
-    return splits
+    fitted = task.fitted_baseline(cfg, corpus)
+    if fitted and write:
+        path.write_text(json.dumps({"data": cfg.data.name, "fingerprint": corpus.fingerprint,
+                                    "splits": fitted["scores"], "hyps": fitted["hyps"]}, indent=2) + "\n")
+    return fitted["scores"] if fitted else {}
 
 
 def baseline_scores(run_dir: Path, data_name: str, split: str) -> dict:
@@ -146,6 +147,15 @@ def baseline_scores(run_dir: Path, data_name: str, split: str) -> dict:
         return {}
     saved = json.loads(path.read_text())
     return dict(saved["splits"].get(split, {})) if saved.get("data") == data_name else {}
+
+
+def baseline_hypotheses(run_dir: Path, split: str) -> dict[str, list[str]]:
+    """{baseline name: its predictions on `split`, one per example in corpus order} from the run's
+    baseline.json; {} when the run has no fitted baseline (research/analysis/decide.py's `baselines`)."""
+    path = Path(run_dir) / BASELINE
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text()).get("hyps", {}).get(split, {}))
 
 
 from research.tasks import translation, summarization, sequence, classification  # noqa: E402,F401  (each registers itself)

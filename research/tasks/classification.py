@@ -32,7 +32,9 @@ tokenizer/). What each hook does differently from seq2seq:
   baseline  TF-IDF + logistic regression on the same training split
             (research/models/tfidf.py), scored on validation and test when
             the run starts: `baseline_tfidf_<metric>` in summary.json and
-            eval_<split>.json. Fitting it on all of ddtp_sections_en takes
+            eval_<split>.json; its predictions are kept in the run's
+            baseline.json, so a report tests the best architecture against
+            it as it tests summarization's leads. Fitting it on all of ddtp_sections_en takes
             minutes, so its scores are cached in `{data.tfds_dir}/baselines/`
             by the content of the three splits and the settings: the runs of
             a sweep fit it once.
@@ -69,6 +71,7 @@ from research.training import losses
 from research.training.confusion_images import ConfusionImages, NoImages
 
 log = logging.getLogger(__name__)
+CACHE_LAYOUT = 2  # of the baseline cache files: 2 added the predictions (the report's paired test needs them)
 
 
 # ---------------------------------------------------------------- data, tokenizer, model
@@ -303,7 +306,8 @@ def micro_f1_test(baseline, systems: dict, refs, seed: int = significance.SEED,
 
 def baseline(cfg, corpus, *, score) -> dict:
     """TF-IDF + logistic regression fitted on the run's training split, scored on validation and test
-    (research/models/tfidf.py); -> {split: {"baseline_tfidf_<score>": value}}, from the cache when the same
+    (research/models/tfidf.py); -> {"scores": {split: {"baseline_tfidf_<score>": value}}, "hyps": {split:
+    {"tfidf": its predictions, one a line as hyps_<split>.txt holds them}}}, from the cache when the same
     splits and settings were scored before. A test split that cannot be read is left out with a warning
     (an error later only if the run is tested); one with labels training never saw is an error now."""
     from sklearn import __version__ as sklearn_version  # noqa: PLC0415
@@ -321,7 +325,7 @@ def baseline(cfg, corpus, *, score) -> dict:
     for name, examples in splits.items():
         corpus.tokenizer.labels.check(examples, name)
     train = _rows(corpus.train)
-    key = hashlib.sha256(json.dumps([multi, tfidf.VECTORIZER, tfidf.C, tfidf.MAX_ITER, sklearn_version,
+    key = hashlib.sha256(json.dumps([CACHE_LAYOUT, multi, tfidf.VECTORIZER, tfidf.C, tfidf.MAX_ITER, sklearn_version,
                                      corpora.fingerprint(train), {n: corpora.fingerprint(r) for n, r in rows.items()}],
                                     sort_keys=True).encode()).hexdigest()[:16]
     folder = os.path.join(os.path.expanduser(d.tfds_dir), "baselines")
@@ -334,17 +338,18 @@ def baseline(cfg, corpus, *, score) -> dict:
             return out
         start = time.time()
         model = tfidf.fit([s for s, _ in train], [labelled.targets_of(t, multi) if multi else t for _, t in train], multi)
-        out = {}
+        out = {"scores": {}, "hyps": {}}
         for name, examples in rows.items():
             predicted = model.predict([s for s, _ in examples])
             hyps = [json.dumps(p, ensure_ascii=False) for p in predicted] if multi else [str(p) for p in predicted]
-            out[name] = {f"baseline_tfidf_{k}": v for k, v in score(hyps, [t for _, t in examples]).items()}
+            out["scores"][name] = {f"baseline_tfidf_{k}": v for k, v in score(hyps, [t for _, t in examples]).items()}
+            out["hyps"][name] = {"tfidf": hyps}
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=2)
         os.replace(tmp, path)
     log.info("baseline (TF-IDF + logistic regression, fitted in %.0f s): %s", time.time() - start,
-             "; ".join(f"{s} " + " ".join(f"{k[15:]} {v:.4f}" for k, v in m.items()) for s, m in out.items()))
+             "; ".join(f"{s} " + " ".join(f"{k[15:]} {v:.4f}" for k, v in m.items()) for s, m in out["scores"].items()))
     return out
 
 

@@ -65,3 +65,57 @@ def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_
 def test_a_translation_report_has_no_baselines(tmp_path):
     run = fake_run(tmp_path / "a", 2.0, 1.0)
     assert report.report(tmp_path, tmp_path / "report")["verdict"]["baselines"] == {}
+
+
+LABELS = ["admin", "devel", "libs", "net", "admin", "devel"] * 3
+
+
+def _classification_run(path, enc: str, seed: int, hyps: list[str], tfidf: list[str]):
+    from sklearn.metrics import accuracy_score  # noqa: PLC0415
+
+    run = fake_run(path, 1.0, 0.0, seed)
+    s = json.loads((run / "summary.json").read_text())
+    s.update(encoder=enc, decoder="none", metric="accuracy",
+             validation={"loss": 1.0, "accuracy": accuracy_score(LABELS, hyps), "samples": []})
+    (run / "summary.json").write_text(json.dumps(s))
+    (run / ".hydra" / "overrides.yaml").write_text(f"- data=ddtp_sections_en\n- encoder={enc}\n- trainer.seed={seed}\n")
+    (run / "eval_test.json").write_text(json.dumps({"split": "test", "data": "d", "examples": len(LABELS),
+                                                    "loss": 1.0, "accuracy": accuracy_score(LABELS, hyps)}))
+    (run / "hyps_test.txt").write_text("".join(h + "\n" for h in hyps))
+    (run / "baseline.json").write_text(json.dumps({"data": "d", "fingerprint": "f", "splits": {},
+                                                   "hyps": {"test": {"tfidf": tfidf}}}))
+
+
+def test_a_classification_report_tests_the_best_against_the_runs_tfidf_baseline(tmp_path):
+    from sklearn.metrics import accuracy_score, f1_score  # noqa: PLC0415
+
+    good = list(LABELS)
+    good[0] = "net"  # 17 of 18 right
+    weak = ["admin"] * len(LABELS)  # 6 of 18
+    tfidf = ["libs" if i % 2 else l for i, l in enumerate(LABELS)]  # every odd one replaced (never libs there)
+    for seed in range(2):
+        _classification_run(tmp_path / f"cnn{seed}", "cnn", seed, good, tfidf)
+        _classification_run(tmp_path / f"rnn{seed}", "rnn", seed, weak, tfidf)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: LABELS,
+                        splits=lambda run: ([""] * len(LABELS), LABELS, [], None))
+    v = out["verdict"]
+    assert v["best"] == "cnn"  # no "+none": a classifier has no decoder
+    assert set(v["baselines"]) == {"tfidf"}
+    assert v["baselines"]["tfidf"]["scores"] == {"accuracy": accuracy_score(LABELS, tfidf),
+                                                 "macro_f1": f1_score(LABELS, tfidf, average="macro", zero_division=0)}
+    # by hand: the best is right on 17 of 18, the baseline on the 9 even indices only
+    assert round(accuracy_score(LABELS, tfidf) * 18) == 9
+    p = v["baselines"]["tfidf"]["p"]["accuracy_bootstrap"]
+    assert 0 < p < 0.05  # 17/18 against 9/18, the seeds joined: 36 paired examples
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| tfidf |" in md and "p accuracy bootstrap" in md
+
+
+def test_a_baseline_with_a_prediction_count_unlike_the_references_is_refused(tmp_path):
+    import pytest  # noqa: PLC0415
+
+    for seed in range(2):
+        _classification_run(tmp_path / f"cnn{seed}", "cnn", seed, list(LABELS), LABELS[:-1])
+    with pytest.raises(SystemExit, match="tfidf has 17 test predictions for 18 references"):
+        report.report(tmp_path, tmp_path / "report", references=lambda run: LABELS,
+                      splits=lambda run: ([""] * len(LABELS), LABELS, [], None))
