@@ -54,8 +54,11 @@ def _sacrebleu_seed(seed: int):
 
 
 def translation(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs: Sequence[str],
-                seed: int = SEED) -> dict[str, dict[str, float]]:
-    """p-values of each system against `baseline`: {name: {"bleu_bootstrap", "bleu_ar", "chrf_bootstrap", "chrf_ar"}}."""
+                seed: int = SEED, workers: int | None = None) -> dict[str, dict[str, float]]:
+    """p-values of each system against `baseline`: {name: {"bleu_bootstrap", "bleu_ar", "chrf_bootstrap", "chrf_ar"}}.
+
+    `workers`: sacreBLEU's worker processes (`PairedTest(n_jobs=...)`); None: one per system, at most one
+    per CPU this process may use."""
     from sacrebleu.metrics import BLEU, CHRF
     from sacrebleu.significance import PairedTest
 
@@ -68,10 +71,13 @@ def translation(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs
         if len(hyps) != len(refs):
             raise ValueError(f"{name}: {len(hyps)} hypotheses for {len(refs)} references")
     out: dict[str, dict[str, float]] = {n: {} for n in systems}
+    # sacreBLEU seeds every system's comparison alike, so its worker processes (one system each) give the
+    # p-values of one process; the AR trials are a Python loop per system, most of a report's time.
+    jobs = max(1, min(len(systems), len(os.sched_getaffinity(0)))) if workers is None else workers
     for test, n, label in (("bs", BOOTSTRAP_SAMPLES, "bootstrap"), ("ar", AR_TRIALS, "ar")):
         with _sacrebleu_seed(seed):
             _, scores = PairedTest(named, {"bleu": BLEU(), "chrf": CHRF()}, [list(refs)], test_type=test,
-                                   n_samples=n)()
+                                   n_samples=n, n_jobs=jobs)()
         # Columns after "System" follow the metrics given, under their own names ("BLEU", "chrF2").
         for metric, column in zip(("bleu", "chrf"), [k for k in scores if k != "System"]):
             for name, result in zip(scores["System"][1:], scores[column][1:]):

@@ -30,6 +30,13 @@ def test_translation_p_values_are_sacrebleus_own(monkeypatch):
     assert got["other"]["bleu_ar"] < 0.05
 
 
+def test_translation_p_values_do_not_depend_on_sacrebleus_worker_count():
+    third = [h.replace("the ", "") for h in BEST]
+    one = significance.translation(BEST, {"other": OTHER, "third": third}, REFS, workers=1)
+    two = significance.translation(BEST, {"other": OTHER, "third": third}, REFS, workers=2)
+    assert one == two and one["other"] != one["third"]
+
+
 def exact_bootstrap_p(a: np.ndarray, b: np.ndarray) -> float:
     """Every one of the n^n resamples of n documents, equally likely: the exact bootstrap p-value
     (without the +1 of a Monte Carlo estimate)."""
