@@ -167,3 +167,23 @@ def symbol_vocab(run) -> int:
 
     splits = generated.generate(run.data.generator)
     return 4 + len({s for pair in splits[run.data.train_split] for text in pair for s in text.split()})
+
+
+def test_classification_grid_is_the_three_encoders_at_matched_parameters():
+    from research.models.classifier import Classifier, architecture  # noqa: PLC0415
+
+    cfg = hydra_config("+experiment=compare_classification")
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
+    assert len(str(params["trainer.seed"]).split(",")) == 3
+    counts = {}
+    for enc in KINDS:
+        run = resolve(compose_config(["+experiment=compare_classification", f"+experiment/budget/params1m/encoder={enc}"]))
+        assert (run.data.task, run.data.name, run.encoder) == ("classification", "ddtp_sections_en", enc)
+        batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
+        model = Classifier(architecture(run, run.tokenizer.vocab_size, 44, False))
+        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+        counts[enc] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    # the params1m encoder (397,000) + the 2,000 x 128 embedding + the 44-way layer (128 x 44 + 44) = 658,676
+    off = {k: v for k, v in counts.items() if abs(v / 658_676 - 1) > 0.01}
+    assert not off, f"outside 658,676 ± 1%: {off} (all: {counts})"
