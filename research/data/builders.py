@@ -75,8 +75,9 @@ def _lines(path: str, advance: Advance = None) -> Iterator[tuple[int, str]]:
         raise DataError(f"{path}:{lineno + 1}: corrupt gzip data ({e})") from None
 
 
-def read_jsonl(path: str, source: str, target: str, advance: Advance = None) -> Iterator[Pair]:
-    """One JSON object per line; `source` and `target` name its string fields."""
+def json_objects(path: str, fields: Sequence[str], advance: Advance = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of every non-blank line of a JSONL file, each a JSON object holding `fields`;
+    a DataError naming the file and line otherwise. The one JSONL line reader of every local format."""
     for lineno, text in _lines(path, advance):
         if not text.strip():
             continue  # a blank line (often the last) holds no example
@@ -88,9 +89,16 @@ def read_jsonl(path: str, source: str, target: str, advance: Advance = None) -> 
             raise DataError(f"{path}:{lineno}: invalid JSON ({str(e)[:80]})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        for field in (source, target):
+        for field in fields:
             if field not in obj:
                 raise DataError(f"{path}:{lineno}: missing field {field!r} (the line has {sorted(obj)})")
+        yield lineno, obj
+
+
+def read_jsonl(path: str, source: str, target: str, advance: Advance = None) -> Iterator[Pair]:
+    """One JSON object per line; `source` and `target` name its string fields."""
+    for lineno, obj in json_objects(path, (source, target), advance):
+        for field in (source, target):
             if not isinstance(obj[field], str):
                 raise DataError(f"{path}:{lineno}: field {field!r} is {type(obj[field]).__name__}, not a string")
             _check_unicode(obj[field], f"{path}:{lineno}: field {field!r}")

@@ -63,19 +63,8 @@ def _label(value: Any, where: str) -> str:
 def read_labelled(path: str, text_field: str, label_field: str, advance: builders.Advance = None
                   ) -> Iterator[tuple[int, str, str]]:
     """(line, text, the label field as JSON) of every example of a JSONL file; see the module docstring."""
-    for lineno, line in builders._lines(path, advance):
-        if not line.strip():
-            continue  # a blank line (often the last) holds no example
+    for lineno, obj in builders.json_objects(path, (text_field, label_field), advance):
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            raise DataError(f"{where}: invalid JSON ({str(e)[:80]})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        for field in (text_field, label_field):
-            if field not in obj:
-                raise DataError(f"{where}: missing field {field!r} (the line has {sorted(obj)})")
         text, value = obj[text_field], obj[label_field]
         if not isinstance(text, str):
             raise DataError(f"{where}: field {text_field!r} is {type(text).__name__}, not a string")
