@@ -187,3 +187,28 @@ def test_classification_grid_is_the_three_encoders_at_matched_parameters():
     # the params1m encoder (397,000) + the 2,000 x 128 embedding + the 44-way layer (128 x 44 + 44) = 658,676
     off = {k: v for k, v in counts.items() if abs(v / 658_676 - 1) > 0.01}
     assert not off, f"outside 658,676 ± 1%: {off} (all: {counts})"
+
+
+def test_embeddings_grid_is_three_arms_on_two_corpora_with_vectors_that_fit():
+    import gzip  # noqa: PLC0415
+
+    cfg = hydra_config("+experiment=compare_embeddings")
+    params = cfg.hydra.sweeper.params
+    assert params["data"].split(",") == ["ddtp_de_en_sample", "ddtp_de_en"]
+    assert params["+experiment/embeddings"].split(",") == ["random", "glove", "frozen"]
+    assert len(str(params["trainer.seed"]).split(",")) == 3
+    counts = {}
+    for data in ("ddtp_de_en_sample", "ddtp_de_en"):
+        for arm, (vectors, freeze) in {"random": (False, False), "glove": (True, False), "frozen": (True, True)}.items():
+            run = resolve(compose_config(["+experiment=compare_embeddings", f"data={data}", f"+experiment/embeddings={arm}",
+                                          "+experiment/budget/params1m/encoder=cnn", "+experiment/budget/params1m/decoder=cnn"]))
+            emb = run.model.embeddings
+            assert (emb.pretrained is not None, emb.freeze) == (vectors, freeze), (data, arm)
+            counts[data, arm] = param_count(run)
+            if vectors:  # the committed vectors exist and are as wide as the model
+                assert Path(emb.pretrained).name == f"{data}-bpe2000-d128.txt.gz"
+                with gzip.open(emb.pretrained, "rt") as f:
+                    rows = [line.split(" ") for line in f]
+                assert {len(r) - 1 for r in rows} == {run.model.d_model}
+                assert len(rows) == run.tokenizer.vocab_size - 4  # every piece but the 4 special ids
+    assert len(set(counts.values())) == 1, counts  # the arms differ in how the embedding starts, not in size
