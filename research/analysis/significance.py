@@ -1,10 +1,14 @@
 """Paired significance of a system against the best one on the same test set.
 
-Translation: sacreBLEU's own paired bootstrap resampling (1,000 resamples)
-and paired approximate randomization (10,000 trials) on BLEU and chrF
+Translation: sacreBLEU's paired bootstrap resampling (1,000 resamples) and
+paired approximate randomization (10,000 trials) on BLEU and chrF
 (`sacrebleu.significance.PairedTest`), with its fixed seed (12,345), so a
 report's p-values can be recomputed with `sacrebleu --paired-bs` on the same
-files. Summarization: a paired bootstrap over per-document ROUGE F-measures
+files. The p-values are sacreBLEU's exactly: its own per-sentence statistics,
+observed scores and random draws, with every resample and trial scored at
+once by `sacrebleu_vectorised` (sacreBLEU's loop over them took a minute of a
+report); tests/analysis/test_significance.py asserts them equal (`==`) to
+`PairedTest`'s. Summarization: a paired bootstrap over per-document ROUGE F-measures
 from rouge-score, in the same form as sacreBLEU's (Koehn 2004, as the Moses
 script): resample documents with replacement, take the absolute difference
 of the two systems' means in each resample, centre those differences on
@@ -25,12 +29,11 @@ seeds: the p-value then speaks of the architecture, not of one lucky seed.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Sequence
 
 import numpy as np
 
+from research.analysis import sacrebleu_vectorised
 from research.decoding.metrics import exact_per_example, rouge_per_example
 
 BOOTSTRAP_SAMPLES = 1000
@@ -39,29 +42,11 @@ SEED = 12345  # sacreBLEU's default SACREBLEU_SEED; the ROUGE bootstrap uses it 
 IDENTICAL_TRANSLATION = {"bleu_bootstrap": 1.0, "bleu_ar": 1.0, "chrf_bootstrap": 1.0, "chrf_ar": 1.0}
 
 
-@contextlib.contextmanager
-def _sacrebleu_seed(seed: int):
-    """sacreBLEU reads its seed from the environment when a test is built."""
-    before = os.environ.get("SACREBLEU_SEED")
-    os.environ["SACREBLEU_SEED"] = str(seed)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SACREBLEU_SEED", None)
-        else:
-            os.environ["SACREBLEU_SEED"] = before
-
-
 def translation(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs: Sequence[str],
-                seed: int = SEED, workers: int | None = None) -> dict[str, dict[str, float]]:
-    """p-values of each system against `baseline`: {name: {"bleu_bootstrap", "bleu_ar", "chrf_bootstrap", "chrf_ar"}}.
-
-    `workers`: sacreBLEU's worker processes (`PairedTest(n_jobs=...)`); None: one per system, at most one
-    per CPU this process may use."""
-    from sacrebleu.metrics import BLEU, CHRF
-    from sacrebleu.significance import PairedTest
-
+                seed: int = SEED, bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+                ar_trials: int = AR_TRIALS) -> dict[str, dict[str, float]]:
+    """p-values of each system against `baseline`: {name: {"bleu_bootstrap", "bleu_ar", "chrf_bootstrap", "chrf_ar"}},
+    those of `PairedTest` with SACREBLEU_SEED=seed (falsy: unseeded, as sacreBLEU)."""
     same = {n for n, h in systems.items() if list(h) == list(baseline)}
     systems = {n: h for n, h in systems.items() if n not in same}
     if not systems:
@@ -70,18 +55,8 @@ def translation(baseline: Sequence[str], systems: dict[str, Sequence[str]], refs
     for name, hyps in named:
         if len(hyps) != len(refs):
             raise ValueError(f"{name}: {len(hyps)} hypotheses for {len(refs)} references")
-    out: dict[str, dict[str, float]] = {n: {} for n in systems}
-    # sacreBLEU seeds every system's comparison alike, so its worker processes (one system each) give the
-    # p-values of one process; the AR trials are a Python loop per system, most of a report's time.
-    jobs = max(1, min(len(systems), len(os.sched_getaffinity(0)))) if workers is None else workers
-    for test, n, label in (("bs", BOOTSTRAP_SAMPLES, "bootstrap"), ("ar", AR_TRIALS, "ar")):
-        with _sacrebleu_seed(seed):
-            _, scores = PairedTest(named, {"bleu": BLEU(), "chrf": CHRF()}, [list(refs)], test_type=test,
-                                   n_samples=n, n_jobs=jobs)()
-        # Columns after "System" follow the metrics given, under their own names ("BLEU", "chrF2").
-        for metric, column in zip(("bleu", "chrf"), [k for k in scores if k != "System"]):
-            for name, result in zip(scores["System"][1:], scores[column][1:]):
-                out[name][f"{metric}_{label}"] = float(result.p_value)
+    out = sacrebleu_vectorised.paired_p_values(named[0][1], dict(named[1:]), list(refs), bootstrap_samples,
+                                               ar_trials, seed)
     return {**out, **{n: IDENTICAL_TRANSLATION for n in same}}
 
 
