@@ -357,7 +357,7 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
         lines += ["", "No p-values: not every run has test hypotheses (hyps_test.txt)."]
     header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
     body = []
-    for g in sorted(groups, key=lambda g: -(g.get(f"{column}_mean") or -math.inf)):
+    for g in better_first(groups, column, verdict["metric"]):
         ci = "" if g.get("ci_low") is None else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"
         ps = [("best" if g["architecture"] == best else _fmt(g.get(f"p_{c}"), 4)) for c in p_cols]
         body.append([g["architecture"], str(g["runs"]), _pm(g, column), ci, *ps, "yes" if g.get("in_best_group") else ""])
@@ -375,6 +375,14 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
                          [[f"{b['budget']:.3g}", b["best"] or "", _fmt(b["value"]), str(len(b["values"]))]
                           for b in comp["best_at"]]), ""]
     return lines
+
+
+def better_first(groups: list[dict], column: str, metric: str) -> list[dict]:
+    """Groups by their mean of `column`, the better first (highest, or lowest where the task's metric is
+    lower-is-better: perplexity), those without a value last."""
+    lower = tasks.by_metric(metric).lower_is_better
+    key = lambda g: g.get(f"{column}_mean")
+    return sorted(groups, key=lambda g: (key(g) is None, (key(g) if lower else -key(g)) if key(g) is not None else 0.0))
 
 
 def baseline_lines(verdict: dict) -> list[str]:
@@ -422,7 +430,7 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     header = ["architecture", "runs", "parameters", f"validation {metric}", "validation loss",
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
     body = []
-    for g in sorted(groups, key=lambda g: -(g.get(f"validation_{metric}_mean") or -math.inf)):
+    for g in better_first(groups, f"validation_{metric}", metric):
         body.append([g["architecture"], str(g["runs"]), _fmt(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}"),
                      _pm(g, "validation_loss", 3), *[_pm(g, c) for c in test if c == f"test_{metric}"],
                      _pm(g, "tokens_per_s", 0), _pm(g, "wall_s", 0)])
@@ -502,7 +510,8 @@ def decision(root: Path, rows: list[dict], groups: list[dict], references=refere
     fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`."""
     column, what = decide.scored_by(rows)
     intervals = decide.intervals(rows, column)
-    best = max(intervals, key=lambda a: intervals[a].mean)
+    lower = tasks.by_metric(rows[0]["metric"]).lower_is_better
+    best = (min if lower else max)(intervals, key=lambda a: intervals[a].mean)
     sig = decide.significance(root, rows, best, references)
     seeds = sig.pop("_seeds", {}).get("seeds", [])
     p_columns = sorted({k for v in sig.values() for k in v})

@@ -16,6 +16,7 @@ from research import console, sweep
 from research.training import budget as budgets
 from research.config import name_follows_dir, register_schemas, resolve
 from research.registry import ConfigError
+from research.data.errors import DataError
 from research.training.checkpoint import CheckpointError
 from research.training.hooks import Diverged
 from research.training.loop import train
@@ -57,6 +58,9 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as e:  # found after training: the test evaluation's (trainer.average with too few checkpoints)
         log.error("%s", e)
         sys.exit(2)
+    except DataError as e:  # a corpus that cannot be read (file and line), or a catalog dataset not prepared here
+        log.error("data error: %s", e)
+        sys.exit(2)
     if "preempted" in summary:
         kept = [o for o in hydra_cfg.overrides.task if not o.startswith(("trainer.resume=", "hydra.run.dir="))]
         again = " ".join(map(shlex.quote, [*kept, "trainer.resume=true", f"hydra.run.dir={run_dir}"]))
@@ -96,7 +100,8 @@ def finished_under(summary: dict, trainer) -> bool:
 
 def report(summary: dict, run_dir: Path) -> str:
     v = summary["validation"]
-    lines = [f"\n{summary['encoder']} encoder + {summary['decoder']} decoder, {summary['params']:,} parameters, "
+    parts = " + ".join(f"{summary[k]} {k}" for k in ("encoder", "decoder") if summary[k] != "none")
+    lines = [f"\n{parts}, {summary['params']:,} parameters, "
              f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
     lines.append("validation: " + ", ".join(f"{k} {v[k]:.2f}" for k in v if k != "samples"))
     if summary.get("test"):

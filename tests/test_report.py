@@ -187,3 +187,43 @@ def test_a_report_refuses_runs_of_different_tasks(tmp_path):
         (run / "summary.json").write_text(json.dumps({**s, "metric": metric}))
     with pytest.raises(SystemExit, match=r"1: scored by rougeL, but .*0 by bleu: runs of different tasks"):
         report.report(tmp_path, tmp_path / "report")
+
+
+def test_a_language_model_report_takes_the_lowest_perplexity_as_best(tmp_path):
+    """Perplexity decides lower-is-better: the best, the decision table's order, the frontier and the best at a
+    budget all take the lowest. The cheapest run here is also the best, so it alone is on the frontier (read as
+    higher-is-better, every architecture would be: each costs more and scores "more")."""
+    import numpy as np  # noqa: PLC0415
+
+    from research.tasks import lm  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(5, 30, size=40)
+    for dec, nll, cost in [("transformer", 1.0, 1.0), ("cnn", 1.5, 2.0), ("rnn", 2.0, 3.0)]:
+        for seed in range(3):
+            run = fake_run(tmp_path / f"{dec}{seed}", nll, 0.0, seed)
+            per_token = nll + 0.3 * rng.standard_normal(len(tokens)) + 0.01 * seed
+            lines = [lm.example_line(p * t, t, t // 2) for p, t in zip(per_token, tokens)]
+            (run / "hyps_test.txt").write_text("".join(l + "\n" for l in lines))
+            scores = lm.score(lines)
+            (run / "eval_test.json").write_text(json.dumps({**scores, "examples": len(lines), "step": 4}))
+            summary = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps({
+                **summary, "encoder": "none", "decoder": dec, "metric": "perplexity",
+                "validation": {"loss": nll, "perplexity": math.exp(nll), "samples": []}}))
+            _hydra(run, [f"decoder={dec}", f"trainer.seed={seed}"])
+            curve = [{"step": k, "split": "validation", "loss": nll + 1 / k, "perplexity": math.exp(nll + 1 / k),
+                      "flops": k * cost, "train_seconds": 10.0 * k * cost} for k in (1, 2)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(c) + "\n" for c in curve))
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: ["a text"] * len(tokens))
+    v = out["verdict"]
+    assert (v["column"], v["best"]) == ("test_perplexity", "transformer")
+    groups = {g["architecture"]: g for g in out["groups"]}
+    assert groups["rnn"]["p_perplexity_bootstrap"] < 0.05 and not groups["rnn"]["in_best_group"]
+    assert v["compute"]["frontier"]["flops"] == ["transformer"]
+    assert [b["best"] for b in v["compute"]["best_at"]] == ["transformer"] * len(v["compute"]["best_at"])
+    md = (tmp_path / "report" / "report.md").read_text()
+    decision = md[md.index("## The decision"):md.index("## Quality against compute")]
+    rows = [line.split("|")[1].strip() for line in decision.splitlines() if line.startswith("| ") and "runs" not in line
+            and not line.startswith("| ---")]
+    assert rows == ["transformer", "cnn", "rnn"]  # lowest perplexity first

@@ -10,13 +10,25 @@ from research.training import evaluation
 
 
 def test_every_task_decides_by_its_metric_and_compares_with_its_test():
-    assert tasks.names() == ["translation", "summarization", "sequence", "classification", "multilabel"]
+    assert tasks.names() == ["translation", "summarization", "sequence", "classification", "multilabel", "tagging",
+                             "span_tagging", "lm"]
     expected = {"translation": ("bleu", significance.translation), "summarization": ("rougeL", significance.summarization),
                 "sequence": ("sequence_accuracy", significance.sequence)}
     for name, (metric, test) in expected.items():
         task = tasks.get(name)
         assert (task.metric, task.paired_test) == (metric, test)
         assert tasks.by_metric(metric) is task and evaluation.task_metric_name(name) == metric
+    metrics = {"classification": "accuracy", "multilabel": "micro_f1", "tagging": "macro_f1", "span_tagging": "span_f1",
+               "lm": "perplexity"}
+    for name, metric in metrics.items():
+        assert tasks.get(name).metric == metric and tasks.by_metric(metric) is tasks.get(name)
+
+
+def test_only_perplexity_is_lower_is_better_and_checkpoints_follow_it():
+    assert [t.name for t in tasks.TASKS.values() if t.lower_is_better] == ["lm"]
+    assert evaluation.selection("lm", "metric") == ("perplexity", "min")
+    assert evaluation.selection("translation", "metric") == ("bleu", "max")
+    assert evaluation.selection("lm", "loss") == ("loss", "min")
 
 
 def test_scores_come_from_the_task():
@@ -32,7 +44,7 @@ def test_scores_come_from_the_task():
 
 def test_unknown_tasks_and_metrics_are_named():
     with pytest.raises(ConfigError, match="data.task: 'parsing' is not one of translation, summarization, sequence, "
-                                          "classification, multilabel"):
+                                          "classification, multilabel, tagging, span_tagging, lm"):
         tasks.get("parsing")
     with pytest.raises(ConfigError, match="no task decides by 'meteor'"):
         tasks.by_metric("meteor")

@@ -140,8 +140,10 @@ def not_different(p_values: dict[str, float]) -> bool:
 
 
 def compute(rows: list[dict], column: str) -> dict:
-    """Curves against FLOPs and seconds, the frontier of final points, and the best at four FLOPs budgets."""
+    """Curves against FLOPs and seconds, the frontier of final points, and the best at four FLOPs budgets
+    (in the metric's better direction, `Task.lower_is_better`)."""
     metric = column.split("_", 1)[1]
+    lower = tasks.by_metric(rows[0]["metric"]).lower_is_better if rows else False
     curves = {"flops": {}, "train_seconds": {}}
     finals: dict[str, dict[str, list[float]]] = {}
     for r in rows:
@@ -155,12 +157,13 @@ def compute(rows: list[dict], column: str) -> dict:
             f["score"].append(r[column])
     means = {a: {k: sum(v) / len(v) for k, v in f.items()} for a, f in finals.items() if f["score"]}
     archs = sorted(means)
-    frontiers = {cost: [archs[i] for i in frontier.pareto([(means[a][cost], means[a]["score"]) for a in archs])]
+    frontiers = {cost: [archs[i] for i in frontier.pareto([(means[a][cost], means[a]["score"]) for a in archs],
+                                                          lower_is_better=lower)]
                  for cost in curves}
     top = max((c[-1][0] for runs in curves["flops"].values() for c in runs if c), default=0.0)
     budgets = [top * q for q in (0.25, 0.5, 0.75, 1.0)] if top else []
     return {"curves": curves, "means": means, "frontier": frontiers,
-            "best_at": frontier.best_at(curves["flops"], budgets)}
+            "best_at": frontier.best_at(curves["flops"], budgets, lower_is_better=lower)}
 
 
 def finite(x) -> bool:

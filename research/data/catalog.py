@@ -100,10 +100,12 @@ def _open(builder: tfds.core.DatasetBuilder, name: str, splits: Sequence[str]) -
         raise DataError(
             f"{builder.data_dir}: {name!r} is stored as {file_format or 'an unknown format'}, which needs "
             f"TensorFlow to read: rebuild it with `tfds build {name} --data_dir=DIR --file_format=array_record`")
-    missing = sorted(set(splits) - set(builder.info.splits))
+    missing = sorted({s.partition("[")[0] for s in splits} - set(builder.info.splits))
     if missing:
         raise DataError(f"{builder.data_dir}: {name!r} has no split {missing} (it has {sorted(builder.info.splits)})")
-    return builder.as_data_source()
+    # A split may be a tfds slice, "train[:90%]" or "train[872:]": a validation split cut from a catalog
+    # dataset that has none (imdb_reviews), or one apart from an unlabelled test split (glue/sst2).
+    return {s: builder.as_data_source(split=s) for s in splits}
 
 
 def load(name: str, splits: Sequence[str], tfds_dir: str) -> dict[str, Any]:

@@ -31,7 +31,9 @@ def corpus_name(directory: str) -> str:
 class DataConfig:
     name: str = "custom"
     task: str = "translation"  # translation (BLEU, chrF) | summarization (ROUGE) | sequence (exact match)
-    #                            | classification (accuracy, macro-F1) | multilabel (micro-/macro-F1): research/tasks/
+    #                            | classification (accuracy, macro-F1) | multilabel (micro-/macro-F1)
+    #                            | tagging (per-tag, macro-F1) | span_tagging (seqeval span F1); tsv: CoNLL columns
+    #                            | lm (perplexity, lower is better; the text is data.target's field): research/tasks/
     format: str = "jsonl"  # jsonl | tsv | moses (local files, prepared by our tfds builders) | tfds (catalog)
     #                        | generated (research/data/generated.py: `generator` says what)
     dir: Optional[str] = None  # local corpus folder: {split}.jsonl[.gz], {split}.tsv[.gz] or {split}.{source}

@@ -102,12 +102,19 @@ def prepare(cfg: DataConfig, tokenizer_cfg: TokenizerConfig) -> Corpus:
     return Corpus(tokenizer=tok, train=train, valid=valid, fingerprint=fp)
 
 
+def source_features(tok: Any):
+    """The tokenizer's per-piece source features (`source_features`: source text -> {batch key: values}) if it
+    has them, else None: a tagger's tokenizer marks the pieces that start words (research/data/tags.py);
+    the seq2seq and classification tokenizers have none, so their batches keep the standard keys."""
+    return getattr(tok, "source_features", None)
+
+
 def train_batches(source: Any, tok: Tokenizer, cfg: DataConfig, seed: int):
-    return train_iterator(source, tok.encode_source, tok.encode_target, cfg.pipeline(seed))
+    return train_iterator(source, tok.encode_source, tok.encode_target, cfg.pipeline(seed), source_features(tok))
 
 
 def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None, limits=(None, None)):
     """Every example once and whole (cut only to the model's `limits`, see `eval_iterator`);
     `batch["index"]` is each row's example (-1: an empty row)."""
     return eval_iterator(source, tok.encode_source, tok.encode_target,
-                         cfg.pipeline(0, num_workers=0, log_every=0), shapes, limits)
+                         cfg.pipeline(0, num_workers=0, log_every=0), shapes, limits, source_features(tok))

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from research import console
-from research.data import builders
+from research.data import builders, catalog
 from research.data import tokenizer as tokenizers
 from research.data.batch import EOS
 from research.data.errors import DataError
@@ -150,6 +150,54 @@ def load_splits(directory: str, text_field: str, label_field: str, splits: Seque
     records = built.as_data_source()
     return {split: LabelledTexts(records[split], LabelledCorpus.files(directory, "", "", split)[0], multi)
             for split in splits}
+
+
+class CatalogTexts:
+    """A tfds catalog split of a text field and a ClassLabel field (imdb_reviews: `text`, `label`; glue/sst2:
+    `sentence`, `label`) as examples: label ids become the dataset's own names (its DatasetInfo), `line` is the
+    record number from 1. A record without a label (id -1: GLUE's test splits) is an error naming it, never
+    read as the last name (Python's [-1])."""
+
+    def __init__(self, records: Any, text: str, label: str, where: str, multi: bool):
+        if multi:
+            raise DataError(f"{where}: task=multilabel reads a list field of a local JSONL corpus; a catalog "
+                            "ClassLabel holds one label per record (task=classification)")
+        feature = records.dataset_info.features[label]
+        if not hasattr(feature, "names"):
+            raise DataError(f"{where}: feature {label!r} is a {type(feature).__name__}, not a ClassLabel")
+        self._records, self._fields, self._names, self.where = records, (text, label), list(feature.names), where
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _example(self, r: dict, index: int) -> dict:
+        where = f"{self.where}: record {index + 1}"
+        text = r[self._fields[0]]
+        text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        if not text.strip():
+            raise DataError(f"{where}: empty text")
+        k = int(r[self._fields[1]])
+        if not 0 <= k < len(self._names):
+            raise DataError(f"{where}: label id {k} is none of the {len(self._names)} names {self._names} (GLUE's "
+                            "test splits are unlabelled: score a labelled split, e.g. data.test_split=validation)")
+        return {"source": text, "target": self._names[k], "line": index + 1}
+
+    def __getitem__(self, index: int) -> dict:
+        return self._example(self._records[int(index)], int(index))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        return [self[i] for i in indices]
+
+
+def load_catalog(name: str, text: str, label: str, splits: Sequence[str], tfds_dir: str,
+                 multi: bool) -> dict[str, CatalogTexts]:
+    """A catalog dataset's splits (prepared, or one DataError saying what to do: research/data/catalog.py)."""
+    records = catalog.load(name, splits, tfds_dir)
+    features = records[splits[0]].dataset_info.features
+    for field in (text, label):
+        if field not in features:
+            raise DataError(f"tfds dataset {name!r} has no feature {field!r} (it has {sorted(features)})")
+    return {split: CatalogTexts(records[split], text, label, f"tfds {name} {split}", multi) for split in splits}
 
 
 # ---------------------------------------------------------------- the label vocabulary

@@ -43,6 +43,7 @@ from research.registry import check
 log = logging.getLogger(__name__)
 
 Tokenize = Callable[[str], Sequence[int]]  # text -> ids, no special tokens
+Features = Callable[[str], dict]  # source text -> {batch key: one int per source piece} (MakeBatch)
 Planned = tuple[int, Sequence[Sequence[int]]]  # (shape id, rows of example ids)
 
 _READ_THREADS, _PREFETCH = 2, 16  # per process; more only competes with the training step for CPU
@@ -347,18 +348,26 @@ class EndlessPlan:
 
 
 class MakeBatch:
-    """(shape id, rows of example ids) -> batch; reads and tokenizes. Runs in grain workers."""
+    """(shape id, rows of example ids) -> batch; reads and tokenizes. Runs in grain workers.
+
+    `features`, if given, is the tokenizer's source text -> {key: one int per source piece}
+    (research/data/batch.py: extra [B, S] keys; a tagger's word starts); None adds no key.
+    """
 
     def __init__(self, source: Any, tokenize_source: Tokenize, tokenize_target: Tokenize,
-                 shapes: Sequence[BatchShape], with_index: bool = False):
+                 shapes: Sequence[BatchShape], with_index: bool = False, features: Features | None = None):
         self._source, self._tok = source, (tokenize_source, tokenize_target)
-        self._shapes, self._with_index = tuple(shapes), with_index
+        self._shapes, self._with_index, self._features = tuple(shapes), with_index, features
+
+    def _example(self, ex: dict) -> tuple:
+        ids = (self._tok[0](ex["source"]), self._tok[1](ex["target"]))
+        return ids if self._features is None else (*ids, self._features(ex["source"]))
 
     def __call__(self, planned: Planned) -> dict[str, np.ndarray]:
         k, rows = planned
         shape = self._shapes[k]
         flat = [i for row in rows for i in row]
-        pairs = iter([(self._tok[0](ex["source"]), self._tok[1](ex["target"])) for ex in _read(self._source, flat)])
+        pairs = iter([self._example(ex) for ex in _read(self._source, flat)])
         batch = fill_rows([[next(pairs) for _ in row] for row in rows], *shape)
         if self._with_index:  # the example each row holds, -1 for empty rows
             batch["index"] = np.full(shape.batch, -1, np.int32)
@@ -411,7 +420,7 @@ def _iterate(plan: Any, make: MakeBatch, config: PipelineConfig, stats: Pipeline
 
 
 def train_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Tokenize,
-                   config: PipelineConfig) -> BatchIterator:
+                   config: PipelineConfig, features: Features | None = None) -> BatchIterator:
     """The endless, shuffled, resumable training stream of batches.
 
     Args:
@@ -419,6 +428,7 @@ def train_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Toke
       tokenize_source, tokenize_target: text -> ids without special tokens
         (picklable when num_workers > 0, deterministic so measured lengths hold).
       config: the pipeline options.
+      features: per-piece source features for extra batch keys (MakeBatch); None: none.
 
     Returns:
       A grain iterator of batches (see research/data/batch.py); `.stats` and `.shapes`.
@@ -437,12 +447,13 @@ def train_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Toke
         which = assign_shapes(s, t, shapes)
         plan = EndlessPlan(lambda rng: bucket_epoch(ids, s, t, which, shapes, rng), config.seed)
     log.info("train shapes (B, S, T): %s", [tuple(x) for x in stats.shapes])
-    return _iterate(plan, MakeBatch(source, tokenize_source, tokenize_target, stats.shapes), config, stats, "train")
+    make = MakeBatch(source, tokenize_source, tokenize_target, stats.shapes, features=features)
+    return _iterate(plan, make, config, stats, "train")
 
 
 def eval_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Tokenize, config: PipelineConfig,
                   shapes: Sequence[BatchShape] | None = None,
-                  limits: tuple[int | None, int | None] = (None, None)) -> BatchIterator:
+                  limits: tuple[int | None, int | None] = (None, None), features: Features | None = None) -> BatchIterator:
     """Every example exactly once and whole, deterministic, never packed, with `batch["index"]`.
 
     Nothing is cut to fit the batch shapes or `config.max_*_len`, so the loss
@@ -458,7 +469,7 @@ def eval_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Token
     (EOS included) and target (BOS included) it can represent (learned
     position tables; None: no limit). A longer side keeps its first S - 1
     (T - 1) pieces; such examples are counted in `stats.truncated` (the
-    caller warns: `evaluation.evaluate_split`).
+    caller warns: `evaluation.evaluate_split`). `features` (MakeBatch) are cut with the source.
     """
     stats = PipelineStats()
     src_len, tgt_len = measure_lengths(source, tokenize_source, tokenize_target)
@@ -476,7 +487,7 @@ def eval_iterator(source: Any, tokenize_source: Tokenize, tokenize_target: Token
             for k, shape in enumerate(stats.shapes)
             for group in [ids[which == k]] for j in range(0, len(group), shape.batch)]
     cut = (functools.partial(_head, tokenize_source, max_s - 1), functools.partial(_head, tokenize_target, max_t - 1))
-    make = MakeBatch(source, *cut, stats.shapes, with_index=True)
+    make = MakeBatch(source, *cut, stats.shapes, with_index=True, features=features)
     return _iterate(plan, make, config, stats, "eval")
 
 

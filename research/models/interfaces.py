@@ -16,6 +16,19 @@ Decoder contract
   `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
   Every leaf of `enc` and of `cache` has the batch as its leading axis, so a
   search can tile them for beams and reorder them with one gather.
+
+Decoders without a memory
+  Every decoder also builds with `memory=False` (a module attribute, default
+  True), the decoder-only language model's (research/models/language_model.py):
+  then it has no parameter that reads a memory (no cross-attention, no bridge
+  from an encoder state, no attention over a source; they are absent from the
+  parameter tree, not fed zeros), it is called with `enc=None`, and
+  `init_cache(None, max_len, batch=B)` takes the batch size the memory would
+  have given. Packed segments restart the decoder's state, as in a packed
+  target: attention and convolution windows stop at segment boundaries and a
+  recurrent state restarts from zeros at each segment's first token.
+  With the default `memory=True` a decoder computes exactly what it did
+  before the attribute existed, with the same parameter tree.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Tasks: what a run reads, which model it builds, what its loss sums, how a split is scored and compared.
 
 A task is one module here that registers a `Task` (translation, summarization,
-sequence; classification and multilabel); `data.task` names it. The data
+sequence; classification and multilabel; tagging and span_tagging; lm);
+`data.task` names it. The data
 layer, the training loop, evaluation and the report ask the task instead of
 branching on its name, so adding one is a module plus the data configs that
 name it.
@@ -49,7 +50,7 @@ def _nothing(*args, **kwargs) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
-    metric: str  # the score that selects checkpoints and decides reports; higher is better
+    metric: str  # the score that selects checkpoints and decides reports
     score: Callable[[list[str], list[str], Any], dict]  # (hyps, refs, data config) -> scores
     # (baseline, {name: hyps}, refs) -> {name: {test name: p-value}}: research/analysis/significance.py
     paired_test: Callable[[Hypotheses, dict[str, Hypotheses], Hypotheses], dict[str, dict[str, float]]]
@@ -63,6 +64,7 @@ class Task:
     # training (summarization's leads), scored and tested against the best architecture by the report
     # (research/analysis/decide.py); None: the task has none
     baselines: Callable[[list[str], list[str]], dict[str, list[str]]] | None = None
+    lower_is_better: bool = False  # `metric`'s better direction: True for perplexity (research/tasks/lm.py)
 
     # --- hooks (defaults: the seq2seq tasks', research/tasks/seq2seq.py) ---
     # (data config, split names) -> {split: random access to {"source": str, "target": str, ...}}
@@ -158,4 +160,4 @@ def baseline_hypotheses(run_dir: Path, split: str) -> dict[str, list[str]]:
     return dict(json.loads(path.read_text()).get("hyps", {}).get(split, {}))
 
 
-from research.tasks import translation, summarization, sequence, classification  # noqa: E402,F401  (each registers itself)
+from research.tasks import translation, summarization, sequence, classification, tagging, lm  # noqa: E402,F401  (each registers itself)

@@ -78,9 +78,14 @@ CACHE_LAYOUT = 2  # of the baseline cache files: 2 added the predictions (the re
 
 
 def read(data_cfg, splits, *, multi: bool) -> dict:
+    """A labelled JSONL corpus, or a tfds catalog dataset with a text and a ClassLabel field (imdb_reviews,
+    glue/sst2)."""
+    if data_cfg.format == "tfds":
+        return labelled.load_catalog(data_cfg.tfds_name, data_cfg.source, data_cfg.target, tuple(splits),
+                                     data_cfg.tfds_dir, multi)
     if data_cfg.format != "jsonl":
-        raise ConfigError(f"data.format: task={data_cfg.task} reads format=jsonl (a text field and a label field), "
-                          f"not {data_cfg.format}")
+        raise ConfigError(f"data.format: task={data_cfg.task} reads format=jsonl (a text field and a label field) "
+                          f"or tfds (a catalog dataset), not {data_cfg.format}")
     return labelled.load_splits(str(data_cfg.dir), data_cfg.source, data_cfg.target, splits, data_cfg.tfds_dir,
                                 data_cfg.name, multi)
 

@@ -33,8 +33,19 @@ def task_metric_name(task: str) -> str:
 
 
 def selection(task: str, select_by: str) -> tuple[str, str]:
-    """(validation key, "max" or "min") that `trainer.select_by` picks the best checkpoint by."""
-    return (task_metric_name(task), "max") if select_by == "metric" else ("loss", "min")
+    """(validation key, "max" or "min") that `trainer.select_by` picks the best checkpoint by: the task's
+    metric in its better direction (`Task.lower_is_better`), or the loss, lowest."""
+    if select_by != "metric":
+        return "loss", "min"
+    t = tasks.get(task)
+    return t.metric, "min" if t.lower_is_better else "max"
+
+
+def token_metrics(totals: dict) -> dict:
+    """Loss, perplexity (exp of the mean token NLL, capped at exp(50)) and token accuracy from summed
+    "loss", "nll", "correct" and "tokens" (what `steps.eval_step` returns per batch)."""
+    n = max(totals["tokens"], 1.0)
+    return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
 
 
 def loss_metrics(eval_fn, params, batches) -> dict:
@@ -44,10 +55,7 @@ def loss_metrics(eval_fn, params, batches) -> dict:
         sums = jax.device_get(eval_fn(params, batch))
         for k in totals:
             totals[k] += float(sums[k])
-    n = max(totals["tokens"], 1.0)
-    return {"loss": totals["loss"] / n, "perplexity": math.exp(min(totals["nll"] / n, 50.0)), "accuracy": totals["correct"] / n}
-
-
+    return token_metrics(totals)
 
 
 def numbers(results: dict) -> dict[str, float]:

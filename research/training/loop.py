@@ -112,7 +112,7 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
     budget = budgets.for_trainer(t, max(cfg.optim.warmup_steps, 1), meta.get("budget"), start_step)
     log.info("budget: %s", budget.describe())
     n_params = train_state.param_count(state.params)
-    log.info("model: %s encoder, %s decoder, %d parameters", cfg.encoder, decoder_of(identity), n_params)
+    log.info("model: %s encoder, %s decoder, %d parameters", encoder_of(identity), decoder_of(identity), n_params)
     step_fn = sharding.jit_train_step(functools.partial(
         train_step, model=model, tx=tx, lr=lr, label_smoothing=t.label_smoothing, grad_accum=t.grad_accum,
         remat=t.remat, sums=task.sums), mesh)
@@ -131,6 +131,11 @@ def setup(cfg: RunConfig, run_dir: Path) -> Run:
 def decoder_of(identity: dict) -> str:
     """The decoder a run's architecture holds ("none" for a model without one, e.g. a classifier)."""
     return identity["architecture"].get("decoder", "none")
+
+
+def encoder_of(identity: dict) -> str:
+    """The encoder a run's architecture holds ("none" for a model without one: a language model)."""
+    return identity["architecture"].get("encoder", "none")
 
 
 def _resume(run_dir: Path, abstract_state, batches, identity: dict, main: bool) -> tuple[int, Any, dict]:
@@ -240,7 +245,7 @@ def finish(run: Run, timer: hooks.StepTimer, train_log: hooks.TrainLog, early: h
                     "so that runs compared at this budget all spend it", t.max_steps, 100 * budget.fraction(),
                     budget.describe())
     summary = {
-        "encoder": run.cfg.encoder, "decoder": decoder_of(run.identity), "seed": t.seed, "params": run.params,
+        "encoder": encoder_of(run.identity), "decoder": decoder_of(run.identity), "seed": t.seed, "params": run.params,
         "steps": run.loop.step, "max_steps": t.max_steps, "stopped_early": run.loop.converged,
         "budget": {**budgets.manifest_entry(t), "spent": budget.spent.row(), "ended_by": ended_by},
         "compile_s": timer.compile_s, "wall_s": time.time() - run.started,

@@ -44,12 +44,15 @@ RECORDED = {row[0]: {**dict(zip(COLUMNS, row)), **EVERY_DATASET} for row in ROWS
 GENERATED = ("addition", "copy", "reverse", "scan", "scan_addprim_jump", "scan_length", "sort")
 # The labelled corpora of the classification tasks (research/tasks/classification.py), added after the record.
 CLASSIFICATION = ("ddtp_sections_en", "ddtp_sections_en_sample", "ddtp_sections_en_tags", "ddtp_sections_en_tags_sample")
+# The tagged corpora (research/tasks/tagging.py) and the language-model texts (research/tasks/lm.py), added after it.
+TAGGING = ("conll2003", "ddtp_punct_en", "ddtp_punct_en_sample")
+LM = ("ddtp_summ_en_lm", "ddtp_summ_en_lm_sample")
 
 
-def test_the_data_options_are_the_ten_datasets():
+def test_the_data_options_are_the_recorded_generated_and_task_datasets():
     """The shared base lives in a subfolder, so neither Hydra nor `research.evaluate data=NAME` offers it."""
     assert sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")) == sorted([*RECORDED, *GENERATED,
-                                                                                       *CLASSIFICATION])
+                                                                                       *CLASSIFICATION, *TAGGING, *LM])
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
@@ -58,7 +61,7 @@ def test_composed_data_config_is_unchanged(name):
     assert composed == RECORDED[name]
 
 
-@pytest.mark.parametrize("name", sorted([*RECORDED, *CLASSIFICATION]))
+@pytest.mark.parametrize("name", sorted([*RECORDED, *CLASSIFICATION, *TAGGING, *LM]))
 def test_a_data_file_read_alone_gives_the_composed_config(name):
     """The keys a corpus file lacks take DataConfig's defaults, which must be the base's values."""
     alone = OmegaConf.load(REPO / "conf" / "data" / f"{name}.yaml")

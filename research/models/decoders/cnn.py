@@ -2,6 +2,9 @@
 
 The cache holds, per layer, the last kernel_size - 1 inputs of its
 convolution, plus the memory projected once for each layer's attention.
+With `memory=False` (a decoder-only language model, research/models/interfaces.py)
+the layers have no attention, no query projection and nothing projected:
+causal gated convolutions with their residual connections only.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class CNNDecoderConfig(CNNConfig):
 class CNNDecoder(nn.Module):
     config: CNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
+    memory: bool = True  # False: no attention over a memory; called with enc=None (interfaces.py)
     supports_packing = True
 
     def setup(self):
@@ -44,56 +48,66 @@ class CNNDecoder(nn.Module):
         self.positions = Positions("learned", c.max_len, c.d_model, name="positions")
         self.to_channels = nn.Dense(c.channels, dtype=self.dtype, name="to_channels")
         self.convs = [GatedConv(c.channels, c.kernel_size, c.dropout, self.dtype, name=f"conv{i}") for i in range(n)]
-        # ConvS2S forms the attention query from the layer state plus the target embedding.
-        self.query_embed = [nn.Dense(c.channels, dtype=self.dtype, name=f"query_embed{i}") for i in range(n)]
-        self.attn = [MultiHeadAttention(c.num_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
+        if self.memory:
+            # ConvS2S forms the attention query from the layer state plus the target embedding.
+            self.query_embed = [nn.Dense(c.channels, dtype=self.dtype, name=f"query_embed{i}") for i in range(n)]
+            self.attn = [MultiHeadAttention(c.num_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
         self.from_channels = nn.Dense(c.d_model, dtype=self.dtype, name="from_channels")
         self.drop = nn.Dropout(c.dropout)
 
     def _layer(self, i, h, g, window, attend, deterministic):
-        """h, g: [B, T, C] state and embedding; window: [B, T, k*C] of dropped-out h."""
+        """h, g: [B, T, C] state and embedding; window: [B, T, k*C] of dropped-out h; attend: None without
+        a memory."""
         y = self.convs[i](window, deterministic)
-        query = (y + self.query_embed[i](g)) * RESIDUAL_SCALE
-        y = (y + attend(i, query)) * RESIDUAL_SCALE
+        if attend is not None:
+            query = (y + self.query_embed[i](g)) * RESIDUAL_SCALE
+            y = (y + attend(i, query)) * RESIDUAL_SCALE
         return (h + y) * RESIDUAL_SCALE
 
     def __call__(self, enc, y, segments, positions, deterministic=True):
         c = self.config
         g = self.drop(self.positions(y, positions), deterministic=deterministic)
         h = self.to_channels(g)
-        mask = segment_mask(segments, enc.segments)
+        attend = None
+        if self.memory:
+            mask = segment_mask(segments, enc.segments)
 
-        def attend(i, q):
-            out, w = self.attn[i].attend_kv(q, *self.attn[i].project_kv(enc.memory), mask)
-            self.sow("intermediates", "cross_attention", w)
-            return out
+            def attend(i, q):
+                out, w = self.attn[i].attend_kv(q, *self.attn[i].project_kv(enc.memory), mask)
+                self.sow("intermediates", "cross_attention", w)
+                return out
 
         for i in range(c.num_layers):
             window = windows(self.drop(h, deterministic=deterministic), segments, c.kernel_size, causal=True)
             h = self._layer(i, h, g, window, attend, deterministic)
         return self.from_channels(h)
 
-    def init_cache(self, enc, max_len: int):
+    def init_cache(self, enc, max_len: int, batch: int | None = None):
+        """`batch`: the rows, read only without a memory (enc=None)."""
         del max_len
         c = self.config
-        b = enc.memory.shape[0]
-        return {
+        b = enc.memory.shape[0] if self.memory else batch
+        cache = {
             "index": jnp.zeros((b,), jnp.int32),
             "inputs": [jnp.zeros((b, c.kernel_size - 1, c.channels), self.dtype) for _ in range(c.num_layers)],
-            "kv": [a.project_kv(enc.memory) for a in self.attn],
         }
+        if self.memory:
+            cache["kv"] = [a.project_kv(enc.memory) for a in self.attn]
+        return cache
 
     def step(self, enc, cache, y_t):
         c = self.config
         index = cache["index"]
         g = self.positions(y_t[:, None], index[:, None])  # [B, 1, E]
         h = self.to_channels(g)
-        mask = enc.mask[:, None, :]
-        attend = lambda i, q: self.attn[i].attend_kv(q, *cache["kv"][i], mask)[0]
+        attend = None
+        if self.memory:
+            mask = enc.mask[:, None, :]
+            attend = lambda i, q: self.attn[i].attend_kv(q, *cache["kv"][i], mask)[0]
         new_inputs = []
         for i in range(c.num_layers):
             past = jnp.concatenate([cache["inputs"][i], h], 1)  # [B, k, C], oldest first
             new_inputs.append(past[:, 1:])
             h = self._layer(i, h, g, past.reshape(past.shape[0], 1, -1), attend, True)
         out = self.from_channels(h)[:, 0]
-        return out, {"index": index + 1, "inputs": new_inputs, "kv": cache["kv"]}
+        return out, {**cache, "index": index + 1, "inputs": new_inputs}

@@ -4,11 +4,19 @@ attention after the top layer (JoeyNMT/Luong layout) and optional input feeding.
 Every step runs the same `RNNDecoderStep`: scanned over the target for
 training, called once per token when decoding, so both share parameters and
 arithmetic exactly.
+
+With `memory=False` (a decoder-only language model, research/models/interfaces.py)
+there is no bridge, no attention, no combine layer and no input feeding (there is
+no attentional vector to feed): the stacked cells start from zeros, and from
+zeros again at the first token of each packed segment, and the top layer's
+output (after dropout) is the feature. The keys `attention`, `score`,
+`num_heads` and `input_feeding` are then not read.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -49,56 +57,71 @@ class RNNDecoderStep(nn.Module):
 
     config: RNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
+    memory: bool = True  # False: no attention, no input feeding; context and the fed vector are None
 
     def setup(self):
         c = self.config
         self.layers = [RNNLayer(c.cell, c.hidden_size, dtype=self.dtype, name=f"layer{i}") for i in range(c.num_layers)]
-        self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype, name="attention")
-        self.combine = nn.Dense(c.hidden_size, use_bias=False, dtype=self.dtype, name="combine")
+        if self.memory:
+            self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype, name="attention")
+            self.combine = nn.Dense(c.hidden_size, use_bias=False, dtype=self.dtype, name="combine")
         self.drop = nn.Dropout(c.dropout)
 
     def keys(self, memory):
         return self.attention.keys(memory)
 
     def __call__(self, carry, y_t, context, deterministic=True):
-        """y_t [B, E]; context = (keys, memory, mask) -> (carry, (features [B, H], weights [B, S]))."""
+        """y_t [B, E]; context = (keys, memory, mask) -> (carry, (features [B, H], weights [B, S])).
+
+        Without a memory: context, the carry's fed vector and the weights are None."""
         states, feed = carry
-        keys, memory, mask = context
-        x = jnp.concatenate([y_t, feed], -1) if self.config.input_feeding else y_t
+        x = jnp.concatenate([y_t, feed], -1) if self.memory and self.config.input_feeding else y_t
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
             if i:
                 x = self.drop(x, deterministic=deterministic)
             state, x = layer.step(x, state)
             new_states.append(state)
-        if self.config.attention == "none":
-            out, weights = x, jnp.zeros(mask.shape, x.dtype)
+        if not self.memory:
+            out, weights = x, None
         else:
-            ctx, weights = self.attention(x, keys, memory, mask)
-            out = jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1)))
+            keys, memory, mask = context
+            if self.config.attention == "none":
+                out, weights = x, jnp.zeros(mask.shape, x.dtype)
+            else:
+                ctx, weights = self.attention(x, keys, memory, mask)
+                out = jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1)))
         out = self.drop(out, deterministic=deterministic)
-        return (tuple(new_states), out), (out, weights)
+        return (tuple(new_states), out if self.memory else None), (out, weights)
 
 
 @DECODERS.register("rnn", config=RNNDecoderConfig)
 class RNNDecoder(nn.Module):
-    """Cache: the layer states, the fed-back vector, the projected memory keys."""
+    """Cache: the layer states, the fed-back vector, the projected memory keys (the states only, without a
+    memory)."""
 
     config: RNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
-    supports_packing = False  # one bridged start state per row; packed rows hold several sources
+    memory: bool = True  # False: no bridge, no attention; called with enc=None (interfaces.py)
+    supports_packing = False  # one bridged start state per row; packed rows hold several sources (with
+    # memory=False the state restarts at each segment instead: a language model packs, research/tasks/lm.py)
 
     def setup(self):
         c = self.config
-        self.cell = RNNDecoderStep(c, self.dtype, name="step")
+        self.cell = RNNDecoderStep(c, self.dtype, memory=self.memory, name="step")
         lstm = c.cell == "lstm"
-        self.bridge_h = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_h{i}") for i in range(c.num_layers)]
-        self.bridge_c = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_c{i}") for i in range(c.num_layers)] if lstm else None
+        if self.memory:
+            self.bridge_h = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_h{i}") for i in range(c.num_layers)]
+            self.bridge_c = [nn.Dense(c.hidden_size, dtype=self.dtype, name=f"bridge_c{i}") for i in range(c.num_layers)] if lstm else None
         self.out = nn.Dense(c.d_model, dtype=self.dtype, name="to_model") if c.hidden_size != c.d_model else None
 
-    def _start(self, enc):
-        """The bridge: initial layer states from the encoder's final state, and a zero feed."""
+    def _start(self, enc, batch: int | None = None):
+        """The bridge: initial layer states from the encoder's final state, and a zero feed. Without a
+        memory: zero states for `batch` rows and no feed."""
         c = self.config
+        if not self.memory:
+            zero = CELLS[c.cell].zero_state
+            return tuple(zero(batch, c.hidden_size, self.dtype) for _ in range(c.num_layers)), None
         s = enc.final_state
         states = tuple(
             state_from_hidden(c.cell, jnp.tanh(self.bridge_h[i](s)), jnp.tanh(self.bridge_c[i](s)) if self.bridge_c else None)
@@ -112,6 +135,8 @@ class RNNDecoder(nn.Module):
 
     def __call__(self, enc, y, segments, positions, deterministic=True):
         del positions
+        if not self.memory:
+            return self._features(self._segments(y, segments, deterministic))
         mask = enc.mask
         context = (self.cell.keys(enc.memory), enc.memory, mask)
         scan = nn.scan(
@@ -125,12 +150,35 @@ class RNNDecoder(nn.Module):
         self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
         return self._features(h)
 
-    def init_cache(self, enc, max_len: int):
+    def _segments(self, y, segments, deterministic):
+        """Without a memory: the cells over y [B, T, E] from zero states, which come back at the first token
+        of every segment (a packed row's documents do not see each other) -> top outputs [B, T, H]."""
+        prev = jnp.pad(segments, ((0, 0), (1, 0)))[:, :-1]
+        starts = (segments > 0) & (prev != segments)  # [B, T]
+        zero, _ = self._start(None, y.shape[0])
+
+        def body(mdl, carry, inputs):
+            y_t, start_t = inputs
+            states = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), carry[0], zero)
+            return mdl((states, None), y_t, None, deterministic)
+
+        scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
+                       in_axes=1, out_axes=1)
+        _, (h, _) = scan(self.cell, (zero, None), (y, starts))
+        return h
+
+    def init_cache(self, enc, max_len: int, batch: int | None = None):
+        """`batch`: the rows, read only without a memory (enc=None)."""
         del max_len  # the recurrent state does not grow
-        states, feed = self._start(enc)
+        states, feed = self._start(enc, batch)
+        if not self.memory:
+            return {"states": states}
         return {"states": states, "feed": feed, "keys": self.cell.keys(enc.memory)}
 
     def step(self, enc, cache, y_t):
+        if not self.memory:
+            (states, _), (h, _) = self.cell((cache["states"], None), y_t, None, True)
+            return self._features(h), {"states": states}
         context = (cache["keys"], enc.memory, enc.mask)
         (states, feed), (h, _) = self.cell((cache["states"], cache["feed"]), y_t, context, True)
         return self._features(h), {"states": states, "feed": feed, "keys": cache["keys"]}

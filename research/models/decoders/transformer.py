@@ -1,4 +1,9 @@
-"""Transformer decoder: causal self-attention, cross-attention, feed-forward."""
+"""Transformer decoder: causal self-attention, cross-attention, feed-forward.
+
+With `memory=False` (a decoder-only language model, research/models/interfaces.py)
+the layers have no cross-attention and no cross-attention block: causal
+self-attention and feed-forward only, the GPT layout.
+"""
 from __future__ import annotations
 
 import jax
@@ -16,10 +21,12 @@ from research.models.layers.transformer_blocks import FeedForward, Residual, emb
 @DECODERS.register("transformer", config=TransformerConfig)
 class TransformerDecoder(nn.Module):
     """Cache per layer: self-attention keys/values [B, max_len, H, Dh] filled up to
-    `index`, and the cross-attention keys/values of the memory, projected once."""
+    `index`, and the cross-attention keys/values of the memory, projected once
+    (none without a memory)."""
 
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
+    memory: bool = True  # False: no cross-attention; called with enc=None (interfaces.py)
     supports_packing = True
 
     def setup(self):
@@ -27,11 +34,11 @@ class TransformerDecoder(nn.Module):
         mha = lambda name, p: MultiHeadAttention(c.num_heads, c.d_model, p, self.dtype, name=name)
         n = c.num_layers
         self.self_attn = [mha(f"self_attn{i}", c.attention_dropout) for i in range(n)]
-        self.cross_attn = [mha(f"cross_attn{i}", c.attention_dropout) for i in range(n)]
+        self.cross_attn = [mha(f"cross_attn{i}", c.attention_dropout) for i in range(n)] if self.memory else None
         self.ffn = [FeedForward(c.d_model, c.d_ff, self.dtype, name=f"ffn{i}") for i in range(n)]
         block = lambda name: Residual(c.norm, c.dropout, name=name)
-        self.blocks = [(block(f"self_attn_block{i}"), block(f"cross_attn_block{i}"), block(f"ffn_block{i}"))
-                       for i in range(n)]
+        self.blocks = [(block(f"self_attn_block{i}"), block(f"cross_attn_block{i}") if self.memory else None,
+                        block(f"ffn_block{i}")) for i in range(n)]
         self.final_norm = nn.LayerNorm(dtype=self.dtype, name="final_norm") if c.norm == "pre" else None
         self.positions = Positions(c.positions, c.max_len, c.d_model, name="positions")
         self.drop = nn.Dropout(c.dropout)  # on the embeddings; each block has its own
@@ -40,7 +47,8 @@ class TransformerDecoder(nn.Module):
         for i in range(self.config.num_layers):
             self_block, cross_block, ffn_block = self.blocks[i]
             x = self_block(x, lambda h: self_attend(i, h), deterministic)
-            x = cross_block(x, lambda h: cross_attend(i, h), deterministic)
+            if cross_block is not None:
+                x = cross_block(x, lambda h: cross_attend(i, h), deterministic)
             x = ffn_block(x, self.ffn[i], deterministic)
         return self.final_norm(x) if self.final_norm is not None else x
 
@@ -48,6 +56,9 @@ class TransformerDecoder(nn.Module):
         """y: [B, T, E] embedded shifted targets -> features [B, T, d_model]."""
         x = embed_positions(y, positions, self.positions, self.drop, deterministic)
         self_mask = causal_mask(segments)
+        self_attend = lambda i, h: self.self_attn[i](h, h, self_mask, deterministic)
+        if not self.memory:
+            return self._layers(x, self_attend, None, deterministic)
         cross_mask = segment_mask(segments, enc.segments)
 
         def cross(i, h):
@@ -55,17 +66,20 @@ class TransformerDecoder(nn.Module):
             self.sow("intermediates", "cross_attention", w)
             return out
 
-        return self._layers(x, lambda i, h: self.self_attn[i](h, h, self_mask, deterministic), cross, deterministic)
+        return self._layers(x, self_attend, cross, deterministic)
 
-    def init_cache(self, enc, max_len: int):
-        b = enc.memory.shape[0]
+    def init_cache(self, enc, max_len: int, batch: int | None = None):
+        """`batch`: the rows, read only without a memory (enc=None)."""
+        b = enc.memory.shape[0] if self.memory else batch
         c = self.config
         shape = (b, max_len, c.num_heads, c.d_model // c.num_heads)
-        return {
+        cache = {
             "index": jnp.zeros((b,), jnp.int32),
             "self_kv": [(jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype)) for _ in range(c.num_layers)],
-            "cross_kv": [a.project_kv(enc.memory) for a in self.cross_attn],
         }
+        if self.memory:
+            cache["cross_kv"] = [a.project_kv(enc.memory) for a in self.cross_attn]
+        return cache
 
     def step(self, enc, cache, y_t):
         """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache)."""
@@ -74,7 +88,6 @@ class TransformerDecoder(nn.Module):
         x = embed_positions(y_t[:, None], index[:, None], self.positions, self.drop, True)
         slot = jax.nn.one_hot(index, max_len, dtype=self.dtype)[:, :, None, None]  # [B, L, 1, 1]
         self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [B, 1, L]
-        cross_mask = enc.mask[:, None, :]
         new_kv = []
 
         def self_attend(i, h):
@@ -85,7 +98,7 @@ class TransformerDecoder(nn.Module):
             return self.self_attn[i].attend_kv(h, ck, cv, self_mask)[0]
 
         def cross(i, h):
-            return self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], cross_mask)[0]
+            return self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], enc.mask[:, None, :])[0]
 
-        x = self._layers(x, self_attend, cross, True)
-        return x[:, 0], {"index": index + 1, "self_kv": new_kv, "cross_kv": cache["cross_kv"]}
+        x = self._layers(x, self_attend, cross if self.memory else None, True)
+        return x[:, 0], {**cache, "index": index + 1, "self_kv": new_kv}
