@@ -99,7 +99,11 @@ def evaluate(run: Run, split: str) -> tuple[dict, list[list]]:
 
 
 def run_dirs(spec: str) -> list[Path]:
-    """`A,B,C` -> the run directories; one for a plain run, several for an ensemble."""
+    """`A,B,C` -> the run directories; one for a plain run, several for an ensemble. A spec that is itself a
+    directory is one run, commas and all: a sweep's job folders are named by their overrides, commas between
+    them (research/sweep.py), so `run_dir=multirun/<time>/<job>` must not read as an ensemble."""
+    if Path(spec).is_dir():
+        return [Path(spec)]
     dirs = [Path(p) for p in spec.split(",") if p.strip()]
     if not dirs:
         raise ConfigError("run_dir: required (e.g. run_dir=outputs/x, or run_dir=A,B for an ensemble)")

@@ -68,3 +68,15 @@ def test_overrides_are_checked(run_dir):
     assert parse_args(["run_dir=x", "decode.seed=1"], {"run_dir": None, "chunk": 10}) == ({"run_dir": "x", "chunk": 10}, ["decode.seed=1"])
     with pytest.raises(ConfigError, match="run_dir: required"):
         parse_args(["split=test"], {"run_dir": None, "split": "test"})
+
+
+def test_a_sweep_job_folder_with_commas_is_one_run_and_a_comma_list_an_ensemble(tmp_path):
+    from research.evaluate import run_dirs  # noqa: PLC0415
+
+    job = tmp_path / "encoder=cnn,decoder=rnn,trainer.seed=0"  # as research/sweep.py names a sweep's jobs
+    job.mkdir()
+    assert run_dirs(str(job)) == [job]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_dirs(f"{a},{b}") == [a, b]  # neither exists as one folder: two runs
+    with pytest.raises(ConfigError, match="run_dir: required"):
+        run_dirs(",")

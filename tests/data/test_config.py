@@ -43,7 +43,8 @@ RECORDED = {row[0]: {**dict(zip(COLUMNS, row)), **EVERY_DATASET} for row in ROWS
 # The generated diagnostic datasets (research/data/generated.py), added after the record.
 GENERATED = ("addition", "copy", "reverse", "scan", "scan_addprim_jump", "scan_length", "sort")
 # The labelled corpora of the classification tasks (research/tasks/classification.py), added after the record.
-CLASSIFICATION = ("ddtp_sections_en", "ddtp_sections_en_sample", "ddtp_sections_en_tags", "ddtp_sections_en_tags_sample")
+CLASSIFICATION = ("ddtp_sections_en", "ddtp_sections_en_sample", "ddtp_sections_en_tags", "ddtp_sections_en_tags_sample",
+                  "imdb_reviews", "glue_sst2")  # the last two: tfds catalog sentiment sets
 # The tagged corpora (research/tasks/tagging.py) and the language-model texts (research/tasks/lm.py), added after it.
 TAGGING = ("conll2003", "ddtp_punct_en", "ddtp_punct_en_sample")
 LM = ("ddtp_summ_en_lm", "ddtp_summ_en_lm_sample")
