@@ -30,7 +30,6 @@ score the split wrongly in silence.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -39,8 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from research import console
-from research.data import builders, catalog
-from research.data import tokenizer as tokenizers
+from research.data import builders, catalog, closed_vocab
 from research.data.batch import EOS
 from research.data.errors import DataError
 
@@ -266,21 +264,15 @@ class Labels:
         return {"multi_label": self.multi, "labels": list(self.names)}
 
     def save(self, folder: Path) -> Path:
-        path = Path(folder) / FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
+        return closed_vocab.save_json(folder, FILE, self.to_json())
 
     @classmethod
     def read(cls, folder: Path) -> Labels:
-        path = Path(folder) / FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no label vocabulary (a classification run saves it when it starts)")
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = closed_vocab.read_json(folder, FILE, "no label vocabulary (a classification run saves it when it starts)")
         return cls(saved["labels"], saved["multi_label"])
 
 
-class LabelledTokenizer:
+class LabelledTokenizer(closed_vocab.ClosedVocabTokenizer):
     """A classification run's tokenizer: SentencePiece pieces for the text, the label vocabulary as the target side.
 
     It answers what research/data/pipeline.py and the run files ask of a
@@ -289,38 +281,11 @@ class LabelledTokenizer:
     manifest need nothing of their own.
     """
 
-    def __init__(self, text: tokenizers.Tokenizer, labels: Labels):
-        self.text, self.labels = text, labels
-        self.source = text.source
+    VOCAB = Labels
 
     @property
-    def source_vocab(self) -> int:
-        return self.text.source_vocab
-
-    @property
-    def target_vocab(self) -> int:
-        return len(self.labels)
-
-    def encode_source(self, text: str) -> list[int]:
-        return self.text.encode_source(text)
-
-    def encode_target(self, target: str) -> list[int]:
-        return self.labels.encode(target)
-
-    def decode_target(self, ids) -> str:
-        return self.labels.decode(ids)
+    def labels(self) -> Labels:
+        return self.vocab
 
     def unknown(self, texts, side: str = "source") -> int:
         return self.text.unknown(texts, "source")
-
-    def fingerprint(self) -> str:
-        labels = json.dumps(self.labels.to_json(), sort_keys=True).encode()
-        return hashlib.sha256(self.text.fingerprint().encode() + b"\0" + labels).hexdigest()[:16]
-
-    def save(self, folder: Path) -> None:
-        tokenizers.save(self.text, folder)
-        self.labels.save(folder)
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> LabelledTokenizer:
-        return cls(tokenizers.from_folder(folder), Labels.read(folder))

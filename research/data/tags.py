@@ -17,13 +17,11 @@ first line (`Tags.check`), never mapped to another tag in silence.
 from __future__ import annotations
 
 import collections
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from research.data import tokenizer as tokenizers
+from research.data import closed_vocab
 from research.data.batch import EOS, UNK
 from research.data.errors import DataError
 from research.data.tagged import parse_source, tags_of
@@ -132,24 +130,18 @@ class Tags:
         return {"tags": list(self.names), "scheme": self.scheme, "predicate": self.predicate, "fallback": self.fallback}
 
     def save(self, folder: Path) -> Path:
-        path = Path(folder) / FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        return path
+        return closed_vocab.save_json(folder, FILE, self.to_json())
 
     @classmethod
     def read(cls, folder: Path) -> Tags:
-        path = Path(folder) / FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no tag vocabulary (a tagging run saves it when it starts)")
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = closed_vocab.read_json(folder, FILE, "no tag vocabulary (a tagging run saves it when it starts)")
         return cls(saved["tags"], saved["scheme"], saved["predicate"], saved["fallback"])
 
 
 # ---------------------------------------------------------------- the run's tokenizer
 
 
-class TagTokenizer:
+class TagTokenizer(closed_vocab.ClosedVocabTokenizer):
     """A tagging run's tokenizer: the text model's pieces word by word, the tag vocabulary as the target side.
 
     It answers what research/data/pipeline.py and the run files ask of a
@@ -158,17 +150,11 @@ class TagTokenizer:
     batch keys (research/data/corpus.py passes them to the pipeline).
     """
 
-    def __init__(self, text: tokenizers.Tokenizer, tags: Tags):
-        self.text, self.tags = text, tags
-        self.source = text.source
+    VOCAB = Tags
 
     @property
-    def source_vocab(self) -> int:
-        return self.text.source_vocab
-
-    @property
-    def target_vocab(self) -> int:
-        return len(self.tags)
+    def tags(self) -> Tags:
+        return self.vocab
 
     def word_pieces(self, words: Sequence[str]) -> list[list[int]]:
         """Each word's pieces, encoded by itself; [<unk>] for a word that encodes to none."""
@@ -186,21 +172,3 @@ class TagTokenizer:
             starts += [j + 1] + [0] * (len(pieces) - 1)
             marks += [int(j == predicate)] * len(pieces)
         return {"source_words": starts, "source_predicate": marks} if self.tags.predicate else {"source_words": starts}
-
-    def encode_target(self, target: str) -> list[int]:
-        return self.tags.encode(target)
-
-    def decode_target(self, ids) -> str:
-        return self.tags.decode(ids)
-
-    def fingerprint(self) -> str:
-        tags = json.dumps(self.tags.to_json(), sort_keys=True).encode()
-        return hashlib.sha256(self.text.fingerprint().encode() + b"\0" + tags).hexdigest()[:16]
-
-    def save(self, folder: Path) -> None:
-        tokenizers.save(self.text, folder)
-        self.tags.save(folder)
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> TagTokenizer:
-        return cls(tokenizers.from_folder(folder), Tags.read(folder))
