@@ -212,3 +212,47 @@ def test_embeddings_grid_is_three_arms_on_two_corpora_with_vectors_that_fit():
                 assert {len(r) - 1 for r in rows} == {run.model.d_model}
                 assert len(rows) == run.tokenizer.vocab_size - 4  # every piece but the 4 special ids
     assert len(set(counts.values())) == 1, counts  # the arms differ in how the embedding starts, not in size
+
+
+def test_tagging_grid_is_the_three_encoders_at_matched_parameters():
+    from research.models.tagger import Tagger, architecture  # noqa: PLC0415
+
+    cfg = hydra_config("+experiment=compare_tagging")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    counts = {}
+    for enc in KINDS:
+        run = resolve(compose_config(["+experiment=compare_tagging", f"+experiment/budget/params1m/encoder={enc}"]))
+        assert (run.data.task, run.data.name, run.encoder) == ("tagging", "ddtp_punct_en", enc)
+        assert (run.trainer.budget, run.trainer.test) == ("flops", True)
+        batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
+        model = Tagger(architecture(run, run.tokenizer.vocab_size, 7, False))  # 7 tags: O and the 6 marks
+        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+        counts[enc] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    # the params1m encoder (397,000) + the 2,000 x 128 embedding + the 7-way layer (128 x 7 + 7) = 653,903
+    off = {k: v for k, v in counts.items() if abs(v / 653_903 - 1) > 0.01}
+    assert not off, f"outside 653,903 ± 1%: {off} (all: {counts})"
+
+
+def test_lm_grid_is_the_three_decoders_at_matched_parameters():
+    from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
+
+    cfg = hydra_config("+experiment=compare_lm")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/lm1m/decoder"].split(",") == list(KINDS)
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    counts = {}
+    for dec in KINDS:
+        run = resolve(compose_config(["+experiment=compare_lm", f"+experiment/budget/lm1m/decoder={dec}"]))
+        assert (run.data.task, run.data.name, run.decoder) == ("lm", "ddtp_summ_en_lm", dec)
+        assert (run.trainer.budget, run.trainer.test, run.model.tie_output) == ("flops", True, True)
+        batch = {k: np.ones((1, 8), np.int32) for k in ("target_in", "target_out", "target_segments", "target_positions")}
+        model = LanguageModel(architecture(run, run.tokenizer.vocab_size))
+        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+        counts[dec] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    # the tied 2,000 x 128 embedding (256,000) + a decoder without a memory of budget/lm1m (794,000) = 1,050,000
+    off = {k: v for k, v in counts.items() if abs(v / 1_050_000 - 1) > 0.01}
+    assert not off, f"outside 1,050,000 ± 1%: {off} (all: {counts})"
