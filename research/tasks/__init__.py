@@ -115,6 +115,15 @@ def get(name: str) -> Task:
     return TASKS[name]
 
 
+def refuse_pretrained_embeddings(cfg: Any) -> None:
+    """A ConfigError for `model.embeddings.pretrained` or `.freeze` on a task whose model does not load them
+    (research/training/pretrained.py fills and freezes seq2seq embeddings only)."""
+    e = cfg.model.embeddings
+    if e.pretrained or e.freeze:
+        raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "
+                          f"(research/training/pretrained.py); leave them at their defaults for task={cfg.data.task}")
+
+
 def by_metric(metric: str) -> Task:
     """The task whose deciding score is `metric` (what a finished run's summary.json records)."""
     for task in TASKS.values():

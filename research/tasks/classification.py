@@ -66,7 +66,7 @@ from research.data import tokenizer as tokenizers
 from research.data.errors import DataError
 from research.models import classifier, tfidf
 from research.registry import ConfigError
-from research.tasks import Task, register
+from research.tasks import Task, refuse_pretrained_embeddings, register
 from research.training import losses
 from research.training.confusion_images import ConfusionImages, NoImages
 
@@ -116,10 +116,7 @@ def _rows(examples) -> list[tuple[str, str]]:
 
 
 def build_model(cfg, tok) -> tuple[classifier.Classifier, classifier.ClassifierArchitecture]:
-    e = cfg.model.embeddings
-    if e.pretrained or e.freeze:
-        raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "
-                          f"(research/training/pretrained.py); leave them at their defaults for task={cfg.data.task}")
+    refuse_pretrained_embeddings(cfg)
     arch = classifier.architecture(cfg, tok.source_vocab, len(tok.labels), tok.labels.multi)
     return classifier.Classifier(arch), arch
 

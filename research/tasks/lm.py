@@ -65,7 +65,7 @@ from research.decoding import generate
 from research.models import language_model
 from research.models.layers.positions import learned_max_len
 from research.registry import ConfigError
-from research.tasks import Task, register
+from research.tasks import Task, refuse_pretrained_embeddings, register
 from research.training import losses
 from research.training.confusion_images import NoImages
 
@@ -110,10 +110,7 @@ def tokenizer(tokenizer_cfg, pairs: list, fingerprint: str) -> tokenizers.Tokeni
 
 
 def build_model(cfg, tok) -> tuple[language_model.LanguageModel, language_model.LMArchitecture]:
-    e = cfg.model.embeddings
-    if e.pretrained or e.freeze:
-        raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "
-                          f"(research/training/pretrained.py); leave them at their defaults for task={cfg.data.task}")
+    refuse_pretrained_embeddings(cfg)
     unused = language_model.UNUSED.get(cfg.decoder, ())
     if unused:
         log.info("decoder=%s as a language model: no memory, so decoder.%s are not used", cfg.decoder,

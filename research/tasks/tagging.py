@@ -55,7 +55,7 @@ from research.data import conll, tagged, tags
 from research.data import tokenizer as tokenizers
 from research.models import tagger
 from research.registry import ConfigError
-from research.tasks import Task, register
+from research.tasks import Task, refuse_pretrained_embeddings, register
 from research.tasks.classification import predictor as forward_predictor
 from research.training import losses
 from research.training.confusion_images import ConfusionImages
@@ -95,10 +95,7 @@ def check_split(tok, examples, split: str, data_cfg) -> None:
 
 
 def build_model(cfg, tok) -> tuple[tagger.Tagger, tagger.TaggerArchitecture]:
-    e = cfg.model.embeddings
-    if e.pretrained or e.freeze:
-        raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "
-                          f"(research/training/pretrained.py); leave them at their defaults for task={cfg.data.task}")
+    refuse_pretrained_embeddings(cfg)
     arch = tagger.architecture(cfg, tok.source_vocab, len(tok.tags), tok.tags.predicate)
     return tagger.Tagger(arch), arch
 
