@@ -31,6 +31,10 @@ a property of the data, so each data config names its task.
             (rows true, columns predicted, in `labels` order).
   images    the validation confusion matrix of tags at each evaluation
             (research/training/confusion_images.py).
+  baseline  each word's most frequent training tag in its context
+            (research/models/tag_lookup.py), fitted when the run starts:
+            `baseline_lookup_<metric>` in summary.json and eval_<split>.json,
+            its predictions in baseline.json for the report's paired test.
   compare   paired bootstrap over sentences (1,000 resamples, seed 12345)
             of the deciding F1, recomputed from each resample's summed counts
             (per-tag true/false positives and false negatives; spans' for
@@ -53,7 +57,7 @@ from research import console
 from research.analysis import significance
 from research.data import conll, tagged, tags
 from research.data import tokenizer as tokenizers
-from research.models import tagger
+from research.models import tag_lookup, tagger
 from research.registry import ConfigError
 from research.tasks import Task, refuse_pretrained_embeddings, register
 from research.tasks.classification import predictor as forward_predictor
@@ -252,6 +256,38 @@ def plain_counts(hyps, refs) -> np.ndarray:
     return tag_counts(hyps, refs, scored_tags(gold, pred))
 
 
+# ---------------------------------------------------------------- the baseline
+
+
+def baseline(cfg, corpus, *, score, metric: str) -> dict:
+    """The lookup baseline fitted on the run's training split and scored on validation and test ->
+    {"scores": {split: {"baseline_lookup_<score>": value}}, "hyps": {split: {"lookup": tags, one sentence a line}}}.
+    A test split that cannot be read is left out with a warning (an error later only if the run is tested);
+    one with tags training never saw is an error now, as for the network."""
+    from research.data import corpus as corpora  # noqa: PLC0415 (the data layer imports research.tasks)
+    from research.data.errors import DataError  # noqa: PLC0415
+
+    d = cfg.data
+    splits = {d.valid_split: corpus.valid}
+    try:
+        splits.update(corpora.load(d, (d.test_split,)))
+    except DataError as e:
+        log.warning("baseline: not scored on %s: %s", d.test_split, e)
+    for name, examples in splits.items():
+        corpus.tokenizer.tags.check(examples, name)
+    sentence = lambda row: (tagged.parse_source(row[0])[0], tagged.tags_of(row[1]))
+    model = tag_lookup.fit([sentence(r) for r in corpora.pairs(corpus.train)], corpus.tokenizer.tags.fallback)
+    out: dict = {"scores": {}, "hyps": {}}
+    for name, examples in splits.items():
+        rows = corpora.pairs(examples)
+        hyps = [" ".join(model.tag(tagged.parse_source(s)[0])) for s, _ in rows]
+        out["scores"][name] = {f"baseline_lookup_{k}": v for k, v in score(hyps, [t for _, t in rows]).items()}
+        out["hyps"][name] = {"lookup": hyps}
+    log.info("baseline (most frequent tag in context): %s", "; ".join(
+        f"{s} {metric} {m[f'baseline_lookup_{metric}']:.4f}" for s, m in out["scores"].items()))
+    return out
+
+
 # ---------------------------------------------------------------- evaluating a split
 
 
@@ -328,6 +364,7 @@ def _task(name: str, metric: str, spans: bool) -> Task:
         sums=sums, predictor=forward_predictor(sums),
         evaluate_split=lambda *a, **k: evaluate_split(*a, **k, score=score),
         images=lambda model, tok, examples, data_cfg, n: ConfusionImages(tok.tags.names),
+        fitted_baseline=lambda cfg, corpus: baseline(cfg, corpus, score=score, metric=metric),
         ensembles=False,
     )
 
