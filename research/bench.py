@@ -1,4 +1,4 @@
-"""`python -m research.bench [--only train,scaling,decode,pipeline,vectors] [--out DIR] [--repeats N]`.
+"""`python -m research.bench [--only train,scaling,decode,pipeline,vectors] [--out DIR] [--repeats N] [--refuse-busy]`.
 
 Writes DIR/bench.json (every number, for comparing runs) and DIR/bench.md (the
 tables); the library is `research/benchmarks/`.
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
-from research.benchmarks import suite
+from research.benchmarks import busy, suite
 
 
 def main(argv=None) -> None:
@@ -18,6 +19,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default: bench)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (median reported)")
     p.add_argument("--pairs", default=None, help="train section only these pairs, e.g. rnn-rnn,transformer-transformer")
+    p.add_argument("--refuse-busy", action="store_true",
+                   help="stop, writing nothing, when the machine is busy (research/benchmarks/busy.py)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers (vs_torch stays empty)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -25,8 +28,12 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(suite.SECTIONS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    results = suite.run(only, repeats=args.repeats, with_torch=not args.no_torch,
-                        pairs=args.pairs.split(",") if args.pairs else None)
+    try:
+        results = suite.run(only, repeats=args.repeats, with_torch=not args.no_torch,
+                            pairs=args.pairs.split(",") if args.pairs else None, refuse_busy=args.refuse_busy)
+    except busy.BusyMachine as e:
+        logging.error("%s", e)
+        sys.exit(3)
     js, md = suite.write(results, args.out)
     print(md.read_text())
     print(f"wrote {js} and {md}")

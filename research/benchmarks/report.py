@@ -18,6 +18,7 @@ import importlib.metadata
 import os
 import platform
 
+from research.benchmarks import busy
 from research.training.hardware import cpu_model
 
 SECTIONS = ("train", "targets", "pipeline", "decode", "scaling", "vectors")
@@ -99,6 +100,8 @@ def markdown_table(results: dict, title: str = "Benchmarks") -> str:
     """The whole report: environment header, then one table per present section."""
     env = results.get("environment") or environment()
     parts = [f"# {title}", header(env)]
+    if results.get("machine"):
+        parts.append(busy.line(results["machine"]))
     if results.get("peak"):
         parts.append(peak_line(results["peak"], results.get("torch")))
     for section in SECTIONS:

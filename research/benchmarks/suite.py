@@ -10,6 +10,11 @@ Sections (`--only` picks some):
   pipeline  the input pipeline's throughput and padding on ddtp_de_en, against
             the transformer train step of the same run.
   vectors   co-occurrence counting tokens/s and GloVe seconds per epoch on ddtp_de_en.
+
+Whether the machine was busy (research/benchmarks/busy.py: the load average before the bench and after
+each section, the matmul peak before each timed pair and after the train section) is recorded as
+`machine` in bench.json and said at the top of bench.md; with `refuse_busy` the run stops at the first
+sign of it (busy.BusyMachine) and writes nothing.
 """
 from __future__ import annotations
 
@@ -18,33 +23,57 @@ import logging
 import time
 from pathlib import Path
 
-from research.benchmarks import decode, peak, pipeline, report, torch_peer, train, vectors
+from research.benchmarks import busy, decode, peak, pipeline, report, torch_peer, train, vectors
 
 log = logging.getLogger(__name__)
 SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 
 
-def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None) -> dict:
+def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None, refuse_busy: bool = False) -> dict:
     """All chosen sections -> the bench.json dict."""
     results = {"environment": report.environment(), "settings": {"repeats": repeats, "shape": vars(train.BENCH_SHAPE)}}
+    loads, peaks, n_cores = [busy.load_sample("before the bench")], [], busy.cores()
+
+    def check(section: str | None = None) -> None:
+        if section:
+            loads.append(busy.load_sample(f"after {section}"))
+        results["machine"] = busy.verdict(loads, peaks, n_cores)
+        log.info("machine: %s", busy.line(results["machine"]))
+        if refuse_busy:
+            busy.refuse(results["machine"])
+
+    check()
     start = time.perf_counter()
     if "train" in only:
         results["peak"] = peak.measure_peak(repeats=repeats, with_torch=with_torch and torch_peer.available())
-        results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=results["peak"]["jax"]["flops_per_s"],
+        best_n = results["peak"]["jax"]["best_n"]
+        peaks.append(results["peak"]["jax"]["flops_per_s"])
+
+        def peak_now() -> float:  # at the size that was fastest, next to each timed pair
+            peaks.append(peak.jax_matmul_peak((best_n,), repeats=repeats)["flops_per_s"])
+            return peaks[-1]
+
+        results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=peak_now,
                                                with_torch=with_torch and torch_peer.available(), repeats=repeats)
+        peak_now()  # and once after the last pair
         # Each peer was timed in turns with its pair (train.time_pair); listed here for the report.
         results["torch"] = {train.PEERS[p]: row.pop("torch") for p, row in results["train"].items() if "torch" in row} or None
         results["targets"] = train.targets(results["train"])
+        check("train")
     if "scaling" in only:
         results["scaling"] = train.scaling_section(repeats=max(2, repeats // 3))
+        check("scaling")
     if "decode" in only:
         results["decode"] = decode.decode_section(repeats=max(2, repeats // 2), with_torch=with_torch)
+        check("decode")
     if "pipeline" in only:
         step = results.get("train", {}).get("transformer-transformer", {}).get("tokens_per_s")
         results["pipeline"] = pipeline.pipeline_section(step, repeats=repeats)
         results.setdefault("targets", {}).update(pipeline.targets(results["pipeline"]))
+        check("pipeline")
     if "vectors" in only:
         results["vectors"] = {"glove": vectors.vectors_section()}
+        check("vectors")
     results["wall_s"] = time.perf_counter() - start
     return results
 

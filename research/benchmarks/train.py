@@ -55,15 +55,21 @@ def time_pair(pair: str, shape: Shape = BENCH_SHAPE, *, repeats: int = 5, warmup
     return row
 
 
-def train_section(pairs=models.PAIRS, *, peak_flops: float, with_torch: bool, repeats: int = 5, warmup: int = 2) -> dict:
+def train_section(pairs=models.PAIRS, *, peak_flops, with_torch: bool, repeats: int = 5, warmup: int = 2) -> dict:
     """{pair: row} with `vs_torch` (None without a peer) and `mfu` filled in;
-    a pair with a PyTorch peer carries the peer's own figures in row["torch"]."""
+    a pair with a PyTorch peer carries the peer's own figures in row["torch"].
+
+    `peak_flops`: a number, or a function measuring the matmul peak, called right before each pair so that
+    its MFU is against the machine's speed of that moment (row["peak_gflop_per_s"]; research/benchmarks/busy.py).
+    """
     out = {}
     for pair in pairs:
+        peak = peak_flops() if callable(peak_flops) else peak_flops
         row = time_pair(pair, repeats=repeats, warmup=warmup, peer=PEERS.get(pair) if with_torch else None)
         peer = row.get("torch")
         row["vs_torch"] = row["tokens_per_s"] / peer["tokens_per_s"] if peer else None
-        row["mfu"] = row["gflop_per_s"] * 1e9 / peak_flops
+        row["peak_gflop_per_s"] = peak / 1e9
+        row["mfu"] = row["gflop_per_s"] * 1e9 / peak
         log.info("train %s: %.0f tokens/s, MFU %.1f%%, compile %.1f s", pair, row["tokens_per_s"], 100 * row["mfu"], row["compile_s"])
         out[pair] = row
     return out
