@@ -211,6 +211,9 @@ def resolve(cfg: DictConfig) -> RunConfig:
     check(symbols or built["data"].format != "generated", "tokenizer",
           f"data={built['data'].name} is generated symbol sequences: add tokenizer=symbols (one id per symbol; "
           "SentencePiece would merge them into pieces)")
+    check(not built["model"].copy or built["tokenizer"].joint, "model.copy",
+          "copies source pieces into the output by their ids, so it needs one joint vocabulary: set "
+          "tokenizer.joint=true (and leave model.copy=false for separate vocabularies)")
     return RunConfig(
         encoder=enc_name, encoder_config=ENCODERS.config(enc_name, container["encoder"]),
         decoder=dec_name, decoder_config=DECODERS.config(dec_name, container["decoder"]),

@@ -176,14 +176,22 @@ def _entry(table: dict, kind: str, name: str):
     return table[name]
 
 
+def copy_attention(batch: int, source_len: int, target_len: int, d_model: int, memory: int) -> int:
+    """The pointer-generator's matmuls (research/models/layers/copy.py): the context, attention [T, S] times
+    memory [S, D_mem], and the gate, [d_model + D_mem + d_model] -> 1, at every target position. The scatter
+    onto the vocabulary adds, it does not multiply."""
+    return dense(batch * target_len, source_len, memory) + dense(batch * target_len, 2 * d_model + memory, 1)
+
+
 def forward_flops(arch: Any, batch: int, source_len: int, target_len: int) -> int:
     """Forward matmul FLOPs of one [batch, source_len] -> [batch, target_len] batch of `arch`
-    (a `seq2seq.Architecture`): encoder + decoder + output projection."""
+    (a `seq2seq.Architecture`): encoder + decoder + output projection (+ copy attention with model.copy)."""
     d = arch.model.d_model
     encoder = _entry(ENCODER_FLOPS, "encoder", arch.encoder)(arch.encoder_config, d, batch, source_len)
     memory = MEMORY_WIDTH[arch.encoder](arch.encoder_config, d)
     decoder = _entry(DECODER_FLOPS, "decoder", arch.decoder)(arch.decoder_config, d, batch, source_len, target_len, memory)
-    return encoder + decoder + output_projection(batch, target_len, d, arch.target_vocab)
+    copied = copy_attention(batch, source_len, target_len, d, memory) if getattr(arch.model, "copy", False) else 0
+    return encoder + decoder + copied + output_projection(batch, target_len, d, arch.target_vocab)
 
 
 def train_flops(arch: Any, batch: int, source_len: int, target_len: int) -> int:

@@ -11,6 +11,10 @@ Decoder contract
   `decoder(enc, embedded_targets [B, T, E], segments, positions,
   deterministic) -> features [B, T, d_model]`; the Seq2Seq wrapper turns the
   features into logits (optionally through the tied embedding).
+  Built with `copy_attention=True` (model.copy) a decoder returns
+  (features, attention [B, T, S]) instead, the distribution over source
+  positions a copy is made from, and its `step` ((features, attention [B, S]),
+  cache).
   For incremental decoding every decoder also provides
   `init_cache(enc, max_len) -> cache` and
   `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
@@ -32,6 +36,8 @@ Decoders without a memory
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 from flax import struct
 
@@ -48,11 +54,15 @@ class EncoderOutput:
         state at the last real token, or the masked mean of the memory for
         encoders without a recurrent state. Decoders bridge it to their
         own initial state.
+      tokens: [B, S] the source token ids, kept only by a model with copy
+        attention (research/models/layers/copy.py scatters onto them); None
+        otherwise. Encoders leave it None; the Seq2Seq model fills it in.
     """
 
     memory: jax.Array
     segments: jax.Array
     final_state: jax.Array
+    tokens: Optional[jax.Array] = None
 
     @property
     def mask(self) -> jax.Array:

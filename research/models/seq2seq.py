@@ -15,6 +15,7 @@ from flax import linen as nn
 from research.models.decoders import DECODERS
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
+from research.models.layers import copy
 from research.models.layers.output import tied_logits
 from research.models.layers.pooling import POOLINGS
 from research.registry import ConfigError, check
@@ -43,6 +44,7 @@ class ModelConfig:
     embeddings: EmbeddingsConfig = dataclasses.field(default_factory=EmbeddingsConfig)
     # task=classification | multilabel: how the classifier summarises the encoder's memory (layers/pooling.py)
     pooling: str = "mean"  # mean | max | first | attention
+    copy: bool = False  # pointer-generator copy attention (layers/copy.py); needs tokenizer.joint=true
 
     def __post_init__(self):
         check(self.d_model > 0, "d_model", "must be positive")
@@ -73,11 +75,14 @@ class Architecture:
         `model.embeddings` is left out: how the embeddings started and whether
         they trained do not change the model, and checkpoints made before the
         key existed keep loading. So is `model.pooling`, which only a
-        classifier has (research/models/classifier.py).
+        classifier has (research/models/classifier.py), and `model.copy`
+        when it is off, its default, for the same reason.
         """
         meta = json.loads(json.dumps(dataclasses.asdict(self)))
         meta["model"].pop("embeddings")
         meta["model"].pop("pooling")
+        if not meta["model"]["copy"]:  # checkpoints made before copy attention existed keep loading
+            meta["model"].pop("copy")
         return meta
 
 
@@ -111,8 +116,13 @@ class Seq2Seq(nn.Module):
         else:
             self.source_embed = nn.Embed(a.source_vocab, m.d_model, embedding_init=init, dtype=dtype, name="source_embed")
         self.encoder = ENCODERS.get(a.encoder).component(config=a.encoder_config, dtype=dtype, name="encoder")
-        self.decoder = DECODERS.get(a.decoder).component(config=a.decoder_config, dtype=dtype, name="decoder")
+        decoder = DECODERS.get(a.decoder).component
+        self.decoder = decoder(config=a.decoder_config, dtype=dtype, name="decoder", **({"copy_attention": True} if m.copy else {}))
         self.output = None if m.tie_output else nn.Dense(a.target_vocab, dtype=dtype, name="output")
+        if m.copy:
+            check(a.source_vocab == a.target_vocab, "model.copy",
+                  f"needs one joint vocabulary, got {a.source_vocab} source and {a.target_vocab} target pieces")
+            self.copy_gate = nn.Dense(1, dtype=dtype, name="copy_gate")  # p_gen from [features; context; input]
 
     def _logits(self, features):
         if self.output is not None:
@@ -120,15 +130,26 @@ class Seq2Seq(nn.Module):
         dtype = jnp.dtype(self.arch.dtype)  # what nn.Embed.attend would compute in
         return tied_logits(features.astype(dtype), self.target_embed.embedding.astype(dtype)).astype(jnp.float32)
 
+    def _output(self, out, enc: EncoderOutput, y):
+        """The decoder's output -> logits; with copy, the pointer-generator's log-probabilities
+        (research/models/layers/copy.py), which every loss and search takes as logits."""
+        if not self.arch.model.copy:
+            return self._logits(out)
+        features, attention = out
+        ctx = copy.context(attention, enc.memory)
+        gate = self.copy_gate(jnp.concatenate([features, ctx.astype(features.dtype), y.astype(features.dtype)], -1))
+        return copy.mix(self._logits(features), attention, enc.tokens, gate[..., 0])
+
     def encode(self, batch, deterministic=True) -> EncoderOutput:
         x = self.source_embed(batch["source"])
-        return self.encoder(x, batch["source_segments"], batch["source_positions"], deterministic=deterministic)
+        enc = self.encoder(x, batch["source_segments"], batch["source_positions"], deterministic=deterministic)
+        return enc.replace(tokens=batch["source"]) if self.arch.model.copy else enc
 
     def decode(self, enc: EncoderOutput, batch, deterministic=True):
-        """-> logits [B, T, V] for the shifted targets in `batch`."""
+        """-> logits [B, T, V] for the shifted targets in `batch` (log-probabilities with copy)."""
         y = self.target_embed(batch["target_in"])
-        features = self.decoder(enc, y, batch["target_segments"], batch["target_positions"], deterministic=deterministic)
-        return self._logits(features)
+        out = self.decoder(enc, y, batch["target_segments"], batch["target_positions"], deterministic=deterministic)
+        return self._output(out, enc, y)
 
     def __call__(self, batch, deterministic=True):
         return self.decode(self.encode(batch, deterministic), batch, deterministic)
@@ -138,8 +159,9 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, enc: EncoderOutput, cache, tokens):
         """tokens [B] -> (logits [B, V], cache)."""
-        features, cache = self.decoder.step(enc, cache, self.target_embed(tokens))
-        return self._logits(features), cache
+        y = self.target_embed(tokens)
+        out, cache = self.decoder.step(enc, cache, y)
+        return self._output(out, enc, y), cache
 
 
 def check_packing(arch: Architecture) -> None:

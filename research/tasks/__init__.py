@@ -115,9 +115,13 @@ def get(name: str) -> Task:
     return TASKS[name]
 
 
-def refuse_pretrained_embeddings(cfg: Any) -> None:
-    """A ConfigError for `model.embeddings.pretrained` or `.freeze` on a task whose model does not load them
+def refuse_seq2seq_options(cfg: Any) -> None:
+    """A ConfigError for the model options only a seq2seq model has, on a task whose model has none of them:
+    `model.copy` (copy attention needs a source and a decoder) and `model.embeddings.pretrained` or `.freeze`
     (research/training/pretrained.py fills and freezes seq2seq embeddings only)."""
+    if cfg.model.copy:
+        raise ConfigError(f"model.copy: copy attention copies from a source into a decoder's output, which "
+                          f"task={cfg.data.task} does not have; set model.copy=false")
     e = cfg.model.embeddings
     if e.pretrained or e.freeze:
         raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "

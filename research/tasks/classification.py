@@ -66,7 +66,7 @@ from research.data import tokenizer as tokenizers
 from research.data.errors import DataError
 from research.models import classifier, tfidf
 from research.registry import ConfigError
-from research.tasks import Task, refuse_pretrained_embeddings, register
+from research.tasks import Task, refuse_seq2seq_options, register
 from research.training import losses
 from research.training.confusion_images import ConfusionImages, NoImages
 
@@ -116,7 +116,7 @@ def _rows(examples) -> list[tuple[str, str]]:
 
 
 def build_model(cfg, tok) -> tuple[classifier.Classifier, classifier.ClassifierArchitecture]:
-    refuse_pretrained_embeddings(cfg)
+    refuse_seq2seq_options(cfg)
     arch = classifier.architecture(cfg, tok.source_vocab, len(tok.labels), tok.labels.multi)
     return classifier.Classifier(arch), arch
 

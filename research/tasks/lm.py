@@ -65,7 +65,7 @@ from research.decoding import generate
 from research.models import language_model
 from research.models.layers.positions import learned_max_len
 from research.registry import ConfigError
-from research.tasks import Task, refuse_pretrained_embeddings, register
+from research.tasks import Task, refuse_seq2seq_options, register
 from research.training import losses
 from research.training.confusion_images import NoImages
 
@@ -110,7 +110,7 @@ def tokenizer(tokenizer_cfg, pairs: list, fingerprint: str) -> tokenizers.Tokeni
 
 
 def build_model(cfg, tok) -> tuple[language_model.LanguageModel, language_model.LMArchitecture]:
-    refuse_pretrained_embeddings(cfg)
+    refuse_seq2seq_options(cfg)
     unused = language_model.UNUSED.get(cfg.decoder, ())
     if unused:
         log.info("decoder=%s as a language model: no memory, so decoder.%s are not used", cfg.decoder,

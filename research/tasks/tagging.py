@@ -59,7 +59,7 @@ from research.data import conll, tagged, tags
 from research.data import tokenizer as tokenizers
 from research.models import tag_lookup, tagger
 from research.registry import ConfigError
-from research.tasks import Task, refuse_pretrained_embeddings, register
+from research.tasks import Task, refuse_seq2seq_options, register
 from research.tasks.classification import predictor as forward_predictor
 from research.training import losses
 from research.training.confusion_images import ConfusionImages
@@ -99,7 +99,7 @@ def check_split(tok, examples, split: str, data_cfg) -> None:
 
 
 def build_model(cfg, tok) -> tuple[tagger.Tagger, tagger.TaggerArchitecture]:
-    refuse_pretrained_embeddings(cfg)
+    refuse_seq2seq_options(cfg)
     arch = tagger.architecture(cfg, tok.source_vocab, len(tok.tags), tok.tags.predicate)
     return tagger.Tagger(arch), arch
 

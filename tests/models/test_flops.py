@@ -1,5 +1,6 @@
 """The analytic FLOP count (research/models/flops.py) against counts by hand and against the
 matmuls the model really runs (its jaxpr), for every encoder-decoder pair."""
+import dataclasses
 import itertools
 
 import jax
@@ -148,6 +149,13 @@ def model_flops(a: Architecture, batch: int, source_len: int, target_len: int) -
 @pytest.mark.parametrize("encoder,decoder", list(itertools.product(ENCODER_CONFIGS, DECODER_CONFIGS)))
 def test_count_equals_the_matmuls_the_model_runs(encoder, decoder):
     a = arch(encoder, ENCODER_CONFIGS[encoder], decoder, DECODER_CONFIGS[decoder], D, 11)
+    assert flops.forward_flops(a, 3, 5, 4) == model_flops(a, 3, 5, 4)
+
+
+@pytest.mark.parametrize("encoder,decoder", [("rnn", "transformer"), ("transformer", "cnn"), ("cnn", "rnn")])
+def test_copy_attention_counts_equal_the_matmuls_the_model_runs(encoder, decoder):
+    a = arch(encoder, ENCODER_CONFIGS[encoder], decoder, DECODER_CONFIGS[decoder], D, 11)
+    a = dataclasses.replace(a, model=dataclasses.replace(a.model, copy=True))
     assert flops.forward_flops(a, 3, 5, 4) == model_flops(a, 3, 5, 4)
 
 

@@ -24,9 +24,11 @@ def _per_example_loss(model, params, batch, examples: list[tuple[int, int]]) -> 
     return [float(loss[r][batch["target_segments"][r] == s].sum()) for r, s in examples]
 
 
-@pytest.mark.parametrize("encoder,decoder", PACKABLE)
-def test_packed_batch_gives_each_example_its_unpacked_loss(encoder, decoder, tmp_path):
-    _, tok, model = build(encoder, decoder, tmp_path)
+# With copy attention too: a packed example copies from its own source only.
+@pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PACKABLE]
+                         + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in (("rnn", "cnn"), ("cnn", "transformer"))])
+def test_packed_batch_gives_each_example_its_unpacked_loss(encoder, decoder, extra, tmp_path):
+    _, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6, max_words=5)
     ids = [(tok.encode_source(s), tok.encode_target(t)) for s, t in pairs]
     packed = fill_rows([ids[:3], ids[3:]], 2, 96, 96)

@@ -12,9 +12,14 @@ from tests.conftest import PAIRS
 from tests.helpers.models import build, encode_batch, init, real_pairs
 
 
-@pytest.mark.parametrize("encoder,decoder", PAIRS)
-def test_padding_changes_neither_loss_nor_output(encoder, decoder, tmp_path):
-    cfg, tok, model = build(encoder, decoder, tmp_path)
+# Every pair, and every decoder with copy attention (research/models/layers/copy.py) after another encoder.
+WITH_COPY = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]
+
+
+@pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
+                         + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY])
+def test_padding_changes_neither_loss_nor_output(encoder, decoder, extra, tmp_path):
+    cfg, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6)
     short = encode_batch(tok, pairs, 48, 40)
     long = encode_batch(tok, pairs, 72, 64)

@@ -5,11 +5,17 @@ convolution, plus the memory projected once for each layer's attention.
 With `memory=False` (a decoder-only language model, research/models/interfaces.py)
 the layers have no attention, no query projection and nothing projected:
 causal gated convolutions with their residual connections only.
+With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+decoder also returns the last layer's attention over the source, averaged
+over its heads (ConvS2S has one): (features, weights [B, T, S]) from
+`__call__`, ((features, weights [B, S]), cache) from `step`. The last
+layer's, because its context is the one nearest the output layer.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -40,6 +46,7 @@ class CNNDecoder(nn.Module):
     config: CNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no attention over a memory; called with enc=None (interfaces.py)
+    copy_attention: bool = False  # also return the last layer's attention (model.copy; see the module docstring)
     supports_packing = True
 
     def setup(self):
@@ -55,6 +62,11 @@ class CNNDecoder(nn.Module):
         self.from_channels = nn.Dense(c.d_model, dtype=self.dtype, name="from_channels")
         self.drop = nn.Dropout(c.dropout)
 
+    def _output(self, h, seen: list):
+        """The features and, with copy_attention, the last layer's attention averaged over its heads."""
+        features = self.from_channels(h)
+        return (features, seen[-1].mean(1)) if self.copy_attention else features
+
     def _layer(self, i, h, g, window, attend, deterministic):
         """h, g: [B, T, C] state and embedding; window: [B, T, k*C] of dropped-out h; attend: None without
         a memory."""
@@ -68,19 +80,21 @@ class CNNDecoder(nn.Module):
         c = self.config
         g = self.drop(self.positions(y, positions), deterministic=deterministic)
         h = self.to_channels(g)
-        attend = None
+        attend, seen = None, []
+        check(not self.copy_attention or self.memory, "model.copy", "needs a decoder with a memory to copy from")
         if self.memory:
             mask = segment_mask(segments, enc.segments)
 
             def attend(i, q):
                 out, w = self.attn[i].attend_kv(q, *self.attn[i].project_kv(enc.memory), mask)
                 self.sow("intermediates", "cross_attention", w)
+                seen.append(w)  # [B, H, T, S]
                 return out
 
         for i in range(c.num_layers):
             window = windows(self.drop(h, deterministic=deterministic), segments, c.kernel_size, causal=True)
             h = self._layer(i, h, g, window, attend, deterministic)
-        return self.from_channels(h)
+        return self._output(h, seen)
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):
         """`batch`: the rows, read only without a memory (enc=None)."""
@@ -100,14 +114,19 @@ class CNNDecoder(nn.Module):
         index = cache["index"]
         g = self.positions(y_t[:, None], index[:, None])  # [B, 1, E]
         h = self.to_channels(g)
-        attend = None
+        attend, seen = None, []
         if self.memory:
             mask = enc.mask[:, None, :]
-            attend = lambda i, q: self.attn[i].attend_kv(q, *cache["kv"][i], mask)[0]
+
+            def attend(i, q):
+                out, w = self.attn[i].attend_kv(q, *cache["kv"][i], mask)
+                seen.append(w)
+                return out
+
         new_inputs = []
         for i in range(c.num_layers):
             past = jnp.concatenate([cache["inputs"][i], h], 1)  # [B, k, C], oldest first
             new_inputs.append(past[:, 1:])
             h = self._layer(i, h, g, past.reshape(past.shape[0], 1, -1), attend, True)
-        out = self.from_channels(h)[:, 0]
+        out = jax.tree.map(lambda x: x[:, 0], self._output(h, seen))  # [B, 1, ...] -> [B, ...]
         return out, {**cache, "index": index + 1, "inputs": new_inputs}

@@ -11,6 +11,12 @@ no attentional vector to feed): the stacked cells start from zeros, and from
 zeros again at the first token of each packed segment, and the top layer's
 output (after dropout) is the feature. The keys `attention`, `score`,
 `num_heads` and `input_feeding` are then not read.
+
+With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+decoder also returns its attention weights over the source, the ones its
+context vector is made of: (features, weights [B, T, S]) from `__call__`,
+((features, weights [B, S]), cache) from `step`. attention=none has none
+and is refused.
 """
 from __future__ import annotations
 
@@ -103,11 +109,14 @@ class RNNDecoder(nn.Module):
     config: RNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no bridge, no attention; called with enc=None (interfaces.py)
+    copy_attention: bool = False  # also return the attention weights (model.copy; see the module docstring)
     supports_packing = False  # one bridged start state per row; packed rows hold several sources (with
     # memory=False the state restarts at each segment instead: a language model packs, research/tasks/lm.py)
 
     def setup(self):
         c = self.config
+        check(not self.copy_attention or (self.memory and c.attention != "none"), "model.copy",
+              "needs a decoder with attention over the source to copy from; decoder.attention is none")
         self.cell = RNNDecoderStep(c, self.dtype, memory=self.memory, name="step")
         lstm = c.cell == "lstm"
         if self.memory:
@@ -148,7 +157,7 @@ class RNNDecoder(nn.Module):
         )
         _, (h, weights) = scan(self.cell, self._start(enc), y, context)
         self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
-        return self._features(h)
+        return (self._features(h), weights) if self.copy_attention else self._features(h)
 
     def _segments(self, y, segments, deterministic):
         """Without a memory: the cells over y [B, T, E] from zero states, which come back at the first token
@@ -180,5 +189,6 @@ class RNNDecoder(nn.Module):
             (states, _), (h, _) = self.cell((cache["states"], None), y_t, None, True)
             return self._features(h), {"states": states}
         context = (cache["keys"], enc.memory, enc.mask)
-        (states, feed), (h, _) = self.cell((cache["states"], cache["feed"]), y_t, context, True)
-        return self._features(h), {"states": states, "feed": feed, "keys": cache["keys"]}
+        (states, feed), (h, weights) = self.cell((cache["states"], cache["feed"]), y_t, context, True)
+        out = (self._features(h), weights) if self.copy_attention else self._features(h)
+        return out, {"states": states, "feed": feed, "keys": cache["keys"]}

@@ -3,6 +3,15 @@
 With `memory=False` (a decoder-only language model, research/models/interfaces.py)
 the layers have no cross-attention and no cross-attention block: causal
 self-attention and feed-forward only, the GPT layout.
+
+With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+decoder also returns the last layer's cross-attention averaged over its
+heads: (features, weights [B, T, S]) from `__call__`, ((features, weights
+[B, S]), cache) from `step`. The mean over the last layer's heads rather
+than a dedicated head: it adds no parameter and leaves every head free to
+attend as translation needs, while the copy loss still shapes the last
+layer's attention as a whole (fairseq's pointer-generator takes the same
+mean, over an alignment layer's heads).
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.masks import causal_mask, segment_mask
 from research.models.layers.positions import Positions
 from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
+from research.registry import check
 
 
 @DECODERS.register("transformer", config=TransformerConfig)
@@ -27,6 +37,7 @@ class TransformerDecoder(nn.Module):
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no cross-attention; called with enc=None (interfaces.py)
+    copy_attention: bool = False  # also return the last layer's cross-attention (model.copy; module docstring)
     supports_packing = True
 
     def setup(self):
@@ -57,16 +68,20 @@ class TransformerDecoder(nn.Module):
         x = embed_positions(y, positions, self.positions, self.drop, deterministic)
         self_mask = causal_mask(segments)
         self_attend = lambda i, h: self.self_attn[i](h, h, self_mask, deterministic)
+        check(not self.copy_attention or self.memory, "model.copy", "needs a decoder with a memory to copy from")
         if not self.memory:
             return self._layers(x, self_attend, None, deterministic)
         cross_mask = segment_mask(segments, enc.segments)
+        seen = []
 
         def cross(i, h):
             out, w = self.cross_attn[i].attend_kv(h, *self.cross_attn[i].project_kv(enc.memory), cross_mask, deterministic)
             self.sow("intermediates", "cross_attention", w)
+            seen.append(w)  # [B, H, T, S]
             return out
 
-        return self._layers(x, self_attend, cross, deterministic)
+        x = self._layers(x, self_attend, cross, deterministic)
+        return (x, seen[-1].mean(1)) if self.copy_attention else x
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):
         """`batch`: the rows, read only without a memory (enc=None)."""
@@ -97,8 +112,13 @@ class TransformerDecoder(nn.Module):
             new_kv.append((ck, cv))
             return self.self_attn[i].attend_kv(h, ck, cv, self_mask)[0]
 
+        seen = []
+
         def cross(i, h):
-            return self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], enc.mask[:, None, :])[0]
+            out, w = self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], enc.mask[:, None, :])
+            seen.append(w)
+            return out
 
         x = self._layers(x, self_attend, cross if self.memory else None, True)
-        return x[:, 0], {**cache, "index": index + 1, "self_kv": new_kv}
+        out = (x[:, 0], seen[-1].mean(1)[:, 0]) if self.copy_attention else x[:, 0]
+        return out, {**cache, "index": index + 1, "self_kv": new_kv}

@@ -33,13 +33,14 @@ def attend(q, k, v, mask, dropout_fn=None):
       q: [B, Tq, H, Dh]; k, v: [B, Tk, H, Dh]; mask: [B, Tq, Tk] bool.
       dropout_fn: applied to the weights in training, None otherwise.
     Returns:
-      ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights)
+      ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights): the weights before dropout, a distribution over
+      the keys (what attention images show and copy attention scatters, research/models/layers/copy.py);
+      the context is made of the dropped-out ones.
     """
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
     weights = masked_softmax(scores, mask[:, None]).astype(v.dtype)  # [B, H, Tq, Tk]
-    if dropout_fn is not None:
-        weights = dropout_fn(weights)
-    return jnp.einsum("bhqk,bkhd->bqhd", weights, v), weights
+    dropped = weights if dropout_fn is None else dropout_fn(weights)
+    return jnp.einsum("bhqk,bkhd->bqhd", dropped, v), weights
 
 
 class MultiHeadAttention(nn.Module):
