@@ -177,7 +177,7 @@ def _entry(table: dict, kind: str, name: str):
 
 
 def copy_attention(batch: int, source_len: int, target_len: int, d_model: int, memory: int) -> int:
-    """The pointer-generator's matmuls (research/models/layers/copy.py): the context, attention [T, S] times
+    """The pointer-generator's matmuls (research/models/layers/pointer_generator.py): the context, attention [T, S] times
     memory [S, D_mem], and the gate, [d_model + D_mem + d_model] -> 1, at every target position. The scatter
     onto the vocabulary adds, it does not multiply."""
     return dense(batch * target_len, source_len, memory) + dense(batch * target_len, 2 * d_model + memory, 1)

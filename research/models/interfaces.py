@@ -55,7 +55,7 @@ class EncoderOutput:
         encoders without a recurrent state. Decoders bridge it to their
         own initial state.
       tokens: [B, S] the source token ids, kept only by a model with copy
-        attention (research/models/layers/copy.py scatters onto them); None
+        attention (research/models/layers/pointer_generator.py scatters onto them); None
         otherwise. Encoders leave it None; the Seq2Seq model fills it in.
     """
 

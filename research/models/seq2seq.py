@@ -15,7 +15,7 @@ from flax import linen as nn
 from research.models.decoders import DECODERS
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
-from research.models.layers import copy
+from research.models.layers import pointer_generator
 from research.models.layers.output import tied_logits
 from research.models.layers.pooling import POOLINGS
 from research.registry import ConfigError, check
@@ -44,7 +44,7 @@ class ModelConfig:
     embeddings: EmbeddingsConfig = dataclasses.field(default_factory=EmbeddingsConfig)
     # task=classification | multilabel: how the classifier summarises the encoder's memory (layers/pooling.py)
     pooling: str = "mean"  # mean | max | first | attention
-    copy: bool = False  # pointer-generator copy attention (layers/copy.py); needs tokenizer.joint=true
+    copy: bool = False  # pointer-generator copy attention (layers/pointer_generator.py); needs tokenizer.joint=true
 
     def __post_init__(self):
         check(self.d_model > 0, "d_model", "must be positive")
@@ -132,13 +132,13 @@ class Seq2Seq(nn.Module):
 
     def _output(self, out, enc: EncoderOutput, y):
         """The decoder's output -> logits; with copy, the pointer-generator's log-probabilities
-        (research/models/layers/copy.py), which every loss and search takes as logits."""
+        (research/models/layers/pointer_generator.py), which every loss and search takes as logits."""
         if not self.arch.model.copy:
             return self._logits(out)
         features, attention = out
-        ctx = copy.context(attention, enc.memory)
+        ctx = pointer_generator.context(attention, enc.memory)
         gate = self.copy_gate(jnp.concatenate([features, ctx.astype(features.dtype), y.astype(features.dtype)], -1))
-        return copy.mix(self._logits(features), attention, enc.tokens, gate[..., 0])
+        return pointer_generator.mix(self._logits(features), attention, enc.tokens, gate[..., 0])
 
     def encode(self, batch, deterministic=True) -> EncoderOutput:
         x = self.source_embed(batch["source"])

@@ -61,7 +61,7 @@ def _check_rows(tokens, lengths):
         assert EOS not in t[: max(n - 1, 0)]
 
 
-# ... and each with copy attention (research/models/layers/copy.py): its attention comes from the cache too.
+# ... and each with copy attention (research/models/layers/pointer_generator.py): its attention comes from the cache too.
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
                          + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in PAIRS])
 def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, extra, spm_dir):

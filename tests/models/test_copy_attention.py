@@ -1,4 +1,4 @@
-"""Copy attention (research/models/layers/copy.py) against NumPy, the no-copy model, and a task only copying solves."""
+"""Copy attention (research/models/layers/pointer_generator.py) against NumPy, the no-copy model, and a task only copying solves."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,7 @@ import pytest
 from research.data.batch import EOS, pad_batch
 from research.decoding.generate import jit_generate
 from research.models.flops import forward_flops
-from research.models.layers import copy
+from research.models.layers import pointer_generator
 from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
 from research.training.losses import token_sums
@@ -30,7 +30,7 @@ def test_mix_is_the_pointer_generator_distribution_computed_in_numpy():
     attention /= attention.sum(-1, keepdims=True)
     ids = np.array([[4, 7, 4, 2, 8], [1, 1, 1, 3, 0]])  # repeated ids add their mass up
     gate = rng.normal(size=(b, t)).astype(np.float32)
-    got = np.exp(np.asarray(copy.mix(jnp.asarray(logits), jnp.asarray(attention), jnp.asarray(ids), jnp.asarray(gate))))
+    got = np.exp(np.asarray(pointer_generator.mix(jnp.asarray(logits), jnp.asarray(attention), jnp.asarray(ids), jnp.asarray(gate))))
     p_gen = 1 / (1 + np.exp(-gate))[..., None]
     vocab = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     copied = np.zeros((b, t, v))
@@ -47,7 +47,7 @@ def test_the_gradient_has_no_nan_where_a_piece_has_no_copy_mass():
     ids = jnp.array([[4, 5, 0]])
 
     def nll(gate):
-        return -copy.mix(logits, attention, ids, gate)[0, 2]  # piece 2 lies in no source position
+        return -pointer_generator.mix(logits, attention, ids, gate)[0, 2]  # piece 2 lies in no source position
 
     g = jax.grad(nll)(jnp.array([0.3]))
     assert np.isfinite(np.asarray(g)).all() and float(g[0]) < 0  # more p_gen is the only way to piece 2

@@ -12,7 +12,7 @@ from tests.conftest import PAIRS
 from tests.helpers.models import build, encode_batch, init, real_pairs
 
 
-# Every pair, and every decoder with copy attention (research/models/layers/copy.py) after another encoder.
+# Every pair, and every decoder with copy attention (research/models/layers/pointer_generator.py) after another encoder.
 WITH_COPY = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]
 
 

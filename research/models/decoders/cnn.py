@@ -5,7 +5,7 @@ convolution, plus the memory projected once for each layer's attention.
 With `memory=False` (a decoder-only language model, research/models/interfaces.py)
 the layers have no attention, no query projection and nothing projected:
 causal gated convolutions with their residual connections only.
-With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
 decoder also returns the last layer's attention over the source, averaged
 over its heads (ConvS2S has one): (features, weights [B, T, S]) from
 `__call__`, ((features, weights [B, S]), cache) from `step`. The last

@@ -12,7 +12,7 @@ zeros again at the first token of each packed segment, and the top layer's
 output (after dropout) is the feature. The keys `attention`, `score`,
 `num_heads` and `input_feeding` are then not read.
 
-With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
 decoder also returns its attention weights over the source, the ones its
 context vector is made of: (features, weights [B, T, S]) from `__call__`,
 ((features, weights [B, S]), cache) from `step`. attention=none has none

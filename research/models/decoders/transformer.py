@@ -4,7 +4,7 @@ With `memory=False` (a decoder-only language model, research/models/interfaces.p
 the layers have no cross-attention and no cross-attention block: causal
 self-attention and feed-forward only, the GPT layout.
 
-With `copy_attention=True` (model.copy, research/models/layers/copy.py) the
+With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
 decoder also returns the last layer's cross-attention averaged over its
 heads: (features, weights [B, T, S]) from `__call__`, ((features, weights
 [B, S]), cache) from `step`. The mean over the last layer's heads rather

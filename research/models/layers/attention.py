@@ -34,7 +34,7 @@ def attend(q, k, v, mask, dropout_fn=None):
       dropout_fn: applied to the weights in training, None otherwise.
     Returns:
       ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights): the weights before dropout, a distribution over
-      the keys (what attention images show and copy attention scatters, research/models/layers/copy.py);
+      the keys (what attention images show and copy attention scatters, research/models/layers/pointer_generator.py);
       the context is made of the dropped-out ones.
     """
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
