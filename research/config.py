@@ -43,6 +43,7 @@ class TrainerConfig:
     log_every: int = 100
     eval_examples: int = 500  # validation examples decoded for BLEU/ROUGE at each evaluation; 0 = all
     label_smoothing: float = 0.1
+    lambda_coverage: float = 0.0  # weight of the coverage loss (research/models/layers/coverage.py); 0 = off
     precision: str = "fp32"  # fp32 | bf16 (bf16 compute, fp32 parameters and optimizer state)
     grad_accum: int = 1  # micro-batches per update: the same update with about 1/k of the activation memory
     remat: str = "none"  # none | dots (keep weight-matmul outputs, recompute the rest) | full (recompute the forward pass)
@@ -66,6 +67,7 @@ class TrainerConfig:
         check(self.log_every > 0, "log_every", "must be positive")
         check(self.eval_examples >= 0, "eval_examples", "must be >= 0")
         check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
+        check(self.lambda_coverage >= 0.0, "lambda_coverage", "must be >= 0 (0 = no coverage loss)")
         check(self.precision in ("fp32", "bf16"), "precision", f"'{self.precision}' is not one of fp32, bf16")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
@@ -211,11 +213,17 @@ def resolve(cfg: DictConfig) -> RunConfig:
     check(symbols or built["data"].format != "generated", "tokenizer",
           f"data={built['data'].name} is generated symbol sequences: add tokenizer=symbols (one id per symbol; "
           "SentencePiece would merge them into pieces)")
-    check(not built["model"].copy or built["tokenizer"].joint, "model.copy",
+    check(not built["model"].pointer_generator or built["tokenizer"].joint, "model.pointer_generator",
           "copies source pieces into the output by their ids, so it needs one joint vocabulary: set "
-          "tokenizer.joint=true (and leave model.copy=false for separate vocabularies)")
+          "tokenizer.joint=true (and leave model.pointer_generator=false for separate vocabularies)")
+    decoder_config = DECODERS.config(dec_name, container["decoder"])
+    attention = getattr(decoder_config, "attention", "")  # only the RNN decoder can have none
+    for key, on in (("trainer.lambda_coverage", built["trainer"].lambda_coverage > 0),
+                    ("decode.coverage_penalty", built["decode"].coverage_penalty != "none")):
+        check(not on or attention != "none", key,
+              "reads the decoder's attention over the source, and decoder.attention=none has none")
     return RunConfig(
         encoder=enc_name, encoder_config=ENCODERS.config(enc_name, container["encoder"]),
-        decoder=dec_name, decoder_config=DECODERS.config(dec_name, container["decoder"]),
+        decoder=dec_name, decoder_config=decoder_config,
         **built,
     )

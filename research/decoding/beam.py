@@ -16,6 +16,11 @@ Scores use the GNMT length penalty (Wu et al., 2016):
 alpha = 0 ranks by raw log-probability (short hypotheses are favoured);
 larger alpha rewards longer ones.
 
+With a coverage penalty (research/decoding/coverage_penalty.py) a finishing
+hypothesis scores log_prob / penalty(length) - p(coverage): `penalty(state)`
+gives p for every flat row of the state after the step, and a candidate takes
+its parent's. The live beams are not penalised.
+
 Like the fairseq search, an EOS candidate is finalised only if it ranks in
 the top beam_size of the 2 * beam_size candidates of its row. Without that,
 beam size 1 would also collect the runner-up EOS at every step and could
@@ -24,7 +29,7 @@ alpha = 0 reproduce greedy search exactly.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -79,6 +84,7 @@ def beam_search(
     bos: int = BOS,
     eos: int = EOS,
     process: Processor | None = None,
+    penalty: Callable[[Any], jax.Array] | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Finds the n_best highest-scoring hypotheses of every row.
 
@@ -95,6 +101,8 @@ def beam_search(
       bos, eos: start and end ids.
       process: output constraints (`constraints.processor`) applied to every
         live hypothesis's log-probabilities, with its own tokens; None: off.
+      penalty: `penalty(state) -> [N]` float32 >= 0, subtracted from the score
+        of a hypothesis finishing from that row (a coverage penalty); None: off.
 
     Returns:
       tokens [B, n_best, max_steps] int32: BOS excluded, the final EOS
@@ -150,7 +158,10 @@ def beam_search(
         # Finished set: merge the top-K ending candidates, keep the n_best best.
         rank = jnp.arange(cand_lp.shape[1])
         finalise = ends & (rank < k)[None, :] & ~done[:, None]
-        new_scores = jnp.where(finalise, cand_lp / length_penalty(length, alpha), neg_inf)
+        new_scores = cand_lp / length_penalty(length, alpha)
+        if penalty is not None:
+            new_scores = new_scores - jnp.take_along_axis(penalty(state).reshape(b, k), parent, axis=1)
+        new_scores = jnp.where(finalise, new_scores, neg_inf)
         all_scores = jnp.concatenate([c["fin_scores"], new_scores], axis=1)
         fin_scores, keep = jax.lax.top_k(all_scores, n_best)  # ties keep older first
 

@@ -13,10 +13,12 @@ import dataclasses
 from research.registry import check
 
 SEARCHES = ("greedy", "beam", "sample")
+COVERAGE_PENALTIES = ("none", "wu", "summary")  # research/decoding/coverage_penalty.py
 # Keys only one search reads -> (that search, the value that changes nothing). Away from it under
 # another search, the key is refused. length_penalty, n_best (bounded by beam_size) and seed have
 # no such check: their defaults are meant to carry over when the search changes.
-ONLY_FOR = {"beam_size": ("beam", 1), "temperature": ("sample", 1.0), "top_k": ("sample", 0), "top_p": ("sample", 1.0)}
+ONLY_FOR = {"beam_size": ("beam", 1), "temperature": ("sample", 1.0), "top_k": ("sample", 0), "top_p": ("sample", 1.0),
+            "coverage_penalty": ("beam", "none"), "coverage_beta": ("beam", 0.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,8 @@ class DecodeConfig:
     seed: int = 0  # sample: with the source sentence, fixes each sample
     min_len: int = 0  # every search: no EOS before this many tokens (EOS not counted); 0 = off
     no_repeat_ngram: int = 0  # every search: no n-gram of this size twice in one output (3 for summaries); 0 = off
+    coverage_penalty: str = "none"  # beam: none | wu (GNMT) | summary (OpenNMT-py), research/decoding/coverage_penalty.py
+    coverage_beta: float = 0.0  # beam: the penalty's weight; > 0 exactly when coverage_penalty is not none
 
     def __post_init__(self):
         check(self.search in SEARCHES, "search", f"'{self.search}' is not one of {', '.join(SEARCHES)}")
@@ -48,6 +52,12 @@ class DecodeConfig:
         check(self.top_k >= 0, "top_k", "must be >= 0")
         check(self.min_len >= 0, "min_len", "must be >= 0")
         check(self.no_repeat_ngram >= 0, "no_repeat_ngram", "must be >= 0 (0 = off)")
+        check(self.coverage_penalty in COVERAGE_PENALTIES, "coverage_penalty",
+              f"'{self.coverage_penalty}' is not one of {', '.join(COVERAGE_PENALTIES)}")
+        check(self.coverage_beta >= 0, "coverage_beta", "must be >= 0")
+        check((self.coverage_penalty == "none") == (self.coverage_beta == 0), "coverage_beta",
+              f"{self.coverage_beta} with coverage_penalty={self.coverage_penalty}: a penalty needs a weight > 0 "
+              "and a weight needs a penalty (set both, or neither)")
         for key, (search, neutral) in ONLY_FOR.items():
             value = getattr(self, key)
             check(self.search == search or value == neutral, key,

@@ -91,6 +91,7 @@ def prepare(ensemble: Ensemble, params: Sequence[Any], batch: dict, cfg: DecodeC
     """`generate.Prepare` for an ensemble: every member encodes the batch and sets up its own state."""
     if len(params) != len(ensemble.models):
         raise ValueError(f"{len(ensemble.models)} models but {len(params)} parameter sets")
+    generate.refuse_coverage_penalty(cfg, "an ensemble")
     members = [generate.prepare(m, p, batch, cfg) for m, p in zip(ensemble.models, params)]
     # The buffer length and row limits follow the batch and cfg, capped by a learned decoder position
     # table (generate.encode): the ensemble stops where its most limited member must.

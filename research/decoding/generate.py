@@ -10,7 +10,10 @@ Both plug into the same `generate` through a `prepare` function:
 
 `cfg.search` chooses the search:
   greedy   the most likely token at each step
-  beam     beam search with the GNMT length penalty, n_best outputs
+  beam     beam search with the GNMT length penalty, n_best outputs, and
+           optionally a coverage penalty (research/decoding/coverage_penalty.py):
+           then the model is the same one with `track_coverage`, whose cache
+           carries the summed attention the penalty reads
   sample   ancestral sampling (temperature, top-k, top-p)
 """
 from __future__ import annotations
@@ -26,11 +29,13 @@ import jax.numpy as jnp
 from research.decoding.beam import beam_search
 from research.decoding.constraints import processor
 from research.decoding.config import DecodeConfig
+from research.decoding.coverage_penalty import PENALTIES
 from research.decoding.greedy import greedy
 from research.decoding.loop import StepFn
 from research.models.layers.positions import learned_max_len
 from research.decoding.sampling import sample
 from research.models.seq2seq import Seq2Seq
+from research.registry import ConfigError
 
 
 class Hypotheses(NamedTuple):
@@ -89,6 +94,8 @@ def step_callback(model: Seq2Seq, params) -> StepFn:
 
 def prepare(model: Seq2Seq, params, batch: dict, cfg: DecodeConfig):
     """The cached step callback and its initial state (see module docstring)."""
+    if cfg.coverage_penalty != "none":
+        model = model.clone(track_coverage=True)  # the same parameters; the cache also sums the attention
     enc, steps, max_len = encode(model, params, batch, cfg)
     cache = model.apply({"params": params}, enc, steps, method=Seq2Seq.init_cache)
     return step_callback(model, params), (enc, cache), steps, max_len
@@ -121,7 +128,8 @@ def search(step_fn: StepFn, state: Any, steps: int, max_len: jax.Array, cfg: Dec
     process = processor(cfg.min_len, cfg.no_repeat_ngram)  # decode.min_len, decode.no_repeat_ngram
     if cfg.search == "beam":
         tokens, lengths, scores, log_probs = beam_search(
-            step_fn, state, cfg.beam_size, steps, max_len, cfg.length_penalty, cfg.n_best, process=process)
+            step_fn, state, cfg.beam_size, steps, max_len, cfg.length_penalty, cfg.n_best, process=process,
+            penalty=coverage_penalty(cfg))
         return Hypotheses(tokens, lengths, scores, log_probs)
     if cfg.search == "sample":
         if keys is None:
@@ -133,6 +141,22 @@ def search(step_fn: StepFn, state: Any, steps: int, max_len: jax.Array, cfg: Dec
     else:
         raise ValueError(f"decode.search: no search named {cfg.search!r}")
     return Hypotheses(tokens[:, None], lengths[:, None], log_probs[:, None], log_probs[:, None])
+
+
+def coverage_penalty(cfg: DecodeConfig):
+    """`penalty(state) -> [N]` for beam search from the cached state (encoder output, {"coverage": ...}) that
+    `prepare` makes with decode.coverage_penalty set; None without one."""
+    if cfg.coverage_penalty == "none":
+        return None
+    form, beta = PENALTIES[cfg.coverage_penalty], cfg.coverage_beta
+    return lambda state: form(state[1]["coverage"], state[0].mask, beta)
+
+
+def refuse_coverage_penalty(cfg: DecodeConfig, where: str) -> None:
+    """A ConfigError for a search state that does not carry the cached model's coverage (`where` says whose)."""
+    if cfg.coverage_penalty != "none":
+        raise ConfigError(f"decode.coverage_penalty: {cfg.coverage_penalty}: {where} does not track the attention's "
+                         "coverage; the penalty needs the cached decoding of one model (set decode.coverage_penalty=none)")
 
 
 def generate_nbest(params, batch: dict, *, model: Seq2Seq, cfg: DecodeConfig, prepare: Prepare = prepare) -> Hypotheses:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from research.data.batch import PAD
 from research.decoding.config import DecodeConfig
-from research.decoding.generate import encode, generate, generate_nbest
+from research.decoding.generate import encode, generate, generate_nbest, refuse_coverage_penalty
 from research.decoding.loop import StepFn
 from research.models.seq2seq import Seq2Seq
 
@@ -44,6 +44,7 @@ def step_callback(model: Seq2Seq, params) -> StepFn:
 
 def prepare(model: Seq2Seq, params, batch: dict, cfg: DecodeConfig):
     """Like `generate.prepare`, with the prefix buffer in place of the decoder cache."""
+    refuse_coverage_penalty(cfg, "the uncached reference search")
     enc, steps, max_len = encode(model, params, batch, cfg)
     b = max_len.shape[0]
     state = (enc, jnp.full((b, steps), PAD, jnp.int32), jnp.zeros((b,), jnp.int32))

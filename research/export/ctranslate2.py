@@ -49,8 +49,8 @@ def check_exportable(cfg) -> None:
             "(no RNN decoder, its issue #796, and no convolutional one); export a transformer+transformer run")
     if not cfg.model.tie_output:
         raise NotExportable("model.tie_output=false: this converter writes the tied output layer only")
-    if cfg.model.copy:
-        raise NotExportable("model.copy=true: CTranslate2's Transformer has no copy attention (pointer-generator) "
+    if cfg.model.pointer_generator:
+        raise NotExportable("model.pointer_generator=true: CTranslate2's Transformer has no copy attention (pointer-generator) "
                             "to write it as; export a run without it")
 
 

@@ -75,15 +75,20 @@ def rnn_encoder(batch: int, src_len: int, d_model: int, hidden: int, layers: int
     return sum(rnn_layer(batch, src_len, w, hidden, cell, bidirectional) for w in widths)
 
 
-def rnn_attention(batch: int, src_len: int, tgt_len: int, hidden: int, memory_width: int, kind: str, score: str = "general") -> int:
+def rnn_attention(batch: int, src_len: int, tgt_len: int, hidden: int, memory_width: int, kind: str, score: str = "general",
+                  coverage: bool = False) -> int:
     """Attention of one query per target step over the memory.
 
     The memory-side projection (bahdanau, general, and dot when the widths
-    differ) runs once per source position, not per step, as in our decoder.
+    differ) runs once per source position, not per step, as in our decoder;
+    the coverage term w_c c_i (decoder.coverage) once per (step, source) pair.
     """
     if kind == "none":
         return 0
     n, m = batch * tgt_len, batch * src_len
+    if coverage:
+        return (dense(n * src_len, 1, hidden)
+                + rnn_attention(batch, src_len, tgt_len, hidden, memory_width, kind, score))
     if kind == "multihead":
         return (2 * dense(n, hidden, hidden) + 2 * dense(m, memory_width, hidden)
                 + attention_core(batch, tgt_len, src_len, hidden))
@@ -96,7 +101,7 @@ def rnn_attention(batch: int, src_len: int, tgt_len: int, hidden: int, memory_wi
 
 
 def rnn_decoder(batch: int, src_len: int, tgt_len: int, d_model: int, hidden: int, layers: int, memory_width: int,
-                cell: str, attention: str, score: str, input_feeding: bool) -> int:
+                cell: str, attention: str, score: str, input_feeding: bool, coverage: bool = False) -> int:
     """Bridge, stacked cells, attention, combine (tanh W [h; ctx]) and the
     projection to d_model when hidden differs."""
     g_state = 2 if cell == "lstm" else 1  # the bridge makes h (and c)
@@ -104,7 +109,7 @@ def rnn_decoder(batch: int, src_len: int, tgt_len: int, d_model: int, hidden: in
     first_in = d_model + (hidden if input_feeding else 0)
     cells = sum(rnn_layer(batch, tgt_len, w, hidden, cell) for w in [first_in] + [hidden] * (layers - 1))
     n = batch * tgt_len
-    attend = rnn_attention(batch, src_len, tgt_len, hidden, memory_width, attention, score)
+    attend = rnn_attention(batch, src_len, tgt_len, hidden, memory_width, attention, score, coverage)
     context = hidden if attention == "multihead" else memory_width  # multi-head attention outputs its own width
     combine = dense(n, hidden + context, hidden) if attention != "none" else 0
     to_model = dense(n, hidden, d_model) if hidden != d_model else 0
@@ -163,7 +168,7 @@ MEMORY_WIDTH: dict[str, Callable[[Any, int], int]] = {
 # (config, d_model, batch, source length, target length, memory width) -> forward FLOPs
 DECODER_FLOPS: dict[str, Callable[[Any, int, int, int, int, int], int]] = {
     "rnn": lambda c, d, b, s, t, mem: rnn_decoder(b, s, t, d, c.hidden_size, c.num_layers, mem, c.cell,
-                                                  c.attention, c.score, c.input_feeding),
+                                                  c.attention, c.score, c.input_feeding, c.coverage),
     "cnn": lambda c, d, b, s, t, mem: cnn_decoder(b, s, t, d, c.channels, c.kernel_size, c.num_layers, mem),
     "transformer": lambda c, d, b, s, t, mem: c.num_layers * transformer_decoder_layer(b, s, t, d, c.d_ff, mem),
 }
@@ -176,7 +181,7 @@ def _entry(table: dict, kind: str, name: str):
     return table[name]
 
 
-def copy_attention(batch: int, source_len: int, target_len: int, d_model: int, memory: int) -> int:
+def pointer_generator(batch: int, source_len: int, target_len: int, d_model: int, memory: int) -> int:
     """The pointer-generator's matmuls (research/models/layers/pointer_generator.py): the context, attention [T, S] times
     memory [S, D_mem], and the gate, [d_model + D_mem + d_model] -> 1, at every target position. The scatter
     onto the vocabulary adds, it does not multiply."""
@@ -185,12 +190,12 @@ def copy_attention(batch: int, source_len: int, target_len: int, d_model: int, m
 
 def forward_flops(arch: Any, batch: int, source_len: int, target_len: int) -> int:
     """Forward matmul FLOPs of one [batch, source_len] -> [batch, target_len] batch of `arch`
-    (a `seq2seq.Architecture`): encoder + decoder + output projection (+ copy attention with model.copy)."""
+    (a `seq2seq.Architecture`): encoder + decoder + output projection (+ copy attention with model.pointer_generator)."""
     d = arch.model.d_model
     encoder = _entry(ENCODER_FLOPS, "encoder", arch.encoder)(arch.encoder_config, d, batch, source_len)
     memory = MEMORY_WIDTH[arch.encoder](arch.encoder_config, d)
     decoder = _entry(DECODER_FLOPS, "decoder", arch.decoder)(arch.decoder_config, d, batch, source_len, target_len, memory)
-    copied = copy_attention(batch, source_len, target_len, d, memory) if getattr(arch.model, "copy", False) else 0
+    copied = pointer_generator(batch, source_len, target_len, d, memory) if getattr(arch.model, "pointer_generator", False) else 0
     return encoder + decoder + copied + output_projection(batch, target_len, d, arch.target_vocab)
 
 

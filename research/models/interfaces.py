@@ -11,7 +11,7 @@ Decoder contract
   `decoder(enc, embedded_targets [B, T, E], segments, positions,
   deterministic) -> features [B, T, d_model]`; the Seq2Seq wrapper turns the
   features into logits (optionally through the tied embedding).
-  Built with `copy_attention=True` (model.copy) a decoder returns
+  Built with `return_attention=True` (model.pointer_generator) a decoder returns
   (features, attention [B, T, S]) instead, the distribution over source
   positions a copy is made from, and its `step` ((features, attention [B, S]),
   cache).
@@ -36,7 +36,7 @@ Decoders without a memory
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 from flax import struct
@@ -68,3 +68,13 @@ class EncoderOutput:
     def mask(self) -> jax.Array:
         """[B, S] bool, True at real tokens."""
         return self.segments > 0
+
+
+class WithAuxiliary(NamedTuple):
+    """A model's training output that carries a loss of its own per target position, already weighted: the
+    Seq2Seq model's lambda_coverage x coverage loss (research/models/layers/coverage.py).
+    research/training/losses.py's `token_sums` adds it at the real tokens; only the training forward pass
+    returns it, so evaluation scores the token loss alone."""
+
+    logits: jax.Array  # [B, T, V]
+    per_token: jax.Array  # [B, T] float32

@@ -117,11 +117,15 @@ def get(name: str) -> Task:
 
 def refuse_seq2seq_options(cfg: Any) -> None:
     """A ConfigError for the model options only a seq2seq model has, on a task whose model has none of them:
-    `model.copy` (copy attention needs a source and a decoder) and `model.embeddings.pretrained` or `.freeze`
+    `model.pointer_generator` and `trainer.lambda_coverage` (copy attention and coverage need a source and a
+    decoder) and `model.embeddings.pretrained` or `.freeze`
     (research/training/pretrained.py fills and freezes seq2seq embeddings only)."""
-    if cfg.model.copy:
-        raise ConfigError(f"model.copy: copy attention copies from a source into a decoder's output, which "
-                          f"task={cfg.data.task} does not have; set model.copy=false")
+    if cfg.model.pointer_generator:
+        raise ConfigError(f"model.pointer_generator: copy attention copies from a source into a decoder's output, which "
+                          f"task={cfg.data.task} does not have; set model.pointer_generator=false")
+    if cfg.trainer.lambda_coverage:
+        raise ConfigError(f"trainer.lambda_coverage: the coverage loss is over a decoder's attention to a source, "
+                          f"which task={cfg.data.task} does not have; set trainer.lambda_coverage=0")
     e = cfg.model.embeddings
     if e.pretrained or e.freeze:
         raise ConfigError("model.embeddings: pretrained or frozen embeddings are for seq2seq models so far "

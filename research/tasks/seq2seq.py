@@ -34,9 +34,10 @@ def check_split(tok, examples, split: str, data_cfg) -> None:
 
 
 def build_model(cfg, tok) -> tuple[Seq2Seq, Any]:
-    """(Seq2Seq, Architecture) for the tokenizer's vocabulary sizes (research/models/seq2seq.py)."""
+    """(Seq2Seq, Architecture) for the tokenizer's vocabulary sizes (research/models/seq2seq.py); its training
+    forward pass adds the coverage loss with trainer.lambda_coverage > 0."""
     arch = architecture(cfg, tok.source_vocab, tok.target_vocab)
-    return Seq2Seq(arch), arch
+    return Seq2Seq(arch, lambda_coverage=cfg.trainer.lambda_coverage), arch
 
 
 def predictor(model, decode_cfg):

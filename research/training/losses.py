@@ -4,6 +4,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from research.models.interfaces import WithAuxiliary
+
 
 def cross_entropy(logits, targets, weights, label_smoothing: float = 0.0):
     """Per-token losses.
@@ -43,8 +45,12 @@ def top1(logits, targets):
 
 
 def token_sums(logits, batch, label_smoothing: float = 0.0) -> dict:
-    """Sums over real target tokens: loss, nll, correct, tokens."""
+    """Sums over real target tokens: loss, nll, correct, tokens; `logits` may be `WithAuxiliary`, whose
+    per-token loss joins `loss` (not `nll`)."""
     weights = (batch["target_segments"] > 0).astype(jnp.float32)
+    extra = 0.0
+    if isinstance(logits, WithAuxiliary):
+        logits, extra = logits.logits, (logits.per_token * weights).sum()
     loss, nll = cross_entropy(logits, batch["target_out"], weights, label_smoothing)
     correct = top1(logits, batch["target_out"]) * weights
-    return {"loss": loss.sum(), "nll": nll.sum(), "correct": correct.sum(), "tokens": weights.sum()}
+    return {"loss": loss.sum() + extra, "nll": nll.sum(), "correct": correct.sum(), "tokens": weights.sum()}

@@ -63,7 +63,7 @@ def _check_rows(tokens, lengths):
 
 # ... and each with copy attention (research/models/layers/pointer_generator.py): its attention comes from the cache too.
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
-                         + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in PAIRS])
+                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in PAIRS])
 def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, extra, spm_dir):
     cfg, model, params, batch = _model(encoder, decoder, spm_dir, *extra)
     greedy_cfg = dataclasses.replace(cfg.decode, search="greedy", beam_size=1, max_len_a=0.0, max_len_b=10)

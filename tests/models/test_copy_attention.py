@@ -55,7 +55,7 @@ def test_the_gradient_has_no_nan_where_a_piece_has_no_copy_mass():
 
 def _copy_and_plain(encoder, decoder, tmp_path):
     cfg, tok, plain = build(encoder, decoder, tmp_path)
-    with_copy = Seq2Seq(dataclasses.replace(plain.arch, model=dataclasses.replace(plain.arch.model, copy=True)))
+    with_copy = Seq2Seq(dataclasses.replace(plain.arch, model=dataclasses.replace(plain.arch.model, pointer_generator=True)))
     batch = encode_batch(tok, real_pairs(4), 48, 40)
     return plain, with_copy, batch, init(with_copy, batch)
 
@@ -78,25 +78,25 @@ def test_with_p_gen_at_one_the_model_is_the_no_copy_model_exactly(encoder, decod
 
 
 def test_copy_is_refused_without_a_joint_vocabulary_without_attention_and_outside_seq2seq(tmp_path):
-    with pytest.raises(ConfigError, match=r"model\.copy: .*tokenizer\.joint=true"):
-        tiny_run_config("cnn", "cnn", tmp_path, "model.copy=true", "tokenizer.joint=false", "model.share_embeddings=false")
-    cfg = tiny_run_config("cnn", "rnn", tmp_path, "model.copy=true", "decoder.attention=none")
+    with pytest.raises(ConfigError, match=r"model\.pointer_generator: .*tokenizer\.joint=true"):
+        tiny_run_config("cnn", "cnn", tmp_path, "model.pointer_generator=true", "tokenizer.joint=false", "model.share_embeddings=false")
+    cfg = tiny_run_config("cnn", "rnn", tmp_path, "model.pointer_generator=true", "decoder.attention=none")
     model = Seq2Seq(architecture(cfg, 50, 50))
     batch = {k: jnp.asarray(v) for k, v in pad_batch([[5, 6]], [[7]], 4, 4).items()}
-    with pytest.raises(ConfigError, match=r"model\.copy: needs a decoder with attention.*none"):
+    with pytest.raises(ConfigError, match=r"model\.pointer_generator: needs a decoder with attention.*none"):
         model.init(jax.random.PRNGKey(0), batch)
     from research import tasks
     from research.config import resolve
 
-    lm = resolve(compose_config(["data=ddtp_summ_en_lm_sample", "decoder=rnn", "model.copy=true"]))
-    with pytest.raises(ConfigError, match=r"model\.copy: copy attention copies from a source.*task=lm"):
+    lm = resolve(compose_config(["data=ddtp_summ_en_lm_sample", "decoder=rnn", "model.pointer_generator=true"]))
+    with pytest.raises(ConfigError, match=r"model\.pointer_generator: copy attention copies from a source.*task=lm"):
         tasks.get("lm").build_model(lm, None)
 
 
 def test_flops_count_the_context_and_the_gate(tmp_path):
     cfg = tiny_run_config("transformer", "transformer", tmp_path)
     plain = architecture(cfg, 50, 50)
-    with_copy = dataclasses.replace(plain, model=dataclasses.replace(plain.model, copy=True))
+    with_copy = dataclasses.replace(plain, model=dataclasses.replace(plain.model, pointer_generator=True))
     d = plain.model.d_model
     # attention [T, S] x memory [S, d] and the gate [2d + d] -> 1, per target position, 2 FLOPs a multiply-add.
     assert forward_flops(with_copy, 3, 7, 5) - forward_flops(plain, 3, 7, 5) == 2 * 3 * 5 * (7 * d + 3 * d)
@@ -145,7 +145,7 @@ def test_a_tiny_model_copies_names_no_training_target_held_where_the_no_copy_mod
     scores = {}
     for copy_on in (False, True):
         arch = architecture(cfg, VOCAB, VOCAB)
-        model = Seq2Seq(dataclasses.replace(arch, model=dataclasses.replace(arch.model, copy=copy_on)))
+        model = Seq2Seq(dataclasses.replace(arch, model=dataclasses.replace(arch.model, pointer_generator=copy_on)))
         params = _train(model, 150)
         tokens, lengths, _ = jax.device_get(jit_generate(model, decode)(params, test))
         gold = np.asarray(test["source"])[:, 0]

@@ -153,9 +153,9 @@ def test_count_equals_the_matmuls_the_model_runs(encoder, decoder):
 
 
 @pytest.mark.parametrize("encoder,decoder", [("rnn", "transformer"), ("transformer", "cnn"), ("cnn", "rnn")])
-def test_copy_attention_counts_equal_the_matmuls_the_model_runs(encoder, decoder):
+def test_pointer_generator_counts_equal_the_matmuls_the_model_runs(encoder, decoder):
     a = arch(encoder, ENCODER_CONFIGS[encoder], decoder, DECODER_CONFIGS[decoder], D, 11)
-    a = dataclasses.replace(a, model=dataclasses.replace(a.model, copy=True))
+    a = dataclasses.replace(a, model=dataclasses.replace(a.model, pointer_generator=True))
     assert flops.forward_flops(a, 3, 5, 4) == model_flops(a, 3, 5, 4)
 
 

@@ -26,7 +26,7 @@ def _per_example_loss(model, params, batch, examples: list[tuple[int, int]]) -> 
 
 # With copy attention too: a packed example copies from its own source only.
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PACKABLE]
-                         + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in (("rnn", "cnn"), ("cnn", "transformer"))])
+                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in (("rnn", "cnn"), ("cnn", "transformer"))])
 def test_packed_batch_gives_each_example_its_unpacked_loss(encoder, decoder, extra, tmp_path):
     _, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6, max_words=5)

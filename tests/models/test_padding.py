@@ -17,7 +17,7 @@ WITH_COPY = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]
 
 
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
-                         + [pytest.param(e, d, ("model.copy=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY])
+                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY])
 def test_padding_changes_neither_loss_nor_output(encoder, decoder, extra, tmp_path):
     cfg, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6)

@@ -5,7 +5,7 @@ convolution, plus the memory projected once for each layer's attention.
 With `memory=False` (a decoder-only language model, research/models/interfaces.py)
 the layers have no attention, no query projection and nothing projected:
 causal gated convolutions with their residual connections only.
-With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
+With `return_attention=True` (model.pointer_generator, research/models/layers/pointer_generator.py) the
 decoder also returns the last layer's attention over the source, averaged
 over its heads (ConvS2S has one): (features, weights [B, T, S]) from
 `__call__`, ((features, weights [B, S]), cache) from `step`. The last
@@ -46,7 +46,7 @@ class CNNDecoder(nn.Module):
     config: CNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no attention over a memory; called with enc=None (interfaces.py)
-    copy_attention: bool = False  # also return the last layer's attention (model.copy; see the module docstring)
+    return_attention: bool = False  # also return the last layer's attention (model.pointer_generator; see the module docstring)
     supports_packing = True
 
     def setup(self):
@@ -63,9 +63,9 @@ class CNNDecoder(nn.Module):
         self.drop = nn.Dropout(c.dropout)
 
     def _output(self, h, seen: list):
-        """The features and, with copy_attention, the last layer's attention averaged over its heads."""
+        """The features and, with return_attention, the last layer's attention averaged over its heads."""
         features = self.from_channels(h)
-        return (features, seen[-1].mean(1)) if self.copy_attention else features
+        return (features, seen[-1].mean(1)) if self.return_attention else features
 
     def _layer(self, i, h, g, window, attend, deterministic):
         """h, g: [B, T, C] state and embedding; window: [B, T, k*C] of dropped-out h; attend: None without
@@ -81,7 +81,7 @@ class CNNDecoder(nn.Module):
         g = self.drop(self.positions(y, positions), deterministic=deterministic)
         h = self.to_channels(g)
         attend, seen = None, []
-        check(not self.copy_attention or self.memory, "model.copy", "needs a decoder with a memory to copy from")
+        check(not self.return_attention or self.memory, "model.pointer_generator", "needs a decoder with a memory to copy from")
         if self.memory:
             mask = segment_mask(segments, enc.segments)
 

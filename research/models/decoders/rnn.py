@@ -12,11 +12,18 @@ zeros again at the first token of each packed segment, and the top layer's
 output (after dropout) is the feature. The keys `attention`, `score`,
 `num_heads` and `input_feeding` are then not read.
 
-With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
+With `return_attention=True` (model.pointer_generator, research/models/layers/pointer_generator.py) the
 decoder also returns its attention weights over the source, the ones its
 context vector is made of: (features, weights [B, T, S]) from `__call__`,
 ((features, weights [B, S]), cache) from `step`. attention=none has none
 and is refused.
+
+With `coverage=True` (See et al. 2017) the carry also holds the coverage
+vector, the sum of the attention weights of the earlier steps [B, S], which
+the attention scores read (research/models/layers/rnn_attention.py); it
+starts at zeros and the cache carries it when decoding. The coverage *loss*
+is not here: it is the model's, for every decoder with attention
+(research/models/layers/coverage.py).
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from flax import linen as nn
 from research.models.decoders import DECODERS
 from research.models.layers.cells import CELLS, state_from_hidden
 from research.models.layers.rnn import RNNLayer
-from research.models.layers.rnn_attention import KINDS, SCORES, RNNAttention
+from research.models.layers.rnn_attention import KINDS, SCORES, WITH_COVERAGE, RNNAttention
 from research.registry import check
 
 
@@ -43,6 +50,7 @@ class RNNDecoderConfig:
     score: str = "general"  # luong only: dot | general
     num_heads: int = 4  # multihead only
     input_feeding: bool = True  # feed the previous attentional vector with the next input
+    coverage: bool = False  # the attention also sees the sum of its past weights (See et al. 2017)
     dropout: float = 0.1
 
     def __post_init__(self):
@@ -56,10 +64,14 @@ class RNNDecoderConfig:
         check(self.attention != "multihead" or self.hidden_size % self.num_heads == 0,
               "num_heads", f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        check(not self.coverage or self.attention in WITH_COVERAGE, "coverage",
+              f"feeds the coverage vector to bahdanau or luong attention; attention={self.attention} has no "
+              f"input for it (set decoder.attention to one of {', '.join(WITH_COVERAGE)} or decoder.coverage=false)")
 
 
 class RNNDecoderStep(nn.Module):
-    """One decoder step: carry = (layer states, fed-back attentional vector [B, H])."""
+    """One decoder step: carry = (layer states, fed-back attentional vector [B, H], coverage [B, S]); the
+    vector is None without a memory, the coverage None unless config.coverage."""
 
     config: RNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
@@ -69,7 +81,8 @@ class RNNDecoderStep(nn.Module):
         c = self.config
         self.layers = [RNNLayer(c.cell, c.hidden_size, dtype=self.dtype, name=f"layer{i}") for i in range(c.num_layers)]
         if self.memory:
-            self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype, name="attention")
+            self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype,
+                                          coverage=c.coverage, name="attention")
             self.combine = nn.Dense(c.hidden_size, use_bias=False, dtype=self.dtype, name="combine")
         self.drop = nn.Dropout(c.dropout)
 
@@ -80,7 +93,7 @@ class RNNDecoderStep(nn.Module):
         """y_t [B, E]; context = (keys, memory, mask) -> (carry, (features [B, H], weights [B, S])).
 
         Without a memory: context, the carry's fed vector and the weights are None."""
-        states, feed = carry
+        states, feed, coverage = carry
         x = jnp.concatenate([y_t, feed], -1) if self.memory and self.config.input_feeding else y_t
         new_states = []
         for i, (layer, state) in enumerate(zip(self.layers, states)):
@@ -95,10 +108,12 @@ class RNNDecoderStep(nn.Module):
             if self.config.attention == "none":
                 out, weights = x, jnp.zeros(mask.shape, x.dtype)
             else:
-                ctx, weights = self.attention(x, keys, memory, mask)
+                ctx, weights = self.attention(x, keys, memory, mask, coverage)
                 out = jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1)))
+                if coverage is not None:
+                    coverage = coverage + weights.astype(coverage.dtype)
         out = self.drop(out, deterministic=deterministic)
-        return (tuple(new_states), out if self.memory else None), (out, weights)
+        return (tuple(new_states), out if self.memory else None, coverage), (out, weights)
 
 
 @DECODERS.register("rnn", config=RNNDecoderConfig)
@@ -109,13 +124,13 @@ class RNNDecoder(nn.Module):
     config: RNNDecoderConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no bridge, no attention; called with enc=None (interfaces.py)
-    copy_attention: bool = False  # also return the attention weights (model.copy; see the module docstring)
+    return_attention: bool = False  # also return the attention weights (model.pointer_generator; see the module docstring)
     supports_packing = False  # one bridged start state per row; packed rows hold several sources (with
     # memory=False the state restarts at each segment instead: a language model packs, research/tasks/lm.py)
 
     def setup(self):
         c = self.config
-        check(not self.copy_attention or (self.memory and c.attention != "none"), "model.copy",
+        check(not self.return_attention or (self.memory and c.attention != "none"), "model.pointer_generator",
               "needs a decoder with attention over the source to copy from; decoder.attention is none")
         self.cell = RNNDecoderStep(c, self.dtype, memory=self.memory, name="step")
         lstm = c.cell == "lstm"
@@ -125,19 +140,20 @@ class RNNDecoder(nn.Module):
         self.out = nn.Dense(c.d_model, dtype=self.dtype, name="to_model") if c.hidden_size != c.d_model else None
 
     def _start(self, enc, batch: int | None = None):
-        """The bridge: initial layer states from the encoder's final state, and a zero feed. Without a
-        memory: zero states for `batch` rows and no feed."""
+        """The bridge: initial layer states from the encoder's final state, a zero feed and (with coverage)
+        zero coverage. Without a memory: zero states for `batch` rows, no feed, no coverage."""
         c = self.config
         if not self.memory:
             zero = CELLS[c.cell].zero_state
-            return tuple(zero(batch, c.hidden_size, self.dtype) for _ in range(c.num_layers)), None
+            return tuple(zero(batch, c.hidden_size, self.dtype) for _ in range(c.num_layers)), None, None
         s = enc.final_state
         states = tuple(
             state_from_hidden(c.cell, jnp.tanh(self.bridge_h[i](s)), jnp.tanh(self.bridge_c[i](s)) if self.bridge_c else None)
             for i in range(c.num_layers)
         )
         feed = jnp.zeros((s.shape[0], c.hidden_size), self.dtype)
-        return states, feed
+        coverage = jnp.zeros(enc.mask.shape, jnp.float32) if c.coverage else None
+        return states, feed, coverage
 
     def _features(self, h):
         return self.out(h) if self.out is not None else h
@@ -157,38 +173,41 @@ class RNNDecoder(nn.Module):
         )
         _, (h, weights) = scan(self.cell, self._start(enc), y, context)
         self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
-        return (self._features(h), weights) if self.copy_attention else self._features(h)
+        return (self._features(h), weights) if self.return_attention else self._features(h)
 
     def _segments(self, y, segments, deterministic):
         """Without a memory: the cells over y [B, T, E] from zero states, which come back at the first token
         of every segment (a packed row's documents do not see each other) -> top outputs [B, T, H]."""
         prev = jnp.pad(segments, ((0, 0), (1, 0)))[:, :-1]
         starts = (segments > 0) & (prev != segments)  # [B, T]
-        zero, _ = self._start(None, y.shape[0])
+        zero, _, _ = self._start(None, y.shape[0])
 
         def body(mdl, carry, inputs):
             y_t, start_t = inputs
             states = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), carry[0], zero)
-            return mdl((states, None), y_t, None, deterministic)
+            return mdl((states, None, None), y_t, None, deterministic)
 
         scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
                        in_axes=1, out_axes=1)
-        _, (h, _) = scan(self.cell, (zero, None), (y, starts))
+        _, (h, _) = scan(self.cell, (zero, None, None), (y, starts))
         return h
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):
         """`batch`: the rows, read only without a memory (enc=None)."""
         del max_len  # the recurrent state does not grow
-        states, feed = self._start(enc, batch)
+        states, feed, coverage = self._start(enc, batch)
         if not self.memory:
             return {"states": states}
-        return {"states": states, "feed": feed, "keys": self.cell.keys(enc.memory)}
+        cache = {"states": states, "feed": feed, "keys": self.cell.keys(enc.memory)}
+        return {**cache, "coverage": coverage} if coverage is not None else cache
 
     def step(self, enc, cache, y_t):
         if not self.memory:
-            (states, _), (h, _) = self.cell((cache["states"], None), y_t, None, True)
+            (states, _, _), (h, _) = self.cell((cache["states"], None, None), y_t, None, True)
             return self._features(h), {"states": states}
         context = (cache["keys"], enc.memory, enc.mask)
-        (states, feed), (h, weights) = self.cell((cache["states"], cache["feed"]), y_t, context, True)
-        out = (self._features(h), weights) if self.copy_attention else self._features(h)
-        return out, {"states": states, "feed": feed, "keys": cache["keys"]}
+        carry = (cache["states"], cache["feed"], cache.get("coverage"))
+        (states, feed, coverage), (h, weights) = self.cell(carry, y_t, context, True)
+        out = (self._features(h), weights) if self.return_attention else self._features(h)
+        new = {**cache, "states": states, "feed": feed}
+        return out, ({**new, "coverage": coverage} if coverage is not None else new)

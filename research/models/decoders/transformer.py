@@ -4,7 +4,7 @@ With `memory=False` (a decoder-only language model, research/models/interfaces.p
 the layers have no cross-attention and no cross-attention block: causal
 self-attention and feed-forward only, the GPT layout.
 
-With `copy_attention=True` (model.copy, research/models/layers/pointer_generator.py) the
+With `return_attention=True` (model.pointer_generator, research/models/layers/pointer_generator.py) the
 decoder also returns the last layer's cross-attention averaged over its
 heads: (features, weights [B, T, S]) from `__call__`, ((features, weights
 [B, S]), cache) from `step`. The mean over the last layer's heads rather
@@ -37,7 +37,7 @@ class TransformerDecoder(nn.Module):
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
     memory: bool = True  # False: no cross-attention; called with enc=None (interfaces.py)
-    copy_attention: bool = False  # also return the last layer's cross-attention (model.copy; module docstring)
+    return_attention: bool = False  # also return the last layer's cross-attention (model.pointer_generator; module docstring)
     supports_packing = True
 
     def setup(self):
@@ -68,7 +68,7 @@ class TransformerDecoder(nn.Module):
         x = embed_positions(y, positions, self.positions, self.drop, deterministic)
         self_mask = causal_mask(segments)
         self_attend = lambda i, h: self.self_attn[i](h, h, self_mask, deterministic)
-        check(not self.copy_attention or self.memory, "model.copy", "needs a decoder with a memory to copy from")
+        check(not self.return_attention or self.memory, "model.pointer_generator", "needs a decoder with a memory to copy from")
         if not self.memory:
             return self._layers(x, self_attend, None, deterministic)
         cross_mask = segment_mask(segments, enc.segments)
@@ -81,7 +81,7 @@ class TransformerDecoder(nn.Module):
             return out
 
         x = self._layers(x, self_attend, cross, deterministic)
-        return (x, seen[-1].mean(1)) if self.copy_attention else x
+        return (x, seen[-1].mean(1)) if self.return_attention else x
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):
         """`batch`: the rows, read only without a memory (enc=None)."""
@@ -120,5 +120,5 @@ class TransformerDecoder(nn.Module):
             return out
 
         x = self._layers(x, self_attend, cross if self.memory else None, True)
-        out = (x[:, 0], seen[-1].mean(1)[:, 0]) if self.copy_attention else x[:, 0]
+        out = (x[:, 0], seen[-1].mean(1)[:, 0]) if self.return_attention else x[:, 0]
         return out, {**cache, "index": index + 1, "self_kv": new_kv}

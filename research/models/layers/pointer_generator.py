@@ -7,7 +7,7 @@ joint vocabulary:
 
 P_vocab is the softmax of the output layer, a the decoder's attention over
 the source (research/models/interfaces.py: decoders built with
-`copy_attention=True` return it), and p_gen = sigmoid(w . [h; c; y] + b) a
+`return_attention=True` return it), and p_gen = sigmoid(w . [h; c; y] + b) a
 gate from the decoder's features h, the attention context c = sum_i a_i
 m_i over the encoder memory and the embedded input token y. A word of the
 source can then be produced by pointing at it, even one the output layer

@@ -6,6 +6,14 @@ dot-product attention (unscaled scores saturated the softmax over
 un-normalised CNN memories and stalled training), or `multihead`.
 The memory-side projection does not depend on the step, so `keys` computes it
 once per source and the decoder carries it through its scan.
+
+With `coverage=True` (decoder.coverage, See et al. 2017; OpenNMT-py's
+coverage_attn) the scores also see the coverage vector c, the sum of the
+step's earlier attention weights over each source position: a learnt w_c c_i
+is added to every key, inside the tanh for `bahdanau` (See et al.'s
+v^T tanh(W_h h_i + W_s s_t + w_c c_i + b)) and before the product for `luong`
+(there it adds (q . w_c) c_i to the score, a learnt per-step weight of how much
+attention a position already had). `multihead` has no coverage input.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from research.models.layers.attention import MultiHeadAttention, masked_softmax
 
 KINDS = ("none", "bahdanau", "luong", "multihead")
 SCORES = ("dot", "general")
+WITH_COVERAGE = ("bahdanau", "luong")  # the kinds that take decoder.coverage
 
 
 class RNNAttention(nn.Module):
@@ -24,6 +33,7 @@ class RNNAttention(nn.Module):
     hidden: int
     num_heads: int = 1
     dtype: jnp.dtype = jnp.float32
+    coverage: bool = False  # the scores also see the coverage vector (module docstring)
 
     def setup(self):
         if self.kind == "bahdanau":
@@ -36,6 +46,8 @@ class RNNAttention(nn.Module):
             self.w_k = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="key")
         elif self.kind == "multihead":
             self.mha = MultiHeadAttention(self.num_heads, self.hidden, 0.0, self.dtype, name="mha")
+        if self.coverage:
+            self.w_c = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="coverage")
 
     def keys(self, memory):
         """Step-independent projection of the memory [B, S, D_mem]."""
@@ -49,11 +61,13 @@ class RNNAttention(nn.Module):
             return self.mha.project_kv(memory)
         return jnp.zeros(memory.shape[:2] + (0,), memory.dtype)
 
-    def __call__(self, query, keys, memory, mask):
-        """query [B, H], mask [B, S] -> (context [B, D_ctx], weights [B, S])."""
+    def __call__(self, query, keys, memory, mask, coverage=None):
+        """query [B, H], mask [B, S], coverage [B, S] (with `coverage=True`) -> (context [B, D_ctx], weights [B, S])."""
         if self.kind == "multihead":
             out, w = self.mha.attend_kv(query[:, None], *keys, mask[:, None, :])
             return out[:, 0], w[:, :, 0].mean(1)
+        if self.coverage:
+            keys = keys + self.w_c(coverage[..., None].astype(keys.dtype))  # [B, S, H]
         if self.kind == "bahdanau":
             scores = self.v(jnp.tanh(self.w_q(query)[:, None, :] + keys))[..., 0]
         else:
