@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from research.data import corpus
 from research.data.batch import pad_batch
@@ -56,3 +57,14 @@ def encode_batch(tok, pairs, source_len: int = 32, target_len: int = 32) -> dict
 
 def init(model, batch, seed: int = 0):
     return jax.jit(lambda r, b: model.init({"params": r}, b)["params"])(jax.random.PRNGKey(seed), batch)
+
+
+def attention(model, params, batch):
+    """The decoder's attention [B, T, S] over the whole targets of `batch` (the training code path), as NumPy."""
+    def run(m, b):
+        enc = m.encode(b)
+        y = m.target_embed(b["target_in"])
+        return m.decoder(enc, y, b["target_segments"], b["target_positions"], deterministic=True)[1]
+
+    tracked = model.clone(track_coverage=True)  # a decoder built to return its attention, same parameters
+    return np.asarray(jax.jit(lambda p, b: tracked.apply({"params": p}, b, method=run))(params, batch))

@@ -39,12 +39,13 @@ def teacher_forced_log_probs(step_fn, state, tokens):
     return np.asarray(jnp.stack(out, axis=1))
 
 
-def brute_force(step_fn, state, row, vocab, max_len, alpha):
+def brute_force(step_fn, state, row, vocab, max_len, alpha, penalty=None):
     """Every hypothesis of one row (ends in EOS, or reaches max_len), best first.
 
     Scores all vocab**max_len token strings in one batched teacher-forced pass;
     a hypothesis is a string cut after its first EOS, so prefixes repeat and
-    are deduplicated.
+    are deduplicated. `penalty(hypothesis tuple) -> float`, when given, is
+    subtracted from the length-normalised score.
     """
     strings = np.array(list(itertools.product(range(vocab), repeat=max_len)), np.int32)
     row_state = jax.tree.map(lambda x: jnp.repeat(x[row : row + 1], len(strings), axis=0), state)
@@ -54,5 +55,6 @@ def brute_force(step_fn, state, row, vocab, max_len, alpha):
         eos = np.flatnonzero(s == EOS)
         n = eos[0] + 1 if len(eos) else max_len
         hyps[tuple(s[:n])] = cum[n - 1]
-    scored = [(lp / float(length_penalty(len(h), alpha)), lp, h) for h, lp in hyps.items()]
+    cost = penalty or (lambda h: 0.0)
+    scored = [(lp / float(length_penalty(len(h), alpha)) - cost(h), lp, h) for h, lp in hyps.items()]
     return sorted(scored, key=lambda x: -x[0])

@@ -12,12 +12,14 @@ from tests.conftest import PAIRS
 from tests.helpers.models import build, encode_batch, init, real_pairs
 
 
-# Every pair, and every decoder with copy attention (research/models/layers/pointer_generator.py) after another encoder.
+# Every pair, every decoder with copy attention (research/models/layers/pointer_generator.py) after another encoder,
+# and the RNN decoder with coverage fed to its attention (decoder.coverage).
 WITH_COPY = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]
 
 
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
-                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY])
+                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY]
+                         + [pytest.param("transformer", "rnn", ("decoder.coverage=true",), id="transformer-rnn-coverage")])
 def test_padding_changes_neither_loss_nor_output(encoder, decoder, extra, tmp_path):
     cfg, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6)
