@@ -1,6 +1,7 @@
 """Experiment files compose, their grids and budgets are what they say; launcher and sweeper configs instantiate."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -256,3 +257,29 @@ def test_lm_grid_is_the_three_decoders_at_matched_parameters():
     # the tied 2,000 x 128 embedding (256,000) + a decoder without a memory of budget/lm1m (794,000) = 1,050,000
     off = {k: v for k, v in counts.items() if abs(v / 1_050_000 - 1) > 0.01}
     assert not off, f"outside 1,050,000 ± 1%: {off} (all: {counts})"
+
+
+def test_summarization_copy_grid_is_each_decoder_plain_copy_and_coverage_behind_one_encoder():
+    cfg = hydra_config("+experiment=compare_summarization_copy")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    variants = params["+experiment/summary_copy"].split(",")
+    assert sorted(variants) == sorted(f"{d}{v}" for d in KINDS for v in ("", "_copy", "_copy_coverage"))
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    small = resolve(compose_config(["+experiment=compare_summarization_small", *pair_overrides("compare_summarization_small",
+                                                                                               "transformer", "rnn")]))
+    counts = {}
+    for variant in variants:
+        run = resolve(compose_config(["+experiment=compare_summarization_copy", f"+experiment/summary_copy={variant}"]))
+        decoder = variant.split("_")[0]
+        assert (run.encoder, run.decoder, run.data.name) == ("transformer", decoder, "ddtp_summ_en")
+        assert run.model.pointer_generator == ("_copy" in variant)
+        assert run.trainer.lambda_coverage == (1.0 if variant.endswith("_coverage") else 0.0)
+        assert getattr(run.decoder_config, "coverage", False) == (variant == "rnn_copy_coverage")  # only the RNN has the input
+        # Everything else is compare_summarization_small's: the budget, optimizer, data and decoding.
+        for part in ("optim", "data", "decode", "tokenizer"):
+            assert getattr(run, part) == getattr(small, part), part
+        assert dataclasses.replace(run.trainer, lambda_coverage=0.0) == small.trainer
+        counts[variant] = param_count(run)
+    off = {k: v for k, v in counts.items() if abs(v / 1_180_000 - 1) > 0.01}
+    assert not off, f"outside 1,180,000 ± 1%: {off} (all: {counts})"
