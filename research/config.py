@@ -216,6 +216,7 @@ def resolve(cfg: DictConfig) -> RunConfig:
     check(not built["model"].pointer_generator or built["tokenizer"].joint, "model.pointer_generator",
           "copies source pieces into the output by their ids, so it needs one joint vocabulary: set "
           "tokenizer.joint=true (and leave model.pointer_generator=false for separate vocabularies)")
+    encoder_config = ENCODERS.config(enc_name, container["encoder"])  # the encoder's errors first, as before
     decoder_config = DECODERS.config(dec_name, container["decoder"])
     attention = getattr(decoder_config, "attention", "")  # only the RNN decoder can have none
     for key, on in (("trainer.lambda_coverage", built["trainer"].lambda_coverage > 0),
@@ -223,7 +224,7 @@ def resolve(cfg: DictConfig) -> RunConfig:
         check(not on or attention != "none", key,
               "reads the decoder's attention over the source, and decoder.attention=none has none")
     return RunConfig(
-        encoder=enc_name, encoder_config=ENCODERS.config(enc_name, container["encoder"]),
+        encoder=enc_name, encoder_config=encoder_config,
         decoder=dec_name, decoder_config=decoder_config,
         **built,
     )

@@ -24,6 +24,7 @@ def run_dir(tmp_path_factory):
     return tiny_run(tmp_path_factory)
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_evaluate_writes_hyps_and_metrics_that_sacrebleu_reproduces(run_dir):
     cmd = [sys.executable, "-m", "research.evaluate", f"run_dir={run_dir}", "split=test",
            "decode.search=beam", "decode.beam_size=2"]

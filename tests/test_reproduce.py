@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from research import reproduce
 from research.config import REPO
 from tests.conftest import tiny_overrides
@@ -31,6 +33,7 @@ def test_compare_is_exact_and_ignores_timings(tmp_path):
     assert reproduce.main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_same_seed_same_metrics_other_seed_different(tmp_path):
     run = tmp_path / "run"
     train(run, tmp_path)

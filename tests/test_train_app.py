@@ -16,6 +16,7 @@ def _train(tmp_path, *overrides, check=True):
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=check)
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_train_app_writes_run_directory(tmp_path):
     out = _train(
         tmp_path, *tiny_overrides("cnn", "rnn"),

@@ -64,8 +64,10 @@ def _check_rows(tokens, lengths):
 # ... and each with copy attention (research/models/layers/pointer_generator.py): its attention comes from the cache too;
 # and the RNN decoder with coverage fed to its attention (decoder.coverage), which the cache carries.
 @pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
-                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in PAIRS]
-                         + [pytest.param("cnn", "rnn", ("decoder.coverage=true",), id="cnn-rnn-coverage")])
+                         + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy", marks=pytest.mark.slow)
+                            for e, d in PAIRS]  # about a minute each on 2 cores: `make test-slow`
+                         + [pytest.param("cnn", "rnn", ("decoder.coverage=true", "model.pointer_generator=true"),
+                                         id="cnn-rnn-copy-coverage")])
 def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, extra, spm_dir):
     cfg, model, params, batch = _model(encoder, decoder, spm_dir, *extra)
     greedy_cfg = dataclasses.replace(cfg.decode, search="greedy", beam_size=1, max_len_a=0.0, max_len_b=10)

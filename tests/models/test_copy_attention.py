@@ -134,6 +134,7 @@ def _train(model, steps: int, seed: int = 0):
     return params
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_a_tiny_model_copies_names_no_training_target_held_where_the_no_copy_model_cannot(tmp_path):
     """Measured (transformer + transformer of tests/conftest.py's tiny sizes, 150 Adam steps of 32 examples,
     greedy): exact match on 200 unseen names 0.995 with copy, 0.0 without; on 200 of the training names both

@@ -94,6 +94,7 @@ def test_cached_steps_equal_the_full_forward_pass_and_packed_rows_equal_rows_alo
         np.testing.assert_allclose(logits[segments == k], full[k - 1, : len(ids) + 1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_cached_greedy_and_sampling_equal_recomputing_the_whole_prefix(texts, tmp_path, decoder):
     cfg, model, params, docs = _model(decoder, texts, tmp_path)

@@ -79,6 +79,7 @@ def test_lm_trains_selects_the_lowest_perplexity_and_tests_and_evaluates(trained
         assert scored[key] == tested[key], key
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_research_sample_continues_a_prompt_from_the_cache_as_recomputing_would(trained):
     _, run = trained
     args = [f"run_dir={run}", f"prompt={PROMPT}", "n=3", "decode=sample", "decode.temperature=1.5",

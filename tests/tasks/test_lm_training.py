@@ -41,6 +41,7 @@ def test_every_decoder_trains_as_a_language_model(texts, tmp_path, decoder):
     assert losses[-2] < losses[0] - 0.1, losses  # the first batch again, after 6 updates (from ln V, uniform)
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_perplexity_is_exp_mean_token_nll_and_falls_on_its_training_texts(texts, tmp_path):
     """Trains on 32 real training texts short enough to be trained on whole, scores them with the task's
     evaluate_split before and after, and recomputes both perplexities (and token accuracies) with NumPy from

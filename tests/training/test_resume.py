@@ -69,6 +69,7 @@ def whole(tmp_path_factory) -> tuple[Path, Path]:
     return root / "whole", root / "spm"
 
 
+@pytest.mark.slow  # minutes on 2 cores: `make test-slow` (measured in the 2026-12-03 durations)
 def test_killed_run_resumes_bit_identical(tmp_path, whole):
     whole, spm = whole
     broken = tmp_path / "broken"
