@@ -142,18 +142,22 @@ def test_optuna_search_composes_and_instantiates():
 def test_diagnostics_grid_is_four_tasks_at_one_matched_budget():
     cfg = hydra_config("+experiment=compare_diagnostics")
     params = cfg.hydra.sweeper.params
-    assert params["data"].split(",") == list(DIAGNOSTICS) and len(str(params["trainer.seed"]).split(",")) == 3
+    assert params["+experiment/diagnostics"].split(",") == list(DIAGNOSTICS)  # each task's file picks its data
+    assert len(str(params["trainer.seed"]).split(",")) == 3
     subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"]
     assert subdir.startswith("${data.name}/")  # one folder, so one report, per task
-    vocab = {}
+    vocab, steps = {}, {}
     for data in DIAGNOSTICS:
-        run = resolve(compose_config(["+experiment=compare_diagnostics", f"data={data}"]))
-        assert (run.data.task, run.tokenizer.model_type, run.data.format) == ("sequence", "symbols", "generated")
-        vocab[data] = symbol_vocab(run)
+        run = resolve(compose_config(["+experiment=compare_diagnostics", f"+experiment/diagnostics={data}"]))
+        assert (run.data.name, run.data.task, run.tokenizer.model_type, run.data.format) == (
+            data, "sequence", "symbols", "generated")
+        vocab[data], steps[data] = symbol_vocab(run), run.trainer.max_steps
+    # addition alone gets more steps (it learns slowest), the same for every pair
+    assert steps == {"reverse": 800, "addition": 1600, "scan_length": 800, "scan_addprim_jump": 800}
     assert max(vocab.values()) <= 40, vocab  # so the embedding (64 x vocab) is under 1.2% of any pair
     counts = {}
     for enc, dec in itertools.product(KINDS, KINDS):  # counted on one task: the others differ only in that embedding
-        run = resolve(compose_config(["+experiment=compare_diagnostics", "data=scan_length",
+        run = resolve(compose_config(["+experiment=compare_diagnostics", "+experiment/diagnostics=scan_length",
                                       f"+experiment/budget/params360k/encoder={enc}",
                                       f"+experiment/budget/params360k/decoder={dec}"]))
         counts[f"{enc}+{dec}"] = param_count(run, vocab["scan_length"])
