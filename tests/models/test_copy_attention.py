@@ -17,6 +17,7 @@ from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
 from research.training.losses import token_sums
 from tests.conftest import compose_config, tiny_run_config
+from tests.helpers.marks import slow_after
 from tests.helpers.models import build, encode_batch, init, real_pairs
 
 DECODERS = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]  # every decoder, after another encoder
@@ -60,7 +61,7 @@ def _copy_and_plain(encoder, decoder, tmp_path):
     return plain, with_copy, batch, init(with_copy, batch)
 
 
-@pytest.mark.parametrize("encoder,decoder", DECODERS)
+@pytest.mark.parametrize("encoder,decoder", slow_after(1, DECODERS))  # the three took 3 minutes on 2026-12-02
 def test_with_p_gen_at_one_the_model_is_the_no_copy_model_exactly(encoder, decoder, tmp_path):
     plain, with_copy, batch, params = _copy_and_plain(encoder, decoder, tmp_path)
     assert set(params) - set(init(plain, batch)) == {"copy_gate"}  # one gate more, nothing else

@@ -17,6 +17,7 @@ from research.models.seq2seq import Seq2Seq, architecture
 from research.registry import ConfigError
 from research.training.losses import token_sums
 from tests.conftest import compose_config, tiny_run_config
+from tests.helpers.marks import slow_after
 from tests.helpers.models import attention, build, encode_batch, init, real_pairs
 
 # Three steps over two source positions, with the running sums and minima worked out by hand.
@@ -42,7 +43,7 @@ def _pair(encoder, decoder, spm_dir, *extra):
     return model, batch, init(model, batch, seed=1)
 
 
-@pytest.mark.parametrize("kind", ["bahdanau", "luong"])
+@pytest.mark.parametrize("kind", slow_after(1, ["bahdanau", "luong"]))
 def test_the_rnn_decoder_with_a_zero_coverage_weight_is_the_no_coverage_decoder(kind, spm_dir):
     model, batch, params = _pair("transformer", "rnn", spm_dir, f"decoder.attention={kind}", "decoder.coverage=true")
     cell = params["decoder"]["step"]["attention"]
@@ -56,8 +57,8 @@ def test_the_rnn_decoder_with_a_zero_coverage_weight_is_the_no_coverage_decoder(
     np.testing.assert_array_equal(np.asarray(model.apply({"params": params}, batch)), want)
 
 
-@pytest.mark.parametrize("encoder,decoder,extra", [("cnn", "rnn", ("decoder.coverage=true",)), ("rnn", "transformer", ()),
-                                                   ("transformer", "cnn", ())])
+@pytest.mark.parametrize("encoder,decoder,extra", slow_after(1, [("cnn", "rnn", ("decoder.coverage=true",)),
+                                                               ("rnn", "transformer", ()), ("transformer", "cnn", ())]))
 def test_the_decoding_cache_sums_the_attention_of_the_steps_so_far(encoder, decoder, extra, spm_dir):
     model, batch, params = _pair(encoder, decoder, spm_dir, *extra)
     tracked = model.clone(track_coverage=True)
@@ -80,9 +81,9 @@ def test_the_decoding_cache_sums_the_attention_of_the_steps_so_far(encoder, deco
         np.testing.assert_allclose(got[row, :n].sum(-1), np.arange(1, n + 1), rtol=1e-5)
 
 
-@pytest.mark.parametrize("encoder,decoder,extra", [("transformer", "rnn", ("decoder.coverage=true",)),
-                                                   ("rnn", "cnn", ("model.pointer_generator=true",)),
-                                                   ("cnn", "transformer", ())])
+@pytest.mark.parametrize("encoder,decoder,extra", slow_after(1, [("transformer", "rnn", ("decoder.coverage=true",)),
+                                                               ("rnn", "cnn", ("model.pointer_generator=true",)),
+                                                               ("cnn", "transformer", ())]))
 def test_the_training_loss_adds_lambda_times_the_coverage_loss_at_real_tokens(encoder, decoder, extra, spm_dir):
     model, batch, params = _pair(encoder, decoder, spm_dir, *extra)
     weighted = model.clone(lambda_coverage=0.5)

@@ -12,6 +12,7 @@ from research.decoding.generate import jit_generate
 from research.training import state as train_state
 from research.training.steps import train_step
 from tests.conftest import PAIRS
+from tests.helpers.marks import slow_after
 from tests.helpers.models import build, encode_batch, real_pairs
 
 
@@ -27,10 +28,9 @@ def _trainer(model, steps: int):
 
 # Three pairs in `make test`, each kind once as encoder and once as decoder; the other six with `make test-slow`
 # (the nine together took about 3 minutes of CPU, a quarter of the suite's growth on 2026-12-01).
-DEFAULT = {("rnn", "cnn"), ("cnn", "transformer"), ("transformer", "rnn")}
 
 
-@pytest.mark.parametrize("encoder,decoder", [p if p in DEFAULT else pytest.param(*p, marks=pytest.mark.slow) for p in PAIRS])
+@pytest.mark.parametrize("encoder,decoder", slow_after(3, PAIRS))
 def test_pair_loss_falls_and_overfits_to_exact_greedy_output(encoder, decoder, tmp_path):
     """32 real sentence pairs: the loss falls over the first steps, and after
     training greedy decoding reproduces every target exactly."""
