@@ -148,7 +148,10 @@ def test_diagnostics_grid_is_four_tasks_at_one_matched_budget():
     assert subdir.startswith("${data.name}/")  # one folder, so one report, per task
     vocab, steps = {}, {}
     for data in DIAGNOSTICS:
-        run = resolve(compose_config(["+experiment=compare_diagnostics", f"+experiment/diagnostics={data}"]))
+        # in the sweep's order (its parameters come before the experiment), and in the other order
+        run = resolve(compose_config([f"+experiment/diagnostics={data}", "+experiment=compare_diagnostics"]))
+        other = resolve(compose_config(["+experiment=compare_diagnostics", f"+experiment/diagnostics={data}"]))
+        assert other.trainer == run.trainer and other.data == run.data
         assert (run.data.name, run.data.task, run.tokenizer.model_type, run.data.format) == (
             data, "sequence", "symbols", "generated")
         vocab[data], steps[data] = symbol_vocab(run), run.trainer.max_steps
