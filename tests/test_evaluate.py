@@ -47,6 +47,7 @@ def test_evaluate_writes_hyps_and_metrics_that_sacrebleu_reproduces(run_dir):
     assert f"bleu {result['bleu']:.2f}" in out.stdout and "bleu_signature: nrefs:1" in out.stdout
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_load_falls_back_to_last_checkpoint(run_dir, tmp_path, caplog):
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tb", "best"))

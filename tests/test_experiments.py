@@ -66,6 +66,7 @@ def test_experiment_resolves(name):
 
 
 @pytest.mark.parametrize("name", sorted(COMPARE))
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_compare_grid_is_a_3x3_sweep_at_a_matched_budget(name):
     cfg = hydra_config(f"+experiment={name}")
     assert cfg.hydra.mode.name == "MULTIRUN"

@@ -32,6 +32,7 @@ class Images:
 
 
 @pytest.mark.parametrize("decoder", ["rnn", "cnn", "transformer"])
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_attention_images_for_every_decoder(tmp_path, decoder):
     cfg = tiny_run_config("transformer", decoder, tmp_path, "model.d_model=16", "data.max_train_examples=100")
     splits = corpus.load(cfg.data, (cfg.data.train_split, cfg.data.valid_split))

@@ -86,6 +86,7 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.parametrize("form,name,beta", [(wu, "wu", 0.3), (summary, "summary", 0.5)])
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_each_returned_score_is_its_length_normalised_log_prob_minus_the_penalty_of_its_attention(tiny, form, name, beta):
     model, params, batch = tiny  # 24 steps over sources of at most 8 words: some positions get over 1 in total
     cfg = DecodeConfig(search="beam", beam_size=4, n_best=2, length_penalty=0.6, max_len_a=0.0, max_len_b=24,

@@ -154,6 +154,7 @@ BEAM = {"search": "beam", "beam_size": 3, "n_best": 2}
 
 
 @pytest.mark.parametrize("search,rule", [("greedy", "prob"), ("beam", "logprob")])
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_an_ensemble_of_one_is_the_model(tiny, search, rule):
     model, params, _ = tiny.members[1]
     opts = BEAM if search == "beam" else {}

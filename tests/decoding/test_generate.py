@@ -21,6 +21,7 @@ def tiny(tmp_path_factory):
     return cfg, tok, model, init(model, batch), pairs
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_sample_depends_on_seed_and_sentence_not_on_batch(tiny):
     cfg, tok, model, params, pairs = tiny
     sample_cfg = dataclasses.replace(cfg.decode, search="sample", temperature=2.0, max_len_a=0.0, max_len_b=8)

@@ -44,6 +44,7 @@ def _pair(encoder, decoder, spm_dir, *extra):
 
 
 @pytest.mark.parametrize("kind", slow_after(1, ["bahdanau", "luong"]))
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_the_rnn_decoder_with_a_zero_coverage_weight_is_the_no_coverage_decoder(kind, spm_dir):
     model, batch, params = _pair("transformer", "rnn", spm_dir, f"decoder.attention={kind}", "decoder.coverage=true")
     cell = params["decoder"]["step"]["attention"]
@@ -101,7 +102,7 @@ def test_the_training_loss_adds_lambda_times_the_coverage_loss_at_real_tokens(en
     assert float(got["nll"]) == float(want["nll"])  # the token loss itself is untouched
 
 
-@pytest.mark.parametrize("encoder,decoder", [("rnn", "cnn"), ("cnn", "transformer")])
+@pytest.mark.parametrize("encoder,decoder", slow_after(1, [("rnn", "cnn"), ("cnn", "transformer")]))
 def test_a_packed_example_pays_the_coverage_loss_it_pays_alone(encoder, decoder, spm_dir):
     """Its coverage is over its own source segment only (the module docstring's argument, checked)."""
     _, tok, model = build(encoder, decoder, spm_dir)

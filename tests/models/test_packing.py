@@ -33,7 +33,7 @@ CASES = ([pytest.param("rnn", "cnn", (), id="rnn-cnn"),
          + [pytest.param("rnn", "cnn", ("model.pointer_generator=true",), id="rnn-cnn-copy")])
 
 
-@pytest.mark.parametrize("encoder,decoder,extra", slow_after(2, CASES))
+@pytest.mark.parametrize("encoder,decoder,extra", slow_after(1, CASES))
 def test_packed_batch_gives_each_example_its_unpacked_loss(encoder, decoder, extra, tmp_path):
     _, tok, model = build(encoder, decoder, tmp_path, *extra)
     pairs = real_pairs(6, max_words=5)

@@ -19,7 +19,7 @@ WITH_COPY = [("transformer", "rnn"), ("rnn", "cnn"), ("cnn", "transformer")]
 
 
 # `make test` runs the three pairs that use each kind once and one copy case (the 13 took 7 minutes, 2026-12-02).
-@pytest.mark.parametrize("encoder,decoder,extra", slow_after(4, [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS[:3]]
+@pytest.mark.parametrize("encoder,decoder,extra", slow_after(2, [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS[:3]]
                          + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy") for e, d in WITH_COPY]
                          + [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS[3:]]
                          + [pytest.param("transformer", "rnn", ("decoder.coverage=true",), id="transformer-rnn-coverage")]))
@@ -43,7 +43,7 @@ def test_padding_changes_neither_loss_nor_output(encoder, decoder, extra, tmp_pa
     np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("encoder", ["rnn", "cnn", "transformer"])
+@pytest.mark.parametrize("encoder", slow_after(1, ["rnn", "cnn", "transformer"]))
 def test_encoder_memory_ignores_padding(encoder, tmp_path):
     from research.models.seq2seq import Seq2Seq
 

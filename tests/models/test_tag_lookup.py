@@ -69,6 +69,7 @@ def _by_hand(train, words):
     return out
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_a_tagging_run_fits_the_lookup_on_its_training_split_and_scores_it_as_the_network(tmp_path):
     cfg = run_config("cnn", tmp_path)
     texts = sample_corpus(tmp_path)

@@ -44,7 +44,7 @@ def _loss_falls(cfg, corpus, trained: list | None = None) -> list[float]:
 EACH_ONCE = [("rnn", "attention"), ("cnn", "max"), ("transformer", "first"), ("rnn", "mean")]
 
 
-@pytest.mark.parametrize("encoder,pooling", slow_after(4, EACH_ONCE + [(e, p) for e in ENCODERS for p in POOLINGS
+@pytest.mark.parametrize("encoder,pooling", slow_after(2, EACH_ONCE + [(e, p) for e in ENCODERS for p in POOLINGS
                                                                    if (e, p) not in EACH_ONCE]))
 def test_every_encoder_and_pooling_builds_and_its_loss_falls(texts, tmp_path, encoder, pooling):
     losses = _loss_falls(run_config(encoder, tmp_path, f"model.pooling={pooling}"), texts)

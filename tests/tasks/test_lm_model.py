@@ -73,6 +73,7 @@ def _model(decoder, texts, tmp_path):
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_cached_steps_equal_the_full_forward_pass_and_packed_rows_equal_rows_alone(texts, tmp_path, decoder):
     cfg, model, params, docs = _model(decoder, texts, tmp_path)
     batch = text_batch(docs, 32)

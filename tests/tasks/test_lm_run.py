@@ -108,6 +108,7 @@ def test_research_sample_continues_a_prompt_from_the_cache_as_recomputing_would(
     assert sample.main([f"run_dir={run}", "n=0"]) == 2
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_an_lm_run_resumed_from_its_first_checkpoint_ends_bit_identical(trained):
     """The finished run with its step-4 checkpoint, summary and test files removed is a run killed after step 2:
     resumed, it trains steps 3-4 again and must end exactly where the uninterrupted run ended."""

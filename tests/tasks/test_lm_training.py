@@ -33,6 +33,7 @@ def _train(cfg, texts, data: list[dict], steps: int):
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_every_decoder_trains_as_a_language_model(texts, tmp_path, decoder):
     cfg = run_config(decoder, tmp_path)
     data = batches(cfg, texts, 2)

@@ -14,6 +14,7 @@ from research.data import corpus, tagged
 from research.data.batch import EOS, KEYS, fill_rows
 from research.models.tagger import first_pieces
 from research.registry import ConfigError
+from tests.helpers.marks import slow_after
 from tests.helpers.tagging import batches, crafted_config, run_config, sample_corpus, trainer, write_text
 
 ENCODERS = ("rnn", "cnn", "transformer")
@@ -129,7 +130,7 @@ def test_padding_changes_no_words_logits(texts, tmp_path, encoder):
     assert np.isfinite(b).all()
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", slow_after(1, list(ENCODERS)))
 def test_every_encoder_builds_and_its_loss_falls_on_real_batches(texts, tmp_path, encoder):
     cfg = run_config(encoder, tmp_path)
     model, init, step = trainer(cfg, texts.tokenizer)

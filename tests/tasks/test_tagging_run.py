@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from research import evaluate
@@ -20,6 +21,7 @@ RUN = [
 ]
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_tagging_trains_tests_and_evaluates_with_per_tag_scores_and_confusion_images(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "research.train", *RUN, f"tokenizer.cache_dir={tmp_path}/spm",

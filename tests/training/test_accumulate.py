@@ -31,6 +31,7 @@ def run(s, batch, steps: int = 2, **kw):
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids="-".join)
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_accumulated_step_equals_one_big_batch(pair):
     s, batch = setup(pair)
     whole, m1 = run(s, batch)
@@ -42,6 +43,7 @@ def test_accumulated_step_equals_one_big_batch(pair):
 
 @pytest.mark.parametrize("pair, remat", [(("transformer", "transformer"), "dots"), (("rnn", "cnn"), "full")],
                          ids=["transformer-transformer-dots", "rnn-cnn-full"])
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_remat_gives_equal_gradients(pair, remat):
     s, batch = setup(pair)
     params = train_state.create(s.model, s.tx, batch, jax.random.PRNGKey(0)).params

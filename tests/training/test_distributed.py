@@ -6,12 +6,15 @@ import json
 import os
 import sys
 
+import pytest
+
 from research.training.distributed import slurm_tasks, wanted
 from research.training.sharding import MeshConfig
 from tests.helpers.processes import free_port, run_together
 from tests.helpers.sharding import assert_same_run, train_on_mesh
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_two_processes_match_one_process(tmp_path):
     address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}

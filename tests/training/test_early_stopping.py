@@ -56,6 +56,7 @@ def test_the_last_step_ends_the_run_anyway_not_early():
     assert _feed(hook, [1.0, 2.0], last_step=20) == (None, [10])
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_a_plateaued_run_stops_early_and_names_its_best_checkpoint(tmp_path):
     # A warm-up of a billion steps keeps the learning rate near 0, so greedy outputs and
     # BLEU stay exactly the same: every evaluation after the first is no improvement.

@@ -7,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from research.config import REPO
 from research.run_dir import load
@@ -38,6 +39,7 @@ def test_a_nan_step_leaves_the_state_untouched():
     assert _same(after.params, bad.params) and _same(after.opt_state, bad.opt_state)
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     # A learning rate of 1e30 blows the weights up within a step or two; every later loss is NaN.
     run = tmp_path / "run"

@@ -95,6 +95,7 @@ def test_bf16_computes_in_bf16_and_keeps_float32_state(tmp_path):
     assert dtypes(new.params) == dtypes(new.opt_state) == {jnp.dtype(jnp.float32)}
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_bf16_loss_follows_fp32(tmp_path):
     fp32 = losses(tmp_path, "fp32", 40)
     bf16 = losses(tmp_path, "bf16", 40)

@@ -61,6 +61,7 @@ def test_vectors_of_another_width_are_refused(tmp_path):
         pretrained.prepare(cfg, None)  # refused before the tokenizer is looked at
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_a_frozen_embedding_is_bit_identical_after_20_steps_while_everything_else_moves():
     s, batch = setup(("transformer", "rnn"), overrides=[*OVERRIDES, "model.embeddings.freeze=true"])
     assert pretrained.frozen(s.run.model) == ("target_embed",)

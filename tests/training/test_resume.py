@@ -101,6 +101,7 @@ def test_killed_run_resumes_bit_identical(tmp_path, whole):
 # send `signal_delay_s` before the time limit (tests/training/test_preemption_signals.py reads that line).
 # SIGUSR2 (submitit's preemption signal) takes SIGTERM's path; with `make test-slow`.
 @pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGUSR2, marks=pytest.mark.slow)], ids=lambda s: getattr(s, "name", s))
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_stop_signal_checkpoints_the_current_step_and_resumes_bit_identical(tmp_path, whole, sig):
     whole, spm = whole
     run = tmp_path / "preempted"
@@ -159,6 +160,7 @@ def test_resume_refuses_another_worker_count(tmp_path, whole):
     assert listing() == before  # refused before anything was written
 
 
+@pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_a_run_stopped_in_its_test_decoding_resumes_into_the_test_alone(tmp_path, whole):
     """summary.json is written before the test split is decoded; a run stopped in between (the first real
     resumed sweep had one) used to count as finished and never got its test. Resumed, it runs only the test
