@@ -16,7 +16,6 @@ import pytest
 from research.data.batch import EOS, PAD
 from research.decoding.generate import jit_generate, jit_generate_nbest
 from research.decoding.uncached import jit_generate_nbest_uncached, jit_generate_uncached
-from tests.helpers.marks import slow_after
 from tests.helpers.models import build, encode_batch, init, real_pairs
 
 # Every decoder, each after a different encoder.
@@ -64,7 +63,7 @@ def _check_rows(tokens, lengths):
 
 # ... and each with copy attention (research/models/layers/pointer_generator.py): its attention comes from the cache too;
 # and the RNN decoder with coverage fed to its attention (decoder.coverage), which the cache carries.
-@pytest.mark.parametrize("encoder,decoder,extra", slow_after(3, [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS])
+@pytest.mark.parametrize("encoder,decoder,extra", [pytest.param(e, d, (), id=f"{e}-{d}") for e, d in PAIRS]
                          + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy", marks=pytest.mark.slow)
                             for e, d in PAIRS]  # about a minute each on 2 cores: `make test-slow`
                          + [pytest.param("cnn", "rnn", ("decoder.coverage=true", "model.pointer_generator=true"),
