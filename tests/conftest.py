@@ -44,8 +44,8 @@ TINY_BY_KIND = {
     "rnn": ["hidden_size=64"],
     "cnn": ["channels=64"],
 }
-# Three pairs that use each kind once as encoder and once as decoder come first: `tests.helpers.marks.slow_after(3,
-# PAIRS)` keeps them in `make test` and leaves the other six to `make test-slow`.
+# The three pairs that use each kind once as encoder and once as decoder come first, so that
+# `tests.helpers.marks.slow_after(k, PAIRS)` keeps the first k of them in `make test` and leaves the rest to test-slow.
 EACH_KIND = [("rnn", "cnn"), ("cnn", "transformer"), ("transformer", "rnn")]
 PAIRS = EACH_KIND + [(e, d) for e in ("rnn", "cnn", "transformer") for d in ("rnn", "cnn", "transformer")
                      if (e, d) not in EACH_KIND]

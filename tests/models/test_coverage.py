@@ -43,7 +43,7 @@ def _pair(encoder, decoder, spm_dir, *extra):
     return model, batch, init(model, batch, seed=1)
 
 
-@pytest.mark.parametrize("kind", slow_after(1, ["bahdanau", "luong"]))
+@pytest.mark.parametrize("kind", ["bahdanau", "luong"])
 @pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_the_rnn_decoder_with_a_zero_coverage_weight_is_the_no_coverage_decoder(kind, spm_dir):
     model, batch, params = _pair("transformer", "rnn", spm_dir, f"decoder.attention={kind}", "decoder.coverage=true")

@@ -40,7 +40,8 @@ def _loss_falls(cfg, corpus, trained: list | None = None) -> list[float]:
     return losses
 
 
-# Every encoder and every pooling once in `make test`, the other 8 of the 12 (2.5 minutes, 2026-12-02) in test-slow.
+# The first two in `make test`; every encoder and every pooling once with the rest of the 12 (2.5 minutes,
+# 2026-12-02) in test-slow.
 EACH_ONCE = [("rnn", "attention"), ("cnn", "max"), ("transformer", "first"), ("rnn", "mean")]
 
 

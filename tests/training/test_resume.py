@@ -99,8 +99,8 @@ def test_killed_run_resumes_bit_identical(tmp_path, whole):
 
 # SIGTERM: preemption (SLURM, Kubernetes, spot VMs); SIGUSR2: what submitit's sbatch line asks SLURM to
 # send `signal_delay_s` before the time limit (tests/training/test_preemption_signals.py reads that line).
-# SIGUSR2 (submitit's preemption signal) takes SIGTERM's path; with `make test-slow`.
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGUSR2, marks=pytest.mark.slow)], ids=lambda s: getattr(s, "name", s))
+# SIGUSR2 (submitit's preemption signal) takes SIGTERM's path. Both with `make test-slow`.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2], ids=lambda s: getattr(s, "name", s))
 @pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_stop_signal_checkpoints_the_current_step_and_resumes_bit_identical(tmp_path, whole, sig):
     whole, spm = whole
