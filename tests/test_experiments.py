@@ -157,7 +157,7 @@ def test_diagnostics_grid_is_four_tasks_at_one_matched_budget():
             data, "sequence", "symbols", "generated")
         vocab[data], steps[data] = symbol_vocab(run), run.trainer.max_steps
     # steps per task (addition learns slowest, reverse costs most), the same for every pair
-    assert steps == {"reverse": 600, "addition": 1200, "scan_length": 800, "scan_addprim_jump": 800}
+    assert steps == {"reverse": 400, "addition": 900, "scan_length": 600, "scan_addprim_jump": 600}
     assert max(vocab.values()) <= 40, vocab  # so the embedding (64 x vocab) is under 1.2% of any pair
     counts = {}
     for enc, dec in itertools.product(KINDS, KINDS):  # counted on one task: the others differ only in that embedding
