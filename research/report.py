@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from research import console, tasks
 from research.analysis import decide, lengths
 from research import sweep
-from research.training import metrics_log
+from research.training import hardware, metrics_log
 
 log = logging.getLogger("research.report")
 
@@ -328,6 +328,11 @@ def command(root: Path) -> tuple[str, bool] | None:
 
 
 def environment(run: Path) -> str | None:
+    """The code, machine, devices, library versions and data of one run (its manifest.json); None without one.
+
+    The machine is its CPU model, cores, accelerator and `hardware.fingerprint` (which also covers the
+    instruction-set flags: float results differ between hosts, even under one model name).
+    """
     path = run / "manifest.json"
     if not path.exists():
         return None
@@ -335,11 +340,23 @@ def environment(run: Path) -> str | None:
     git, dev, v = m.get("git", {}), m.get("devices", {}), m.get("versions", {})
     dirty = " (uncommitted changes)" if git.get("dirty") else ""
     hw = m.get("hardware")
-    machine = f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['accelerator']}" if hw.get("accelerator") else "") if hw else \
-        "hardware not recorded"
+    machine = (f"{hw['cpu']}, {hw['cores']} cores" + (f", {hw['accelerator']}" if hw.get("accelerator") else "")
+               + f" (machine {hardware.fingerprint(hw)})") if hw else "hardware not recorded"
     return (f"code {git.get('commit') or 'unknown'}{dirty}; {machine}; {dev.get('count')} x {dev.get('kind')} ({dev.get('platform')}); "
             f"Python {v.get('python')}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}; "
             f"data fingerprint {m.get('data', {}).get('fingerprint')}")
+
+
+def machines(runs: list[Path]) -> dict[str, int]:
+    """'CPU (machine fingerprint)' -> how many of `runs` computed on it, for the runs whose manifest records it."""
+    out: dict[str, int] = {}
+    for run in runs:
+        path = run / "manifest.json"
+        hw = json.loads(path.read_text()).get("hardware") if path.exists() else None
+        if hw:
+            key = f"{hw['cpu']} ({hardware.fingerprint(hw)})"
+            out[key] = out.get(key, 0) + 1
+    return out
 
 
 def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
@@ -420,6 +437,10 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     env = environment(root / rows[0]["run"])
     if env:
         lines += [f"Environment: {env}.", ""]
+    mixed = machines([root / r["run"] for r in rows])
+    if len(mixed) > 1:
+        lines += [f"**Computed on {len(mixed)} machines**, so seeds and architectures may differ by more than their "
+                  "training: " + "; ".join(f"{k}: {n} runs" for k, n in mixed.items()) + ".", ""]
     if skipped:
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
     if verdict:

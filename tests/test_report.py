@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -117,10 +118,28 @@ def test_the_environment_line_names_the_hardware(tmp_path):
                 "versions": {"python": "3.11.7"}, "data": {"fingerprint": "f"},
                 "hardware": {"cpu": "Test CPU", "cpu_flags": "avx2", "cores": 2, "accelerator": None}}
     (run / "manifest.json").write_text(json.dumps(manifest))
-    assert report.environment(run).startswith("code abc; Test CPU, 2 cores; 1 x cpu (cpu); ")
+    line = report.environment(run)
+    assert re.match(r"code abc; Test CPU, 2 cores \(machine [0-9a-f]{8}\); 1 x cpu \(cpu\); ", line), line
     del manifest["hardware"]
     (run / "manifest.json").write_text(json.dumps(manifest))
     assert "; hardware not recorded; " in report.environment(run)
+
+
+def test_runs_from_hosts_with_one_model_name_but_other_flags_count_as_two_machines(tmp_path):
+    from research import report
+
+    flags = ["avx2 fma sse4_2", "sse4_2 avx2 fma", "avx2 avx512f fma sse4_2", None]  # the same set twice, then two others
+    runs = []
+    for i, f in enumerate(flags):
+        runs.append(tmp_path / f"run{i}")
+        runs[-1].mkdir()
+        hw = {"cpu": "AMD EPYC", "cpu_flags": f, "cores": 2, "accelerator": None} if f else None
+        (runs[-1] / "manifest.json").write_text(json.dumps({"hardware": hw} if hw else {}))
+    counts = report.machines(runs)
+    assert sorted(counts.values()) == [1, 2]  # the unrecorded fourth run is not counted
+    same = report.machines(runs[:2])
+    assert len(same) == 1 and list(same.values()) == [2]
+    assert all(re.fullmatch(r"AMD EPYC \([0-9a-f]{8}\)", k) for k in counts)
 
 
 REFS = ["the cat sat on the mat", "a quick brown fox jumps", "package for the gnome desktop",

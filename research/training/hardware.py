@@ -8,6 +8,7 @@ it, and `research.reproduce` compares exactly only where it matches.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 
@@ -44,6 +45,17 @@ def describe(devices: list | None = None) -> dict:
         accelerator = f"{len(devices)} x {devices[0].device_kind}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu_model(), "cpu_flags": " ".join(sorted(flags.split())), "cores": cores, "accelerator": accelerator}
+
+
+def fingerprint(recorded: dict) -> str:
+    """8 hex digits of what `differences` compares: two hosts with one CPU model name but other flags differ here.
+
+    A sweep's report prints it beside the model name, so that two results from
+    hosts that both call themselves 'AMD EPYC' can be told apart from the report alone.
+    """
+    key = [recorded.get("cpu"), recorded.get("accelerator"), recorded.get("cores"),
+           " ".join(sorted((recorded.get("cpu_flags") or "").split()))]
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:8]
 
 
 def differences(recorded: dict, current: dict) -> list[str]:
