@@ -21,6 +21,13 @@ hypothesis scores log_prob / penalty(length) - p(coverage): `penalty(state)`
 gives p for every flat row of the state after the step, and a candidate takes
 its parent's. The live beams are not penalised.
 
+Only the state that a step changes is reordered. A leaf the step callback
+returns as it got it (the same traced array: the encoder output, the
+cross-attention keys and values projected once per source) holds the same
+row K times over from the tiling on, so the gather would copy it into itself;
+`reorder` leaves such leaves alone. At the benchmark shape (batch 32, beam 4,
+3 layers, width 256) they are 28 MB of the ~80 MB a step would copy.
+
 Like the fairseq search, an EOS candidate is finalised only if it ranks in
 the top beam_size of the 2 * beam_size candidates of its row. Without that,
 beam size 1 would also collect the runner-up EOS at every step and could
@@ -49,9 +56,14 @@ def tile_beams(tree: Any, beam_size: int) -> Any:
     return jax.tree.map(lambda x: jnp.repeat(x, beam_size, axis=0), tree)
 
 
-def gather_rows(tree: Any, rows: jax.Array) -> Any:
-    """Picks rows [N'] int32 from every leaf: [N, ...] -> [N', ...]."""
-    return jax.tree.map(lambda x: jnp.take(x, rows, axis=0), tree)
+def reorder(before: Any, after: Any, rows: jax.Array) -> Any:
+    """`after` with every leaf the step changed gathered to `rows`; a leaf it passed through stays as it is.
+
+    `before` and `after` are the state given to and returned by one step (the
+    same tree structure, as `lax.while_loop` requires). "Passed through" is
+    object identity at trace time, so it holds at every iteration of the loop.
+    """
+    return jax.tree.map(lambda old, new: new if new is old else jnp.take(new, rows, axis=0), before, after)
 
 
 def _best_achievable(live_log_probs, length, row_max, alpha):
@@ -192,7 +204,7 @@ def beam_search(
             fin_scores=fin_scores,
             fin_log_probs=fin_log_probs,
             done=done,
-            state=gather_rows(state, rows),
+            state=reorder(c["state"], state, rows),
         )
 
     out = jax.lax.while_loop(cond, body, init)

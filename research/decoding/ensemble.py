@@ -5,7 +5,7 @@ state is the tuple of the members' states (each member's encoder output and
 its own decoder cache, whatever its decoder kind), and its step callback runs
 every member's step on the same tokens and returns the combined
 log-probabilities. Searches only ever tile and gather state leaves along the
-rows (`beam.tile_beams`, `beam.gather_rows` are tree maps), so greedy search,
+rows (`beam.tile_beams`, `beam.reorder` are tree maps), so greedy search,
 beam search and sampling all run on the tuple unchanged, inside one jitted
 function.
 
