@@ -128,7 +128,7 @@ def test_the_environment_line_names_the_hardware(tmp_path):
 def test_runs_from_hosts_with_one_model_name_but_other_flags_count_as_two_machines(tmp_path):
     from research import report
 
-    flags = ["avx2 fma sse4_2", "sse4_2 avx2 fma", "avx2 avx512f fma sse4_2", None]  # the same set twice, then two others
+    flags = ["avx2 fma sse4_2", "sse4_2 avx2 fma", "avx2 avx512f fma sse4_2", None]  # one set twice, another, none
     runs = []
     for i, f in enumerate(flags):
         runs.append(tmp_path / f"run{i}")
