@@ -73,6 +73,7 @@ IMPOSSIBLE = [
     (TT, ["data.max_target_len=-5"], "data.max_target_len: must be at least 2"),
     (TT, ["data.tokens_per_batch=10"], "data.tokens_per_batch: 10 cannot hold 8 rows of 96 tokens (must be at least 768)"),
     (TT, ["data.max_shapes=0"], "data.max_shapes: must be positive"),
+    (TT, ["data.eval_max_shapes=0"], "data.eval_max_shapes: must be null (the training shapes) or positive"),
     (TT, ["data.bucket_width=0"], "data.bucket_width: must be positive"),
     (TT, ["data.num_workers=-1"], "data.num_workers: must be >= 0"),
     (TT, ["data.max_train_examples=0"], "data.max_train_examples: must be null (all) or positive"),

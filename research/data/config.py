@@ -50,6 +50,8 @@ class DataConfig:
     length_policy: str = "filter"  # filter | truncate: longer training examples are dropped or cut (counted, logged)
     tokens_per_batch: int = 4096  # padded positions per batch: B x max(S, T)
     max_shapes: int = 10  # distinct (B, S, T) batch shapes, each one compilation; more shapes, less padding
+    eval_max_shapes: Optional[int] = None  # null: validation reuses the training shapes, test chooses max_shapes;
+    #   N: every evaluated split chooses at most N of its own (fewer eval and decode compiles, more padding)
     bucket_width: int = 1  # lengths are rounded up to a multiple of this before shapes are chosen
     pack: bool = False  # several examples per row, with segment ids and restarting positions
     num_workers: int = 0  # grain worker processes; batches do not depend on it
@@ -70,6 +72,8 @@ class DataConfig:
         check(not local or (bool(self.source) and bool(self.target)), "source",
               f"format={self.format} needs data.source and data.target")
         check(self.length_bucket > 0, "length_bucket", "must be positive")
+        check(self.eval_max_shapes is None or self.eval_max_shapes > 0, "eval_max_shapes",
+              "must be null (the training shapes) or positive")
         check(self.max_train_examples is None or self.max_train_examples > 0, "max_train_examples",
               "must be null (all) or positive")
         self.pipeline()  # checks the batching keys, naming the key

@@ -115,6 +115,14 @@ def train_batches(source: Any, tok: Tokenizer, cfg: DataConfig, seed: int):
 
 def eval_batches(source: Any, tok: Tokenizer, cfg: DataConfig, shapes=None, limits=(None, None)):
     """Every example once and whole (cut only to the model's `limits`, see `eval_iterator`);
-    `batch["index"]` is each row's example (-1: an empty row)."""
+    `batch["index"]` is each row's example (-1: an empty row).
+
+    `shapes` (the training ones, so that validation adds no loss compiles) give way to
+    `cfg.eval_max_shapes` where that is set: in short runs the eval and decode programs
+    compiled for each shape cost more than the padding a single shape adds.
+    """
+    options = dict(num_workers=0, log_every=0)
+    if cfg.eval_max_shapes is not None:
+        shapes, options["max_shapes"] = None, cfg.eval_max_shapes
     return eval_iterator(source, tok.encode_source, tok.encode_target,
-                         cfg.pipeline(0, num_workers=0, log_every=0), shapes, limits, source_features(tok))
+                         cfg.pipeline(0, **options), shapes, limits, source_features(tok))

@@ -20,7 +20,7 @@ from tests.conftest import compose_config
 EVERY_DATASET = {
     "tfds_dir": "~/.cache/research/tfds", "train_split": "train", "valid_split": "validation", "test_split": "test",
     "length_policy": "filter", "bucket_width": 1, "pack": False, "num_workers": 0, "max_train_examples": None,
-    "generator": None, "length_bucket": 4,  # keys added after the record, with the values every file then had
+    "generator": None, "length_bucket": 4, "eval_max_shapes": None,  # keys added after the record, with the values every file then had
 }
 COLUMNS = ("name", "task", "format", "dir", "tfds_name", "source", "target",
            "max_source_len", "max_target_len", "tokens_per_batch", "max_shapes")

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from types import SimpleNamespace
 
 import jax
 import numpy as np
 import pytest
 
+from research.data import corpus
 from research.data import pipeline as P
 from research.data.batch import EOS, pad_batch
+from research.data.config import DataConfig
 from research.decoding.corpus import SOURCE_KEYS
 from research.decoding.generate import jit_generate_nbest
 from research.training import evaluation
@@ -175,3 +178,20 @@ def test_model_limits_come_from_learned_tables_only(tiny, tmp_path):
                               jax.random.PRNGKey(0))
     assert evaluation.model_limits(abstract) == (None, None)
     assert evaluation.model_limits([abstract, params]) == (ENCODER_LIMIT, DECODER_LIMIT)
+
+
+def test_eval_max_shapes_replaces_the_training_shapes():
+    """data.eval_max_shapes=1: the split's own single shape (the longest source and target within the max
+    lengths, counted by hand below) plus the added one for the two long sources, instead of TRAIN_SHAPES;
+    unset, the training shapes come first as before. Every example stays whole either way."""
+    tok = SimpleNamespace(encode_source=words, encode_target=words)
+    keys = dict(format="jsonl", dir="unused", source="source", target="target", tokens_per_batch=512,
+                max_source_len=32, max_target_len=32)
+    # (S, T) with EOS: (6, 5) (13, 11) (51, 7) (4, 3) (61, 41) (9, 31) (15, 12); within 32: S <= 15, T <= 31.
+    one = corpus.eval_batches(SPLIT, tok, DataConfig(eval_max_shapes=1, **keys), shapes=TRAIN_SHAPES)
+    assert one.shapes == (P.BatchShape(P.batch_size(512, 15, 31), 15, 31), P.BatchShape(8, 64, 48))
+    default = corpus.eval_batches(SPLIT, tok, DataConfig(**keys), shapes=TRAIN_SHAPES)
+    assert default.shapes[:2] == TRAIN_SHAPES
+    for it in (one, default):
+        got = rows(list(it))
+        assert {i: got[i][1:] for i in got} == {i: (words(e["source"]), words(e["target"])) for i, e in enumerate(SPLIT)}
