@@ -26,7 +26,10 @@ returns as it got it (the same traced array: the encoder output, the
 cross-attention keys and values projected once per source) holds the same
 row K times over from the tiling on, so the gather would copy it into itself;
 `reorder` leaves such leaves alone. At the benchmark shape (batch 32, beam 4,
-3 layers, width 256) they are 28 MB of the ~80 MB a step would copy.
+3 layers, width 256) they are 28 MB of the ~80 MB a step would copy. The
+transformer's self-attention buffers, most of the rest, are `Stationary`
+(research/models/interfaces.py): written in place, read through a table of
+the rows that hold each hypothesis's positions, which is what is gathered.
 
 Like the fairseq search, an EOS candidate is finalised only if it ranks in
 the top beam_size of the 2 * beam_size candidates of its row. Without that,
@@ -44,6 +47,7 @@ import jax.numpy as jnp
 from research.data.batch import BOS, EOS, PAD
 from research.decoding.constraints import Processor
 from research.decoding.loop import StepFn
+from research.models.interfaces import is_stationary
 
 
 def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
@@ -57,13 +61,17 @@ def tile_beams(tree: Any, beam_size: int) -> Any:
 
 
 def reorder(before: Any, after: Any, rows: jax.Array) -> Any:
-    """`after` with every leaf the step changed gathered to `rows`; a leaf it passed through stays as it is.
+    """`after` with every leaf the step changed gathered to `rows`; a leaf it passed through stays as it is,
+    and so does a `Stationary` one (its decoder finds a row's history through a table that is gathered).
 
     `before` and `after` are the state given to and returned by one step (the
     same tree structure, as `lax.while_loop` requires). "Passed through" is
     object identity at trace time, so it holds at every iteration of the loop.
     """
-    return jax.tree.map(lambda old, new: new if new is old else jnp.take(new, rows, axis=0), before, after)
+    def one(old, new):
+        return new if new is old or is_stationary(new) else jnp.take(new, rows, axis=0)
+
+    return jax.tree.map(one, before, after, is_leaf=is_stationary)
 
 
 def _best_achievable(live_log_probs, length, row_max, alpha):

@@ -19,7 +19,8 @@ Decoder contract
   `init_cache(enc, max_len) -> cache` and
   `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
   Every leaf of `enc` and of `cache` has the batch as its leading axis, so a
-  search can tile them for beams and reorder them with one gather.
+  search can tile them for beams and reorder them with one gather; leaves
+  wrapped in `Stationary` are tiled but never reordered (see there).
 
 Decoders without a memory
   Every decoder also builds with `memory=False` (a module attribute, default
@@ -36,7 +37,7 @@ Decoders without a memory
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 from flax import struct
@@ -78,3 +79,23 @@ class WithAuxiliary(NamedTuple):
 
     logits: jax.Array  # [B, T, V]
     per_token: jax.Array  # [B, T] float32
+
+
+@struct.dataclass
+class Stationary:
+    """Cache leaves whose rows stay where they were written: a search tiles them for beams, never reorders them.
+
+    Beam search moves every hypothesis to its parent's row after each step. For a
+    key/value buffer over the whole output that gather copies the buffer at every
+    step, the most memory traffic a decoding step makes. A decoder that wraps its
+    buffers in `Stationary` keeps, beside them and reordered like any other leaf,
+    a small table of which row holds each position of a row's history, and reads
+    its history through it (the transformer's `history`, [N, L] int32).
+    """
+
+    value: Any
+
+
+def is_stationary(node: Any) -> bool:
+    """For `jax.tree.map(..., is_leaf=is_stationary)`: stop at a `Stationary` so it can be left alone."""
+    return isinstance(node, Stationary)

@@ -21,6 +21,7 @@ from flax import linen as nn
 
 from research.models.decoders import DECODERS
 from research.models.encoders.transformer import TransformerConfig
+from research.models.interfaces import Stationary
 from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.masks import causal_mask, segment_mask
 from research.models.layers.positions import Positions
@@ -31,8 +32,9 @@ from research.registry import check
 @DECODERS.register("transformer", config=TransformerConfig)
 class TransformerDecoder(nn.Module):
     """Cache per layer: self-attention keys/values [B, max_len, H, Dh] filled up to
-    `index`, and the cross-attention keys/values of the memory, projected once
-    (none without a memory)."""
+    `index` (Stationary: each row's history is found through `history` [B, max_len]),
+    and the cross-attention keys/values of the memory, projected once (none without
+    a memory)."""
 
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
@@ -90,27 +92,37 @@ class TransformerDecoder(nn.Module):
         shape = (b, max_len, c.num_heads, c.d_model // c.num_heads)
         cache = {
             "index": jnp.zeros((b,), jnp.int32),
-            "self_kv": [(jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype)) for _ in range(c.num_layers)],
+            # Which row of the buffers holds each position of this row's history: beam search
+            # reorders this table, not the buffers (Stationary). Positions not yet written are masked.
+            "history": jnp.zeros((b, max_len), jnp.int32),
+            "self_kv": Stationary([(jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype))
+                                   for _ in range(c.num_layers)]),
         }
         if self.memory:
             cache["cross_kv"] = [a.project_kv(enc.memory) for a in self.cross_attn]
         return cache
 
     def step(self, enc, cache, y_t):
-        """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache)."""
-        index = cache["index"]
-        max_len = cache["self_kv"][0][0].shape[1]
+        """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache).
+
+        Each row writes its new key and value at (its own row, `index`), in place, and
+        reads its history through `history`; neither buffer is copied at any step.
+        """
+        index, buffers = cache["index"], cache["self_kv"].value
+        max_len = buffers[0][0].shape[1]
         x = embed_positions(y_t[:, None], index[:, None], self.positions, self.drop, True)
-        slot = jax.nn.one_hot(index, max_len, dtype=self.dtype)[:, :, None, None]  # [B, L, 1, 1]
+        rows = jnp.arange(index.shape[0])
+        history = cache["history"].at[rows, index].set(rows, mode="drop")  # past the buffer: dropped, as masked
         self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [B, 1, L]
         new_kv = []
 
         def self_attend(i, h):
             k, v = self.self_attn[i].project_kv(h)  # [B, 1, H, Dh]
-            ck, cv = cache["self_kv"][i]
-            ck, cv = ck + slot * k, cv + slot * v
+            ck, cv = buffers[i]
+            ck = ck.at[rows, index].set(k[:, 0], mode="drop")
+            cv = cv.at[rows, index].set(v[:, 0], mode="drop")
             new_kv.append((ck, cv))
-            return self.self_attn[i].attend_kv(h, ck, cv, self_mask)[0]
+            return self.self_attn[i].attend_history(h, ck, cv, history, self_mask)[0]
 
         seen = []
 
@@ -121,4 +133,4 @@ class TransformerDecoder(nn.Module):
 
         x = self._layers(x, self_attend, cross if self.memory else None, True)
         out = (x[:, 0], seen[-1].mean(1)[:, 0]) if self.return_attention else x[:, 0]
-        return out, {**cache, "index": index + 1, "self_kv": new_kv}
+        return out, {**cache, "index": index + 1, "history": history, "self_kv": Stationary(new_kv)}

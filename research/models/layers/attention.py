@@ -69,6 +69,21 @@ class MultiHeadAttention(nn.Module):
         ctx, weights = attend(q, k, v, mask, dropout_fn)
         return self.out(ctx), weights
 
+    def attend_history(self, x_q, k, v, history, mask):
+        """One query per row [N, 1, D] over buffers k, v [N, L, H, Dh] in which position l of row n's
+        history is held by row `history[n, l]` (a `Stationary` cache, research/models/interfaces.py);
+        mask [N, 1, L]. Returns ([N, 1, D], [N, H, 1, L]) as `attend_kv` on the gathered history.
+
+        Written as products summed over an axis rather than as einsums so that XLA fuses the gather
+        of the history into the two reductions: nothing of size [N, L, H, Dh] is written per step.
+        """
+        q = self.query(x_q)[:, 0]  # [N, H, Dh]
+        pos = jnp.arange(k.shape[1])[None, :]
+        scores = jnp.sum(q[:, None] * k[history, pos], -1) / jnp.sqrt(q.shape[-1]).astype(q.dtype)  # [N, L, H]
+        weights = masked_softmax(scores.transpose(0, 2, 1), mask)  # [N, H, L]
+        ctx = jnp.sum(weights.astype(v.dtype).transpose(0, 2, 1)[..., None] * v[history, pos], 1)  # [N, H, Dh]
+        return self.out(ctx[:, None]), weights[:, :, None]
+
     def __call__(self, x_q, x_kv, mask, deterministic=True):
         k, v = self.project_kv(x_kv)
         return self.attend_kv(x_q, k, v, mask, deterministic)[0]
