@@ -28,8 +28,9 @@ row K times over from the tiling on, so the gather would copy it into itself;
 `reorder` leaves such leaves alone. At the benchmark shape (batch 32, beam 4,
 3 layers, width 256) they are 28 MB of the ~80 MB a step would copy. The
 transformer's self-attention buffers, most of the rest, are `Stationary`
-(research/models/interfaces.py): written in place, read through a table of
-the rows that hold each hypothesis's positions, which is what is gathered.
+(research/models/interfaces.py): each source row's beams side by side,
+written in place, read through a table of the beam slots that hold each
+hypothesis's positions, which is what is gathered.
 
 Like the fairseq search, an EOS candidate is finalised only if it ranks in
 the top beam_size of the 2 * beam_size candidates of its row. Without that,
@@ -56,8 +57,14 @@ def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
 
 
 def tile_beams(tree: Any, beam_size: int) -> Any:
-    """Repeats every row beam_size times: leaves [B, ...] -> [B * beam_size, ...]."""
-    return jax.tree.map(lambda x: jnp.repeat(x, beam_size, axis=0), tree)
+    """Repeats every row beam_size times: leaves [B, ...] -> [B * beam_size, ...]; a `Stationary` leaf
+    repeats its beam axis instead (its rows stay the B source rows)."""
+    def one(x):
+        if is_stationary(x):
+            return x.replace(value=jax.tree.map(lambda y: jnp.repeat(y, beam_size, axis=x.beam_axis), x.value))
+        return jnp.repeat(x, beam_size, axis=0)
+
+    return jax.tree.map(one, tree, is_leaf=is_stationary)
 
 
 def reorder(before: Any, after: Any, rows: jax.Array) -> Any:

@@ -20,7 +20,8 @@ Decoder contract
   `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
   Every leaf of `enc` and of `cache` has the batch as its leading axis, so a
   search can tile them for beams and reorder them with one gather; leaves
-  wrapped in `Stationary` are tiled but never reordered (see there).
+  wrapped in `Stationary` are tiled along their beam axis and never reordered
+  (see there).
 
 Decoders without a memory
   Every decoder also builds with `memory=False` (a module attribute, default
@@ -83,19 +84,22 @@ class WithAuxiliary(NamedTuple):
 
 @struct.dataclass
 class Stationary:
-    """Cache leaves whose rows stay where they were written: a search tiles them for beams, never reorders them.
+    """Cache leaves that hold every beam of a source row side by side and are never reordered.
 
     Beam search moves every hypothesis to its parent's row after each step. For a
     key/value buffer over the whole output that gather copies the buffer at every
-    step, the most memory traffic a decoding step makes. A decoder that wraps its
-    buffers in `Stationary` keeps, beside them and reordered like any other leaf,
-    a small table of which row holds each position of a row's history, and reads
-    its history through it (the transformer's `history`, [N, L] int32).
+    step, the most memory traffic a decoding step makes. A `Stationary` leaf
+    instead has one row per source row and the beams along `beam_axis` (1 before
+    a search tiles it, which repeats that axis, not the rows); each beam writes its
+    own slot in place, and the decoder keeps beside it, reordered like any other
+    leaf, a small table of which beam's slot holds each position of a hypothesis's
+    history (the transformer's `history` [N, L] int32).
     """
 
     value: Any
+    beam_axis: int = struct.field(pytree_node=False, default=1)
 
 
 def is_stationary(node: Any) -> bool:
-    """For `jax.tree.map(..., is_leaf=is_stationary)`: stop at a `Stationary` so it can be left alone."""
+    """For `jax.tree.map(..., is_leaf=is_stationary)`: stop at a `Stationary` so it can be treated whole."""
     return isinstance(node, Stationary)

@@ -31,8 +31,9 @@ from research.registry import check
 
 @DECODERS.register("transformer", config=TransformerConfig)
 class TransformerDecoder(nn.Module):
-    """Cache per layer: self-attention keys/values [B, max_len, H, Dh] filled up to
-    `index` (Stationary: each row's history is found through `history` [B, max_len]),
+    """Cache per layer: self-attention keys [B, H, Dh, beams, max_len] and values
+    [B, H, beams, max_len, Dh] filled up to `index` (Stationary: each hypothesis's
+    history is found through `history`),
     and the cross-attention keys/values of the memory, projected once (none without
     a memory)."""
 
@@ -89,40 +90,46 @@ class TransformerDecoder(nn.Module):
         """`batch`: the rows, read only without a memory (enc=None)."""
         b = enc.memory.shape[0] if self.memory else batch
         c = self.config
-        shape = (b, max_len, c.num_heads, c.d_model // c.num_heads)
+        h, dh = c.num_heads, c.d_model // c.num_heads
         cache = {
             "index": jnp.zeros((b,), jnp.int32),
-            # Which row of the buffers holds each position of this row's history: beam search
+            # Which beam slot of the buffers holds each position of this row's history: beam search
             # reorders this table, not the buffers (Stationary). Positions not yet written are masked.
             "history": jnp.zeros((b, max_len), jnp.int32),
-            "self_kv": Stationary([(jnp.zeros(shape, self.dtype), jnp.zeros(shape, self.dtype))
-                                   for _ in range(c.num_layers)]),
+            # Per layer keys [B, H, Dh, beams, L] and values [B, H, beams, L, Dh] (attend_history).
+            "self_kv": [(Stationary(jnp.zeros((b, h, dh, 1, max_len), self.dtype), beam_axis=3),
+                         Stationary(jnp.zeros((b, h, 1, max_len, dh), self.dtype), beam_axis=2))
+                        for _ in range(c.num_layers)],
         }
         if self.memory:
             cache["cross_kv"] = [a.project_kv(enc.memory) for a in self.cross_attn]
         return cache
 
     def step(self, enc, cache, y_t):
-        """y_t: [B, E] the embedded previous token -> (features [B, d_model], cache).
+        """y_t: [N, E] the embedded previous token -> (features [N, d_model], cache).
 
-        Each row writes its new key and value at (its own row, `index`), in place, and
-        reads its history through `history`; neither buffer is copied at any step.
+        Hypothesis n = g * K + j (source row g, beam slot j; K = 1 outside beam search)
+        writes its new key and value in place at slot j of row g, position `index`, and
+        reads its history through `history`; no buffer is copied at any step. No slot's
+        position is written twice: every hypothesis of a search advances one position
+        per step, and its children take the history of written positions with them.
         """
-        index, buffers = cache["index"], cache["self_kv"].value
-        max_len = buffers[0][0].shape[1]
+        index, buffers = cache["index"], cache["self_kv"]
+        g, _, kk, max_len, _ = buffers[0][1].value.shape
         x = embed_positions(y_t[:, None], index[:, None], self.positions, self.drop, True)
         rows = jnp.arange(index.shape[0])
-        history = cache["history"].at[rows, index].set(rows, mode="drop")  # past the buffer: dropped, as masked
-        self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [B, 1, L]
+        row, slot = rows // kk, rows % kk
+        history = cache["history"].at[rows, index].set(slot, mode="drop")  # past the buffer: dropped, as masked
+        self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [N, 1, L]
         new_kv = []
 
         def self_attend(i, h):
-            k, v = self.self_attn[i].project_kv(h)  # [B, 1, H, Dh]
+            k, v = self.self_attn[i].project_kv(h)  # [N, 1, H, Dh]
             ck, cv = buffers[i]
-            ck = ck.at[rows, index].set(k[:, 0], mode="drop")
-            cv = cv.at[rows, index].set(v[:, 0], mode="drop")
+            ck = ck.replace(value=ck.value.at[row, :, :, slot, index].set(k[:, 0], mode="drop"))
+            cv = cv.replace(value=cv.value.at[row, :, slot, index].set(v[:, 0], mode="drop"))
             new_kv.append((ck, cv))
-            return self.self_attn[i].attend_history(h, ck, cv, history, self_mask)[0]
+            return self.self_attn[i].attend_history(h, ck.value, cv.value, history, self_mask)
 
         seen = []
 
@@ -133,4 +140,4 @@ class TransformerDecoder(nn.Module):
 
         x = self._layers(x, self_attend, cross if self.memory else None, True)
         out = (x[:, 0], seen[-1].mean(1)[:, 0]) if self.return_attention else x[:, 0]
-        return out, {**cache, "index": index + 1, "history": history, "self_kv": Stationary(new_kv)}
+        return out, {**cache, "index": index + 1, "history": history, "self_kv": new_kv}

@@ -70,19 +70,32 @@ class MultiHeadAttention(nn.Module):
         return self.out(ctx), weights
 
     def attend_history(self, x_q, k, v, history, mask):
-        """One query per row [N, 1, D] over buffers k, v [N, L, H, Dh] in which position l of row n's
-        history is held by row `history[n, l]` (a `Stationary` cache, research/models/interfaces.py);
-        mask [N, 1, L]. Returns ([N, 1, D], [N, H, 1, L]) as `attend_kv` on the gathered history.
+        """One query per hypothesis over buffers that hold each source row's beams side by side.
 
-        Written as products summed over an axis rather than as einsums so that XLA fuses the gather
-        of the history into the two reductions: nothing of size [N, L, H, Dh] is written per step.
+        Args:
+          x_q: [N, 1, D] with N = G x K hypotheses, K per source row, row-major (g * K + j).
+          k: [G, H, Dh, K, L], v: [G, H, K, L, Dh] (`Stationary` buffers, research/models/interfaces.py):
+            position l of beam slot j of source row g. Keys have Dh before the positions, so that
+            the score matmul reads them as they lie; with Dh last XLA copies them transposed first.
+          history: [N, L] int32, the slot that holds position l of each hypothesis's history.
+          mask: [N, 1, L] bool, the positions written so far.
+        Returns:
+          [N, 1, D], as `attend_kv` on each hypothesis's own history.
+
+        Every query scores the positions of all K slots of its source row, and the softmax keeps
+        only those its history names. That is K times the few attention FLOPs, but two plain
+        batched matmuls that read each buffer once: a gather of the histories would write an
+        [N, L, H, Dh] copy per layer and step, which XLA does not fuse into the matmul.
         """
-        q = self.query(x_q)[:, 0]  # [N, H, Dh]
-        pos = jnp.arange(k.shape[1])[None, :]
-        scores = jnp.sum(q[:, None] * k[history, pos], -1) / jnp.sqrt(q.shape[-1]).astype(q.dtype)  # [N, L, H]
-        weights = masked_softmax(scores.transpose(0, 2, 1), mask)  # [N, H, L]
-        ctx = jnp.sum(weights.astype(v.dtype).transpose(0, 2, 1)[..., None] * v[history, pos], 1)  # [N, H, Dh]
-        return self.out(ctx[:, None]), weights[:, :, None]
+        g, h, kk, length, dh = v.shape
+        q = self.query(x_q)[:, 0].reshape(g, kk, h, dh).transpose(0, 2, 1, 3)  # [G, H, K, Dh]
+        keys = k.reshape(g, h, dh, kk * length)
+        scores = jnp.einsum("ghqd,ghdm->ghqm", q, keys) / jnp.sqrt(dh).astype(q.dtype)  # [G, H, K, K x L]
+        own = history.reshape(g, kk, 1, length) == jnp.arange(kk)[None, None, :, None]  # [G, K, K, L]
+        keep = (own & mask.reshape(g, kk, 1, length))[:, None].reshape(g, 1, kk, kk * length)
+        weights = masked_softmax(scores, keep).astype(v.dtype)
+        ctx = jnp.einsum("ghqm,ghmd->ghqd", weights, v.reshape(g, h, kk * length, dh))  # [G, H, K, Dh]
+        return self.out(ctx.transpose(0, 2, 1, 3).reshape(g * kk, 1, h, dh))
 
     def __call__(self, x_q, x_kv, mask, deterministic=True):
         k, v = self.project_kv(x_kv)
