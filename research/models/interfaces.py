@@ -89,11 +89,13 @@ class Stationary:
     Beam search moves every hypothesis to its parent's row after each step. For a
     key/value buffer over the whole output that gather copies the buffer at every
     step, the most memory traffic a decoding step makes. A `Stationary` leaf
-    instead has one row per source row and the beams along `beam_axis` (1 before
-    a search tiles it, which repeats that axis, not the rows); each beam writes its
-    own slot in place, and the decoder keeps beside it, reordered like any other
-    leaf, a small table of which beam's slot holds each position of a hypothesis's
-    history (the transformer's `history` [N, L] int32).
+    instead has one row per source row and its beams along `beam_axis`, an axis
+    of size 1 until a search tiles it (`beam.tile_beams` repeats that axis, not
+    the rows). Each beam writes its own slot in place, and the decoder keeps
+    beside the buffers, reordered like any other leaf, a small table of which
+    slot holds each position of a hypothesis's history (the transformer's
+    `history` [N, L] int32). The decoder must never write a position twice in
+    one slot: a child hypothesis still reads its parent's positions there.
     """
 
     value: Any

@@ -33,9 +33,8 @@ from research.registry import check
 class TransformerDecoder(nn.Module):
     """Cache per layer: self-attention keys [B, H, Dh, beams, max_len] and values
     [B, H, beams, max_len, Dh] filled up to `index` (Stationary: each hypothesis's
-    history is found through `history`),
-    and the cross-attention keys/values of the memory, projected once (none without
-    a memory)."""
+    history is found through `history`), and the cross-attention keys/values of
+    the memory, projected once (none without a memory)."""
 
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
