@@ -84,8 +84,8 @@ class MultiHeadAttention(nn.Module):
 
         Every query scores the positions of all K slots of its source row, and the softmax keeps
         only those its history names. That is K times the few attention FLOPs, but two plain
-        batched matmuls that read each buffer once: a gather of the histories would write an
-        [N, L, H, Dh] copy per layer and step, which XLA does not fuse into the matmul.
+        batched matmuls that read each buffer once: a gather of the histories wrote an [N, L, H, Dh]
+        copy per layer and step, which XLA's CPU fusions did not fold into the products after it.
         """
         g, h, kk, length, dh = v.shape
         q = self.query(x_q)[:, 0].reshape(g, kk, h, dh).transpose(0, 2, 1, 3)  # [G, H, K, Dh]
