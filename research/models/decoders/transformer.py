@@ -15,7 +15,6 @@ mean, over an alignment layer's heads).
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
