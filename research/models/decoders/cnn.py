@@ -23,6 +23,7 @@ from research.models.decoders import DECODERS
 from research.models.encoders.cnn import CNNConfig
 from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.conv import RESIDUAL_SCALE, GatedConv, windows
+from research.models.layers.dropout import Dropout
 from research.models.layers.masks import segment_mask
 from research.models.layers.positions import Positions
 from research.registry import check
@@ -60,7 +61,7 @@ class CNNDecoder(nn.Module):
             self.query_embed = [nn.Dense(c.channels, dtype=self.dtype, name=f"query_embed{i}") for i in range(n)]
             self.attn = [MultiHeadAttention(c.num_heads, c.channels, 0.0, self.dtype, name=f"attn{i}") for i in range(n)]
         self.from_channels = nn.Dense(c.d_model, dtype=self.dtype, name="from_channels")
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     def _output(self, h, seen: list):
         """The features and, with return_attention, the last layer's attention averaged over its heads."""

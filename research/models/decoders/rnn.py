@@ -35,6 +35,7 @@ from flax import linen as nn
 
 from research.models.decoders import DECODERS
 from research.models.layers.cells import CELLS, state_from_hidden
+from research.models.layers.dropout import Dropout
 from research.models.layers.rnn import RNNLayer
 from research.models.layers.rnn_attention import KINDS, SCORES, WITH_COVERAGE, RNNAttention
 from research.registry import check
@@ -84,7 +85,7 @@ class RNNDecoderStep(nn.Module):
             self.attention = RNNAttention(c.attention, c.score, c.hidden_size, c.num_heads, self.dtype,
                                           coverage=c.coverage, name="attention")
             self.combine = nn.Dense(c.hidden_size, use_bias=False, dtype=self.dtype, name="combine")
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     def keys(self, memory):
         return self.attention.keys(memory)

@@ -22,6 +22,7 @@ from research.models.decoders import DECODERS
 from research.models.encoders.transformer import TransformerConfig
 from research.models.interfaces import Stationary
 from research.models.layers.attention import MultiHeadAttention
+from research.models.layers.dropout import Dropout
 from research.models.layers.masks import causal_mask, segment_mask
 from research.models.layers.positions import Positions
 from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
@@ -53,7 +54,7 @@ class TransformerDecoder(nn.Module):
                         block(f"ffn_block{i}")) for i in range(n)]
         self.final_norm = nn.LayerNorm(dtype=self.dtype, name="final_norm") if c.norm == "pre" else None
         self.positions = Positions(c.positions, c.max_len, c.d_model, name="positions")
-        self.drop = nn.Dropout(c.dropout)  # on the embeddings; each block has its own
+        self.drop = Dropout(c.dropout)  # on the embeddings; each block has its own
 
     def _layers(self, x, self_attend, cross_attend, deterministic):
         for i in range(self.config.num_layers):

@@ -9,6 +9,7 @@ from flax import linen as nn
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
 from research.models.layers.conv import RESIDUAL_SCALE, GatedConv, windows
+from research.models.layers.dropout import Dropout
 from research.models.layers.pooling import masked_mean
 from research.models.layers.positions import Positions
 from research.registry import check
@@ -42,7 +43,7 @@ class CNNEncoder(nn.Module):
     @nn.compact
     def __call__(self, x, segments, positions, deterministic=True):
         c = self.config
-        drop = lambda y: nn.Dropout(c.dropout)(y, deterministic=deterministic)
+        drop = lambda y: Dropout(c.dropout)(y, deterministic=deterministic)
         x = drop(Positions("learned", c.max_len, c.d_model, name="positions")(x, positions))
         h = nn.Dense(c.channels, dtype=self.dtype, name="to_channels")(x)
         for i in range(c.num_layers):

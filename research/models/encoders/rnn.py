@@ -9,6 +9,7 @@ from flax import linen as nn
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
 from research.models.layers.cells import CELLS
+from research.models.layers.dropout import Dropout
 from research.models.layers.rnn import RNNLayer
 from research.registry import check
 
@@ -44,7 +45,7 @@ class RNNEncoder(nn.Module):
             [RNNLayer(c.cell, c.hidden_size, reverse=r, dtype=self.dtype, name=f"layer{i}_{'bwd' if r else 'fwd'}") for r in dirs]
             for i in range(c.num_layers)
         ]
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     def __call__(self, x, segments, positions, deterministic=True):
         del positions  # order is implicit in the recurrence; segments restart the state

@@ -9,6 +9,7 @@ from flax import linen as nn
 from research.models.encoders import ENCODERS
 from research.models.interfaces import EncoderOutput
 from research.models.layers.attention import MultiHeadAttention
+from research.models.layers.dropout import Dropout
 from research.models.layers.masks import segment_mask
 from research.models.layers.pooling import masked_mean
 from research.models.layers.positions import Positions
@@ -52,7 +53,7 @@ class TransformerEncoder(nn.Module):
     def __call__(self, x, segments, positions, deterministic=True):
         c = self.config
         x = embed_positions(x, positions, Positions(c.positions, c.max_len, c.d_model, name="positions"),
-                            nn.Dropout(c.dropout), deterministic)
+                            Dropout(c.dropout), deterministic)
         mask = segment_mask(segments, segments)
         for i in range(c.num_layers):
             attn = MultiHeadAttention(c.num_heads, c.d_model, c.attention_dropout, self.dtype, name=f"self_attn{i}")

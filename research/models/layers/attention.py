@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from research.models.layers.dropout import Dropout
 NEG_INF = -1e9
 
 
@@ -56,7 +57,7 @@ class MultiHeadAttention(nn.Module):
         dense = lambda name: nn.DenseGeneral((self.num_heads, head), dtype=self.dtype, name=name)
         self.query, self.key, self.value = dense("query"), dense("key"), dense("value")
         self.out = nn.DenseGeneral(self.d_model, axis=(-2, -1), dtype=self.dtype, name="out")
-        self.drop = nn.Dropout(self.dropout)
+        self.drop = Dropout(self.dropout)
 
     def project_kv(self, x):
         """[B, T, D_kv] -> ([B, T, H, Dh], [B, T, H, Dh])."""

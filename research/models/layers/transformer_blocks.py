@@ -11,10 +11,11 @@ from typing import Callable
 import jax.numpy as jnp
 from flax import linen as nn
 
+from research.models.layers.dropout import Dropout
 from research.models.layers.positions import Positions
 
 
-def embed_positions(x, positions, add_positions: Positions, dropout: nn.Dropout, deterministic: bool):
+def embed_positions(x, positions, add_positions: Positions, dropout: Dropout, deterministic: bool):
     """Scales embeddings by sqrt(width), adds positions, applies dropout.
 
     The scale (Vaswani et al. 2017) keeps the embeddings, initialised with
@@ -42,7 +43,7 @@ class Residual(nn.Module):
     def __call__(self, x, f: Callable, deterministic: bool):
         """x: [B, T, D]; f: the sublayer, [B, T, D] -> [B, T, D]."""
         ln = nn.LayerNorm(dtype=x.dtype, name="norm")
-        drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
+        drop = lambda y: Dropout(self.dropout)(y, deterministic=deterministic)
         if self.norm == "pre":
             return x + drop(f(ln(x)))
         return ln(x + drop(f(x)))
