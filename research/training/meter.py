@@ -6,7 +6,7 @@ class Meter:
     """Sums step metrics between logs; `tokens_per_s` counts real target tokens
     over the time spent in steps (compilation included on the first window).
 
-    Skipped steps (non-finite loss or gradient, see `steps.guard`) are counted
+    Skipped steps (non-finite loss or gradient, see `steps.guarded`) are counted
     in `skipped`, not averaged: one NaN would otherwise hide a whole window.
     """
 

@@ -1,6 +1,7 @@
 """A non-finite loss or gradient never reaches the parameters; too many in a row stop the run."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,41 @@ def test_a_nan_step_leaves_the_state_untouched():
     assert int(after.step) == 2  # the update count, hence the learning rate, does not move
     assert _same(after.params, bad.params) and _same(after.opt_state, bad.opt_state)
 
+
+
+def test_a_finite_step_is_the_plain_update_and_copies_no_state_buffer():
+    """The guard is a conditional around the update, so with a finite loss the step is exactly the update
+    written without any guard; and the compiled, donating step copies no buffer of the state it updates
+    (the `where` guard it replaced made XLA copy every Adam moment first)."""
+    import optax
+
+    s, batch = setup(("transformer", "transformer"))
+    state = train_state.create(s.model, s.tx, batch, jax.random.PRNGKey(0))
+    rng = jax.random.PRNGKey(5)
+    compiled = jax.jit(s.step_fn(), donate_argnums=0).lower(state, batch, rng).compile()
+    after, m = compiled(jax.tree.map(jnp.copy, state), batch, rng)  # the copy is donated, `state` kept
+    assert float(m["skipped"]) == 0.0
+
+    from research.training.steps import gradients
+
+    @jax.jit
+    def unguarded(state):
+        grads, _ = gradients(state.params, batch, rng, model=s.model, label_smoothing=s.run.trainer.label_smoothing)
+        direction, opt_state = s.tx.update(grads, state.opt_state, state.params)
+        rate = s.lr(state.step, None)
+        return optax.apply_updates(state.params, jax.tree.map(lambda u: rate * u, direction)), opt_state
+
+    params, opt_state = unguarded(state)
+    for got, want in zip(jax.tree.leaves((after.params, after.opt_state)), jax.tree.leaves((params, opt_state))):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-7)
+    assert int(after.step) == 1
+
+    hlo = compiled.as_text()
+    entry = hlo[hlo.index("\nENTRY "):]
+    inputs = set(re.findall(r"%([\w.\-]+) = f32\[[\d,]+\]\S* parameter\(", entry))
+    assert len(inputs) >= len(jax.tree.leaves(state.params))  # the parse found the state's buffers
+    copied = [name for name in re.findall(r" copy\(%([\w.\-]+)\)", entry) if name in inputs]
+    assert not copied, f"{len(copied)} state buffers copied, e.g. {copied[:3]}"
 
 @pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
