@@ -23,14 +23,14 @@ from research.training.hardware import cpu_model
 
 SECTIONS = ("train", "targets", "pipeline", "decode", "scaling", "vectors")
 # Columns shown first, in this order, when present; any other metric follows.
-PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu", "compile_s", "step_ms"),
+PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu_best_peak", "mfu", "compile_s", "step_ms"),
              "targets": ("metric", "min", "max", "value", "met"),
              "decode": ("pair", "cached_tokens_per_s", "beam4_tokens_per_s", "vs_torch", "vs_ctranslate2",
                         "vs_ctranslate2_int8", "uncached_tokens_per_s", "speedup"),
              "decode_peers": ("status", "greedy_tokens_per_s", "beam4_tokens_per_s", "greedy_ms", "beam4_ms",
                               "threads", "compute_type")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
-PERCENT = ("mfu",)  # fractions shown as percentages
+PERCENT = ("mfu", "mfu_best_peak")  # fractions shown as percentages
 
 
 def versions() -> dict[str, str]:
@@ -120,8 +120,10 @@ def markdown_table(results: dict, title: str = "Benchmarks") -> str:
 def peak_line(peak: dict, torch: dict | None) -> str:
     """The MFU denominator and the PyTorch peers' speed, in one paragraph."""
     jax_peak = peak["jax"]
-    line = (f"fp32 matmul peak (MFU denominator, measured in this run): "
-            f"{jax_peak['flops_per_s'] / 1e9:.1f} GFLOP/s (JAX, n={jax_peak['best_n']})")
+    line = (f"fp32 matmul peak (measured in this run, before the first pair): "
+            f"{jax_peak['flops_per_s'] / 1e9:.1f} GFLOP/s (JAX, n={jax_peak['best_n']}); `mfu` is against the "
+            f"peak measured right before each pair (`peak_gflop_per_s`), `mfu_best_peak` against the highest "
+            f"peak of the run")
     if peak.get("torch"):
         line += f"; PyTorch {peak['torch']['flops_per_s'] / 1e9:.1f} GFLOP/s"
     if torch:

@@ -56,6 +56,7 @@ def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None,
         results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=peak_now,
                                                with_torch=with_torch and torch_peer.available(), repeats=repeats)
         peak_now()  # and once after the last pair
+        train.rescore(results["train"], max(peaks))  # every pair against the highest peak of the run
         # Each peer was timed in turns with its pair (train.time_pair); listed here for the report.
         results["torch"] = {train.PEERS[p]: row.pop("torch") for p, row in results["train"].items() if "torch" in row} or None
         results["targets"] = train.targets(results["train"])

@@ -22,7 +22,8 @@ PEERS = {"transformer-transformer": "transformer", "rnn-rnn": "lstm"}  # pair ->
 # The issue's targets, for this benchmark's shape on the machine it runs on.
 TARGETS = (
     {"name": "transformer-transformer tokens/s vs torch", "pair": "transformer-transformer", "metric": "vs_torch", "min": 1.2},
-    {"name": "transformer-transformer MFU", "pair": "transformer-transformer", "metric": "mfu", "min": 0.55},
+    {"name": "transformer-transformer MFU (against the run's highest peak)", "pair": "transformer-transformer",
+     "metric": "mfu_best_peak", "min": 0.55},
     {"name": "rnn-rnn (LSTM, bi, Luong) tokens/s vs torch LSTM", "pair": "rnn-rnn", "metric": "vs_torch", "min": 1.0},
     {"name": "compile time of every train step", "pair": "*", "metric": "compile_s", "max": 30.0},
 )
@@ -61,10 +62,13 @@ def train_section(pairs=models.PAIRS, *, peak_flops, with_torch: bool, repeats: 
 
     `peak_flops`: a number, or a function measuring the matmul peak, called right before each pair so that
     its MFU is against the machine's speed of that moment (row["peak_gflop_per_s"]; research/benchmarks/busy.py).
+    `mfu_best_peak` is against the highest of those peaks (`rescore`): a peak that happened to be
+    measured in a slow second cannot inflate it, so the MFU target is checked on it.
     """
-    out = {}
+    out, peaks = {}, []
     for pair in pairs:
         peak = peak_flops() if callable(peak_flops) else peak_flops
+        peaks.append(peak)
         row = time_pair(pair, repeats=repeats, warmup=warmup, peer=PEERS.get(pair) if with_torch else None)
         peer = row.get("torch")
         row["vs_torch"] = row["tokens_per_s"] / peer["tokens_per_s"] if peer else None
@@ -72,7 +76,19 @@ def train_section(pairs=models.PAIRS, *, peak_flops, with_torch: bool, repeats: 
         row["mfu"] = row["gflop_per_s"] * 1e9 / peak
         log.info("train %s: %.0f tokens/s, MFU %.1f%%, compile %.1f s", pair, row["tokens_per_s"], 100 * row["mfu"], row["compile_s"])
         out[pair] = row
-    return out
+    return rescore(out, max(peaks, default=0.0))
+
+
+def rescore(train: dict, best_peak: float) -> dict:
+    """Sets each row's `mfu_best_peak` (MFU against `best_peak`, FLOP/s) in place; returns `train`.
+
+    The suite calls it again with the highest peak of the whole run (before the first pair and
+    after the last one too). Found necessary on 2026-12-06: one pair's peak, measured at 182.6
+    GFLOP/s where the rest of the run measured up to 210.1, made its MFU 68.8% instead of 59.8%.
+    """
+    for row in train.values():
+        row["mfu_best_peak"] = row["gflop_per_s"] * 1e9 / best_peak if best_peak > 0 else None
+    return train
 
 
 def targets(train: dict) -> dict:

@@ -40,6 +40,11 @@ def test_each_pair_is_scored_against_the_peak_measured_next_to_it(monkeypatch):
     assert rows["transformer-transformer"]["mfu"] == pytest.approx(100 / 250)
     assert rows["rnn-rnn"]["mfu"] == pytest.approx(30 / 200)
     assert [r["peak_gflop_per_s"] for r in rows.values()] == pytest.approx([250.0, 200.0])
+    # against the highest peak of the section, the rnn's 200 GFLOP/s moment does not flatter it
+    assert [r["mfu_best_peak"] for r in rows.values()] == pytest.approx([100 / 250, 30 / 250])
+    train.rescore(rows, 300e9)  # the suite's call with the highest peak of the whole run
+    assert [r["mfu_best_peak"] for r in rows.values()] == pytest.approx([100 / 300, 30 / 300])
+    assert train.targets(rows)["transformer-transformer MFU (against the run's highest peak)"]["value"] == pytest.approx(1 / 3)
 
 
 def test_the_suite_refuses_a_busy_machine_before_timing_anything_and_records_a_quiet_one(monkeypatch, tmp_path):
