@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from research.models.layers.dropout import Dropout
+
 NEG_INF = -1e9
 
 
