@@ -4,10 +4,9 @@ Why not `flax.linen.Dropout`: it draws its mask with `jax.random.bernoulli`,
 one 32-bit uniform per element, and under JAX's default (partitionable)
 Threefry each element costs a whole Threefry-2x32 hash (20 rounds) whose
 64 output bits are folded into 32. Dropout sits on every residual branch and
-embedding, and XLA recomputes the mask in the backward pass rather than
-keeping it, so the hashing showed in the transformer train step: at the
-benchmark shape, dropout took about 10% of the step and the hashing was the
-larger part of it (research/benchmarks; README "Benchmarks").
+embedding: at the benchmark shape it took about 10% of the transformer train
+step (the step with it against without it, 2026-12-06), and drawing the keep
+decisions four to a hash took about half of that away (README "Benchmarks").
 
 Here one hash gives 64 bits, cut into four 16-bit draws, so a mask costs a
 quarter of the hashes. An element is kept when its draw is at least
