@@ -123,7 +123,7 @@ def guarded(update, state: TrainState, metrics: dict) -> tuple[TrainState, dict]
     place (the state is donated) it copied every moment buffer first, 263
     copies a step at the benchmark shape. Inside the conditional the update
     is one straight pass that writes in place: no copies, and the transformer
-    step 2-3.5% faster (README "Benchmarks").
+    step 1.8-3.4% faster (README "Benchmarks").
     """
     ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
     state = jax.lax.cond(ok, update, lambda old: old, state)

@@ -40,7 +40,6 @@ def test_a_nan_step_leaves_the_state_untouched():
     assert _same(after.params, bad.params) and _same(after.opt_state, bad.opt_state)
 
 
-
 def test_a_finite_step_is_the_plain_update_and_copies_no_state_buffer():
     """The guard is a conditional around the update, so with a finite loss the step is exactly the update
     written without any guard; and the compiled, donating step copies no buffer of the state it updates
@@ -74,6 +73,7 @@ def test_a_finite_step_is_the_plain_update_and_copies_no_state_buffer():
     assert len(inputs) >= len(jax.tree.leaves(state.params))  # the parse found the state's buffers
     copied = [name for name in re.findall(r" copy\(%([\w.\-]+)\)", entry) if name in inputs]
     assert not copied, f"{len(copied)} state buffers copied, e.g. {copied[:3]}"
+
 
 @pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_divergence_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
