@@ -67,7 +67,13 @@ def _check_rows(tokens, lengths):
                          + [pytest.param(e, d, ("model.pointer_generator=true",), id=f"{e}-{d}-copy", marks=pytest.mark.slow)
                             for e, d in PAIRS]  # about a minute each on 2 cores: `make test-slow`
                          + [pytest.param("cnn", "rnn", ("decoder.coverage=true", "model.pointer_generator=true"),
-                                         id="cnn-rnn-copy-coverage")])
+                                         id="cnn-rnn-copy-coverage")]
+                         # Without input feeding the RNN decoder's full-sequence pass runs layer by layer, the
+                         # attention over all steps at once (decoders/rnn.py `_layerwise`): each attention kind.
+                         + [pytest.param(e, "rnn", ("decoder.input_feeding=false", f"decoder.attention={kind}"),
+                                         id=f"{e}-rnn-no-feeding-{kind}", marks=[pytest.mark.slow] if slow else [])
+                            for e, kind, slow in (("rnn", "luong", False), ("cnn", "multihead", False),
+                                                  ("transformer", "bahdanau", True), ("cnn", "none", True))])
 def test_cached_equals_uncached_greedy_and_beam(encoder, decoder, extra, spm_dir):
     cfg, model, params, batch = _model(encoder, decoder, spm_dir, *extra)
     greedy_cfg = dataclasses.replace(cfg.decode, search="greedy", beam_size=1, max_len_a=0.0, max_len_b=10)

@@ -47,8 +47,8 @@ def _numpy_lstm(x, w, b, u, bu, state):
 NUMPY_CELLS = {"elman": _numpy_elman, "gru": _numpy_gru, "lstm": _numpy_lstm}
 
 
-def _numpy_layer(cell, x, params, valid, reverse=False):
-    """A reference cell over x [B, T, E] in float64, the state carried unchanged over pads.
+def _numpy_layer(cell, x, params, valid, reverse=False, state=None):
+    """A reference cell over x [B, T, E] in float64 from `state` (None: zeros), carried unchanged over pads.
 
     Returns:
       (outputs [B, T, H], zeros at pads; final state: h [B, H], or (c, h) for lstm).
@@ -57,7 +57,8 @@ def _numpy_layer(cell, x, params, valid, reverse=False):
     u, bu = np.asarray(params["recurrent"], np.float64), np.asarray(params["recurrent_bias"], np.float64)
     bsz, t, _ = x.shape
     zero = np.zeros((bsz, u.shape[0]))
-    state = (zero, zero) if cell == "lstm" else zero
+    if state is None:
+        state = (zero, zero) if cell == "lstm" else zero
     outs = np.zeros((bsz, t, u.shape[0]))
     for i in reversed(range(t)) if reverse else range(t):
         keep = valid[:, i : i + 1]
@@ -140,3 +141,29 @@ def test_packed_segments_restart_the_state():
         out_a, _ = layer.apply(params, a, jnp.ones((1, 3), jnp.int32))
         out_b, _ = layer.apply(params, b, jnp.ones((1, 4), jnp.int32))
         np.testing.assert_allclose(out, jnp.concatenate([out_a, out_b], 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_given_start_state_is_where_the_first_segment_starts(cell, reverse):
+    """A decoder's bridged state: the NumPy reference run from it, pads carried; and a later packed segment
+    still starts from zeros, as it would alone."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    segments = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 3 + [2] * 3], np.int32)
+    layer = RNNLayer(cell, 5, reverse=reverse)
+    params = _random_params(layer, x, segments, rng)
+    h0 = rng.normal(size=(3, 5)).astype(np.float32)
+    state = (rng.normal(size=(3, 5)).astype(np.float32), h0) if cell == "lstm" else h0
+    out, final = layer.apply({"params": params}, x, segments, state)
+    ref_out, ref_final = _numpy_layer(cell, x[:2], params, segments[:2] > 0, reverse, jax.tree.map(lambda s: s[:2], state))
+    np.testing.assert_allclose(out[:2], ref_out, atol=1e-5)
+    jax.tree.map(lambda a, r: np.testing.assert_allclose(a[:2], r, atol=1e-5), final, ref_final)
+    assert np.abs(ref_out - _numpy_layer(cell, x[:2], params, segments[:2] > 0, reverse)[0]).max() > 0.05  # it matters
+    # Row 2 holds two segments: the one first in scan order starts from the given state, the other from zeros.
+    first, second = (slice(3, 6), slice(0, 3)) if reverse else (slice(0, 3), slice(3, 6))
+    one = lambda s: jax.tree.map(lambda a: a[2:3], s)
+    ref_first, _ = _numpy_layer(cell, x[2:3, first], params, np.ones((1, 3), bool), reverse, one(state))
+    ref_second, _ = _numpy_layer(cell, x[2:3, second], params, np.ones((1, 3), bool), reverse)
+    np.testing.assert_allclose(out[2:3, first], ref_first, atol=1e-5)
+    np.testing.assert_allclose(out[2:3, second], ref_second, atol=1e-5)

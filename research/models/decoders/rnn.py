@@ -1,9 +1,12 @@
 """Recurrent decoder: Elman/LSTM/GRU layers, a bridge from the encoder state,
 attention after the top layer (JoeyNMT/Luong layout) and optional input feeding.
 
-Every step runs the same `RNNDecoderStep`: scanned over the target for
-training, called once per token when decoding, so both share parameters and
-arithmetic exactly.
+Every step runs the same `RNNDecoderStep`: called once per token when
+decoding, and scanned over the target for training when a step reads the
+step before's attention (input feeding, coverage), so both share parameters
+and arithmetic exactly. Without either, the training pass computes the same
+function layer by layer (`RNNDecoder._layerwise`): each layer one scan over
+the target, the attention and combining layer over all steps at once.
 
 With `memory=False` (a decoder-only language model, research/models/interfaces.py)
 there is no bridge, no attention, no combine layer and no input feeding (there is
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -162,9 +164,17 @@ class RNNDecoder(nn.Module):
     def __call__(self, enc, y, segments, positions, deterministic=True):
         del positions
         if not self.memory:
-            return self._features(self._segments(y, segments, deterministic))
-        mask = enc.mask
-        context = (self.cell.keys(enc.memory), enc.memory, mask)
+            return self._features(self._layerwise(None, y, segments, deterministic)[0])
+        if self.config.input_feeding or self.config.coverage:
+            h, weights = self._stepwise(enc, y, deterministic)
+        else:
+            h, weights = self._layerwise(enc, y, segments, deterministic)
+        self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
+        return (self._features(h), weights) if self.return_attention else self._features(h)
+
+    def _stepwise(self, enc, y, deterministic):
+        """`RNNDecoderStep` scanned over y [B, T, E] -> (features [B, T, H], attention weights [B, T, S])."""
+        context = (self.cell.keys(enc.memory), enc.memory, enc.mask)
         scan = nn.scan(
             lambda mdl, carry, y_t, ctx: mdl(carry, y_t, ctx, deterministic),
             variable_broadcast="params",
@@ -173,25 +183,33 @@ class RNNDecoder(nn.Module):
             out_axes=1,
         )
         _, (h, weights) = scan(self.cell, self._start(enc), y, context)
-        self.sow("intermediates", "cross_attention", weights[:, None])  # [B, 1, T, S]
-        return (self._features(h), weights) if self.return_attention else self._features(h)
+        return h, weights
 
-    def _segments(self, y, segments, deterministic):
-        """Without a memory: the cells over y [B, T, E] from zero states, which come back at the first token
-        of every segment (a packed row's documents do not see each other) -> top outputs [B, T, H]."""
-        prev = jnp.pad(segments, ((0, 0), (1, 0)))[:, :-1]
-        starts = (segments > 0) & (prev != segments)  # [B, T]
-        zero, _, _ = self._start(None, y.shape[0])
+    def _layerwise(self, enc, y, segments, deterministic):
+        """The full-sequence pass when no step reads the one before it except through the recurrent states:
+        without input feeding or coverage (or without a memory), each layer runs over the whole target as one
+        scan (an LSTM's with its backward written out, layers/lstm_scan.py), and the attention and the
+        combining layer run over every step at once. The same function as `RNNDecoderStep` step by step
+        (the cached = uncached tests check it), with far fewer small operations per step.
 
-        def body(mdl, carry, inputs):
-            y_t, start_t = inputs
-            states = jax.tree.map(lambda s, s0: jnp.where(start_t[:, None], s0, s), carry[0], zero)
-            return mdl((states, None, None), y_t, None, deterministic)
-
-        scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False, "dropout": True},
-                       in_axes=1, out_axes=1)
-        _, (h, _) = scan(self.cell, (zero, None, None), (y, starts))
-        return h
+        y [B, T, E] -> (features [B, T, H], attention weights [B, T, S]; None without a memory). Without a
+        memory the layers start from zeros, and again at the first token of every segment; with one, from the
+        bridged states (the decoder does not pack: one target per row)."""
+        step, c = self.cell, self.config
+        states = self._start(enc)[0] if self.memory else (None,) * c.num_layers
+        x = y
+        for i, (layer, state) in enumerate(zip(step.layers, states)):
+            if i:
+                x = step.drop(x, deterministic=deterministic)
+            x, _ = layer(x, segments, state)
+        if not self.memory:
+            return step.drop(x, deterministic=deterministic), None
+        if c.attention == "none":
+            out, weights = x, jnp.zeros(segments.shape + enc.mask.shape[1:], x.dtype)
+        else:
+            ctx, weights = step.attention(x, step.keys(enc.memory), enc.memory, enc.mask)
+            out = jnp.tanh(step.combine(jnp.concatenate([x, ctx], -1)))
+        return step.drop(out, deterministic=deterministic), weights
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):
         """`batch`: the rows, read only without a memory (enc=None)."""

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from research.models.layers.attention import MultiHeadAttention, masked_softmax
+from research.registry import check
 
 KINDS = ("none", "bahdanau", "luong", "multihead")
 SCORES = ("dot", "general")
@@ -62,15 +63,22 @@ class RNNAttention(nn.Module):
         return jnp.zeros(memory.shape[:2] + (0,), memory.dtype)
 
     def __call__(self, query, keys, memory, mask, coverage=None):
-        """query [B, H], mask [B, S], coverage [B, S] (with `coverage=True`) -> (context [B, D_ctx], weights [B, S])."""
+        """One step: query [B, H], mask [B, S], coverage [B, S] (with `coverage=True`) -> (context [B, D_ctx],
+        weights [B, S]). Every step at once (a decoder without input feeding or coverage): query [B, T, H]
+        -> (context [B, T, D_ctx], weights [B, T, S]); each step's query attends alone, as in a step."""
+        single = query.ndim == 2
+        q = query[:, None] if single else query  # [B, T, H]
         if self.kind == "multihead":
-            out, w = self.mha.attend_kv(query[:, None], *keys, mask[:, None, :])
-            return out[:, 0], w[:, :, 0].mean(1)
-        if self.coverage:
-            keys = keys + self.w_c(coverage[..., None].astype(keys.dtype))  # [B, S, H]
-        if self.kind == "bahdanau":
-            scores = self.v(jnp.tanh(self.w_q(query)[:, None, :] + keys))[..., 0]
+            out, w = self.mha.attend_kv(q, *keys, mask[:, None, :])
+            out, weights = out, w.mean(1)  # [B, T, D], [B, T, S]
         else:
-            scores = jnp.einsum("bh,bsh->bs", query, keys) / jnp.sqrt(keys.shape[-1]).astype(keys.dtype)
-        weights = masked_softmax(scores, mask).astype(memory.dtype)  # [B, S]
-        return jnp.einsum("bs,bsd->bd", weights, memory), weights
+            if self.coverage:
+                check(single, "decoder.coverage", "needs the attention step by step (the coverage sums the steps before)")
+                keys = keys + self.w_c(coverage[..., None].astype(keys.dtype))  # [B, S, H]
+            if self.kind == "bahdanau":
+                scores = self.v(jnp.tanh(self.w_q(q)[:, :, None, :] + keys[:, None]))[..., 0]  # [B, T, S]
+            else:
+                scores = jnp.einsum("bth,bsh->bts", q, keys) / jnp.sqrt(keys.shape[-1]).astype(keys.dtype)
+            weights = masked_softmax(scores, mask[:, None, :]).astype(memory.dtype)  # [B, T, S]
+            out = jnp.einsum("bts,bsd->btd", weights, memory)
+        return (out[:, 0], weights[:, 0]) if single else (out, weights)
