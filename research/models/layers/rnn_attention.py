@@ -69,8 +69,8 @@ class RNNAttention(nn.Module):
         single = query.ndim == 2
         q = query[:, None] if single else query  # [B, T, H]
         if self.kind == "multihead":
-            out, w = self.mha.attend_kv(q, *keys, mask[:, None, :])
-            out, weights = out, w.mean(1)  # [B, T, D], [B, T, S]
+            out, w = self.mha.attend_kv(q, *keys, mask[:, None, :])  # [B, T, D], [B, heads, T, S]
+            weights = w.mean(1)  # [B, T, S]
         else:
             if self.coverage:
                 check(single, "decoder.coverage", "needs the attention step by step (the coverage sums the steps before)")
