@@ -81,3 +81,17 @@ def test_a_restart_cuts_the_gradient_to_the_steps_before():
     assert float(jnp.abs(d_c0[4]).max()) == 0.0 and float(jnp.abs(d_h0[4]).max()) == 0.0
     assert float(jnp.abs(d_xw[0, 4]).max()) == 0.0
     assert float(jnp.abs(d_c0[0]).max()) > 0.0  # row 0 restarts later: its start state matters
+
+
+def test_bfloat16_inputs_get_bfloat16_gradients_close_to_float32():
+    """trainer.precision=bf16 runs the scan in bfloat16: the cotangents keep each input's dtype, and the
+    gradients stay within bfloat16's precision of the float32 ones (measured: 0.6-1.5% of each gradient's
+    largest entry; the bound is 5%)."""
+    args, masks, cotangents = _inputs(0)
+    bf = jax.tree.map(lambda a: a.astype(jnp.bfloat16), args)
+    got = jax.grad(_objective(lambda *a: lstm_scan(*a), masks, cotangents), argnums=(0, 1, 2, 3))(*bf)
+    want = jax.grad(_objective(lambda *a: lstm_scan(*a), masks, cotangents), argnums=(0, 1, 2, 3))(*args)
+    for name, g, w in zip(("u", "xw", "c0", "h0"), got, want):
+        assert g.dtype == jnp.bfloat16, name
+        scale = float(jnp.abs(w).max())
+        assert float(jnp.abs(g.astype(jnp.float32) - w).max()) < 0.05 * scale, name
