@@ -107,16 +107,20 @@ class RNNDecoderStep(nn.Module):
         if not self.memory:
             out, weights = x, None
         else:
-            keys, memory, mask = context
-            if self.config.attention == "none":
-                out, weights = x, jnp.zeros(mask.shape, x.dtype)
-            else:
-                ctx, weights = self.attention(x, keys, memory, mask, coverage)
-                out = jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1)))
-                if coverage is not None:
-                    coverage = coverage + weights.astype(coverage.dtype)
+            out, weights = self.attend(x, *context, coverage)
+            if coverage is not None:
+                coverage = coverage + weights.astype(coverage.dtype)
         out = self.drop(out, deterministic=deterministic)
         return (tuple(new_states), out if self.memory else None, coverage), (out, weights)
+
+    def attend(self, x, keys, memory, mask, coverage=None):
+        """The top layer's output x [B, H] (one step) or [B, T, H] (every step at once) -> (attentional vector
+        tanh(W [x; context]) of x's shape, attention weights [..., S]); with attention=none, x itself and zero
+        weights."""
+        if self.config.attention == "none":
+            return x, jnp.zeros(x.shape[:-1] + mask.shape[-1:], x.dtype)
+        ctx, weights = self.attention(x, keys, memory, mask, coverage)
+        return jnp.tanh(self.combine(jnp.concatenate([x, ctx], -1))), weights
 
 
 @DECODERS.register("rnn", config=RNNDecoderConfig)
@@ -198,8 +202,8 @@ class RNNDecoder(nn.Module):
         y [B, T, E] -> (features [B, T, H], attention weights [B, T, S]; None without a memory). Without a
         memory the layers start from zeros, and again at the first token of every segment; with one, from the
         bridged states (the decoder does not pack: one target per row)."""
-        step, c = self.cell, self.config
-        states = self._start(enc)[0] if self.memory else (None,) * c.num_layers
+        step = self.cell
+        states = self._start(enc)[0] if self.memory else (None,) * self.config.num_layers
         x = y
         for i, (layer, state) in enumerate(zip(step.layers, states)):
             if i:
@@ -207,11 +211,7 @@ class RNNDecoder(nn.Module):
             x, _ = layer(x, segments, state)
         if not self.memory:
             return step.drop(x, deterministic=deterministic), None
-        if c.attention == "none":
-            out, weights = x, jnp.zeros(segments.shape + enc.mask.shape[1:], x.dtype)
-        else:
-            ctx, weights = step.attention(x, step.keys(enc.memory), enc.memory, enc.mask)
-            out = jnp.tanh(step.combine(jnp.concatenate([x, ctx], -1)))
+        out, weights = step.attend(x, step.keys(enc.memory), enc.memory, enc.mask)
         return step.drop(out, deterministic=deterministic), weights
 
     def init_cache(self, enc, max_len: int, batch: int | None = None):

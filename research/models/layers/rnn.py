@@ -66,7 +66,6 @@ class RNNLayer(nn.Module):
         Returns:
           (outputs [B, T, H] with zeros at pads, final state).
         """
-        zero = CELLS[self.cell].zero_state(x.shape[0], self.hidden, self.dtype)  # a pytree of [B, H]
         xw = self.input(x)  # [B, T, G*H], all steps in one matmul
         valid = segments > 0
         # A segment starts where the previous step (in scan order) belongs to another segment.
@@ -76,7 +75,7 @@ class RNNLayer(nn.Module):
             seen = jnp.cumsum(valid[:, ::-1] if self.reverse else valid, axis=1) > 1
             start = start & (seen[:, ::-1] if self.reverse else seen)
         else:
-            state = zero
+            state = CELLS[self.cell].zero_state(x.shape[0], self.hidden, self.dtype)  # a pytree of [B, H]
         u, bu = self.weights()
         swap = lambda a: jnp.swapaxes(a, 0, 1)
         if self.cell == "lstm":  # the same recurrence with a hand-written backward scan (lstm_scan.py)
