@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research.models.layers.dropout import Dropout, keep_mask, uniform16
+from research.models.layers.dropout import Dropout, keep_mask, threefry2x32 as written_out, uniform16
 
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 PARITY = 0x1BD11BDA
@@ -48,6 +48,18 @@ def test_the_numpy_reference_gives_the_random123_answers(key, counter, expected)
     out = threefry2x32(key, np.array([counter[0]], np.uint32), np.array([counter[1]], np.uint32))
     with np.errstate(over="ignore"):
         assert (int(out[0][0]), int(out[1][0])) == expected
+
+
+def test_the_written_out_hash_is_jax_threefry2x32_bit_for_bit():
+    from jax.extend.random import threefry2x32_p
+
+    words = jax.random.bits(jax.random.PRNGKey(5), (4, 1000), jnp.uint32)
+    for k0, k1 in [(0, 0), (0xFFFFFFFF, 1), (0x13198A2E, 0x03707344)]:
+        k0, k1 = jnp.uint32(k0), jnp.uint32(k1)
+        ours = jax.jit(written_out)(k0, k1, words[0], words[1])
+        theirs = threefry2x32_p.bind(k0, k1, words[0], words[1])
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 10), (7, 4), (13,), (2, 1, 1)])
