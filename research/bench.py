@@ -1,4 +1,4 @@
-"""`python -m research.bench [--only train,scaling,decode,pipeline,vectors] [--out DIR] [--repeats N] [--refuse-busy]`.
+"""`python -m research.bench [--only train,scaling,decode,pipeline,vectors] [--out DIR] [--repeats N] [--rounds R] [--refuse-busy]`.
 
 Writes DIR/bench.json (every number, for comparing runs) and DIR/bench.md (the
 tables); the library is `research/benchmarks/`.
@@ -18,18 +18,22 @@ def main(argv=None) -> None:
     p.add_argument("--only", default=",".join(suite.SECTIONS), help=f"comma-separated sections of {','.join(suite.SECTIONS)}")
     p.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default: bench)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (median reported)")
+    p.add_argument("--rounds", type=int, default=suite.train.ROUNDS,
+                   help="rounds of each pair that has a PyTorch peer, each with its own peak; judged on the median round")
     p.add_argument("--pairs", default=None, help="train section only these pairs, e.g. rnn-rnn,transformer-transformer")
     p.add_argument("--refuse-busy", action="store_true",
                    help="stop, writing nothing, when the machine is busy (research/benchmarks/busy.py)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers (vs_torch stays empty)")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.rounds < 1 or args.repeats < 1:
+        p.error(f"--rounds and --repeats must be at least 1, got {args.rounds} and {args.repeats}")
     unknown = set(only) - set(suite.SECTIONS)
     if unknown:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(suite.SECTIONS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        results = suite.run(only, repeats=args.repeats, with_torch=not args.no_torch,
+        results = suite.run(only, repeats=args.repeats, rounds=args.rounds, with_torch=not args.no_torch,
                             pairs=args.pairs.split(",") if args.pairs else None, refuse_busy=args.refuse_busy)
     except busy.BusyMachine as e:
         logging.error("%s", e)

@@ -30,7 +30,7 @@ PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu_best_peak", "mfu", "comp
              "decode_peers": ("status", "greedy_tokens_per_s", "beam4_tokens_per_s", "greedy_ms", "beam4_ms",
                               "threads", "compute_type")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
-PERCENT = ("mfu", "mfu_best_peak")  # fractions shown as percentages
+PERCENT = ("mfu", "mfu_best_peak", "rounds_mfu_best_peak")  # fractions shown as percentages
 
 
 def versions() -> dict[str, str]:
@@ -71,7 +71,7 @@ def fmt(value, column: str = "") -> str:
             return f"{value:,.0f}"
         return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(fmt(v) for v in value)
+        return ", ".join(fmt(v, column) for v in value)
     return str(value).replace("|", "\\|")
 
 

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 
 
-def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None, refuse_busy: bool = False) -> dict:
+def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_torch: bool = True, pairs=None,
+        refuse_busy: bool = False) -> dict:
     """All chosen sections -> the bench.json dict."""
-    results = {"environment": report.environment(), "settings": {"repeats": repeats, "shape": vars(train.BENCH_SHAPE)}}
+    results = {"environment": report.environment(), "settings": {"repeats": repeats, "rounds": rounds, "shape": vars(train.BENCH_SHAPE)}}
     loads, peaks, n_cores = [busy.load_sample("before the bench")], [], busy.cores()
 
     def check(section: str | None = None) -> None:
@@ -54,7 +55,8 @@ def run(only=SECTIONS, *, repeats: int = 5, with_torch: bool = True, pairs=None,
             return peaks[-1]
 
         results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=peak_now,
-                                               with_torch=with_torch and torch_peer.available(), repeats=repeats)
+                                               with_torch=with_torch and torch_peer.available(), repeats=repeats,
+                                               rounds=rounds)
         peak_now()  # and once after the last pair
         train.rescore(results["train"], max(peaks))  # every pair against the highest peak of the run
         # Each peer was timed in turns with its pair (train.time_pair); listed here for the report.

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from research.benchmarks import decode, models, pipeline, report, suite, train
-from research.benchmarks.shape import Shape
+from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.models.flops import train_flops
 
 TINY = Shape(batch=4, src_len=6, tgt_len=5, d_model=32, d_ff=64, heads=2, layers=1, vocab=50, hidden=32,
@@ -71,7 +71,8 @@ def test_time_pair_of_an_rnn_pair_counts_its_cells(monkeypatch):
 def test_train_section_ratios_from_the_given_timings(monkeypatch):
     # The README's figures: 2,300 against 1,843 tokens/s, 106.3 of a 266.5 GFLOP/s peak.
     ours = {"transformer-transformer": {"tokens_per_s": 2300.0, "gflop_per_s": 106.3, "compile_s": 7.4,
-                                        "torch": {"tokens_per_s": 1843.0}},
+                                        "torch": {"tokens_per_s": 1843.0}, "peak_gflop_per_s": 266.5,
+                                        "rounds_peak_gflop_per_s": [266.5]},
             "rnn-cnn": {"tokens_per_s": 500.0, "gflop_per_s": 26.65, "compile_s": 31.0}}
     monkeypatch.setattr(train, "time_pair", lambda pair, **kw: copy.deepcopy(ours[pair]))
     rows = train.train_section(list(ours), peak_flops=266.5e9, with_torch=True)
@@ -84,6 +85,41 @@ def test_train_section_ratios_from_the_given_timings(monkeypatch):
     assert t["transformer-transformer MFU (against the run's highest peak)"] == {
         "metric": "mfu_best_peak", "min": 0.55, "value": pytest.approx(106.3 / 266.5), "met": False}
     assert t["compile time of every train step"]["value"] == 31.0  # the worst pair
+
+
+def test_a_pair_with_a_peer_is_timed_in_rounds_and_judged_on_the_median_round(monkeypatch):
+    """Three rounds fed in by hand: ratios 1.0, 8/7 and 8/9; the row is the middle one, the targets the medians."""
+    arch = models.setup("transformer", "transformer", HAND).model.arch
+    flops = train_flops(arch, BENCH_SHAPE.batch, BENCH_SHAPE.src_len, BENCH_SHAPE.tgt_len)  # the section's shape
+    ran = []
+    step = lambda: ran.append("ours")
+    step.tokens, step.compile_s, step.params, step.arch = 2, 1.5, 99, arch
+    monkeypatch.setattr(train.models, "build_train_step", lambda *a, **k: step)
+    monkeypatch.setattr(train.torch_peer, "make_train_step", lambda kind, shape: (lambda: ran.append(kind), {"tokens": 2}))
+    rounds = iter([(0.8, 0.8), (0.7, 0.8), (0.9, 0.8)])  # (ours, theirs) medians, seconds
+
+    def alternating(fns, **_):
+        for fn in fns:
+            fn()
+        return [{"median_s": m, "p10_s": m, "p90_s": m, "n": 1} for m in next(rounds)]
+
+    monkeypatch.setattr(train, "time_alternating", alternating)
+    peaks = iter([200e9, 210e9, 190e9])
+    rows = train.train_section(["transformer-transformer"], peak_flops=lambda: next(peaks), with_torch=True, rounds=3)
+    row = rows["transformer-transformer"]
+    assert ran == ["ours", "transformer"] * 3  # each round times both, in turns
+    assert row["rounds_step_ms"] == pytest.approx([800, 700, 900])
+    assert row["rounds_vs_torch"] == pytest.approx([1.0, 8 / 7, 8 / 9])
+    assert row["rounds_peak_gflop_per_s"] == pytest.approx([200, 210, 190])
+    # the row is the round with the median ratio, the first, with its own peak
+    assert (row["step_ms"], row["vs_torch"], row["peak_gflop_per_s"]) == pytest.approx((800, 1.0, 200))
+    assert row["mfu"] == pytest.approx(flops / 0.8 / 200e9)
+    train.rescore(rows, 250e9)
+    assert row["rounds_mfu_best_peak"] == pytest.approx([flops / t / 250e9 for t in (0.8, 0.7, 0.9)])
+    t = train.targets(rows)
+    assert t["transformer-transformer tokens/s vs torch"]["value"] == pytest.approx(1.0)
+    assert t["transformer-transformer MFU (against the run's highest peak)"]["value"] == pytest.approx(
+        flops / 0.8 / 250e9)  # the median of the three rounds
 
 
 def test_decode_speedup_from_the_given_timings(monkeypatch):
