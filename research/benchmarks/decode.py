@@ -62,7 +62,8 @@ OUTPUT_LEN = 64
 PAIRS = ("transformer-transformer", "rnn-rnn", "cnn-cnn")
 NEVER = -1  # an EOS id no token equals: every row runs to OUTPUT_LEN
 BEAM = 4  # as CTranslate2's published benchmark
-DECODE_SHAPE = dataclasses.replace(BENCH_SHAPE, batch=32)
+DECODE_BATCH = 32
+DECODE_SHAPE = dataclasses.replace(BENCH_SHAPE, batch=DECODE_BATCH)
 PEER_PAIR = "transformer-transformer"  # the one model CTranslate2 and the PyTorch peer can run
 ENGINES = ("ours", "torch", "ctranslate2", "ctranslate2_int8")
 SEARCHES = {"greedy": 1, "beam4": BEAM}  # row prefix -> beam size
@@ -82,10 +83,13 @@ def _search(prepare, model, cfg, beam_size: int = 1):
     return jax.jit(run)
 
 
-def _model(pair: str, shape: Shape):
-    """(Setup, batch, params): the pair's random model at `shape`, one fixed seed for every engine."""
+def _model(pair: str, shape: Shape, precision: str = "fp32"):
+    """(Setup, batch, params): the pair's random model at `shape`, one fixed seed for every engine.
+
+    `precision` bf16 computes in bf16 over fp32 parameters, as `trainer.precision` does in training.
+    """
     encoder, decoder = pair.split("-")
-    s = models.setup(encoder, decoder, shape)
+    s = models.setup(encoder, decoder, shape, precision=precision)
     batch = {k: jnp.asarray(v) for k, v in models.random_batch(shape).items()}
     params = jax.jit(lambda r: s.model.init({"params": r}, batch)["params"])(jax.random.PRNGKey(0))
     return s, batch, params
@@ -113,9 +117,10 @@ def _rate(prefix: str, t: dict, batch: int) -> dict:
     return {f"{prefix}_ms": 1e3 * t["median_s"], f"{prefix}_tokens_per_s": batch * OUTPUT_LEN / t["median_s"]}
 
 
-def time_pair(pair: str, shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1) -> dict:
+def time_pair(pair: str, shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1,
+              precision: str = "fp32") -> dict:
     """Our greedy search with the decoder cache against full recomputation of the prefix."""
-    s, batch, params = _model(pair, shape)
+    s, batch, params = _model(pair, shape, precision)
     row = {}
     for name, prepare in (("cached", generate.prepare), ("uncached", uncached.prepare)):
         fn, row[f"{name}_compile_s"] = _compiled(prepare, s, params, batch)
@@ -128,9 +133,10 @@ def time_pair(pair: str, shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmu
     return row
 
 
-def time_beam(pair: str, shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1) -> dict:
+def time_beam(pair: str, shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1,
+              precision: str = "fp32") -> dict:
     """Our cached beam-4 search alone (the pairs without peers)."""
-    s, batch, params = _model(pair, shape)
+    s, batch, params = _model(pair, shape, precision)
     fn, compile_s = _compiled(generate.prepare, s, params, batch, BEAM)
     _check(f"{pair} beam{BEAM}", fn)
     return {**_rate("beam4", time_fn(fn, warmup=warmup, repeats=repeats), shape.batch), "beam4_compile_s": compile_s}
@@ -188,14 +194,14 @@ def _engines(s, batch, params, with_torch: bool, with_ctranslate2: bool):
         ours[name], info[f"{name}_compile_s"] = _compiled(generate.prepare, s, params, batch, k)
     engines = {"ours": (ours, info)}
     if not with_torch:
-        engines["torch"] = "skipped (--no-torch)"
+        engines["torch"] = "skipped (--no-torch, or not the fp32 benchmark shape)"
     elif not _installed("torch"):
         engines["torch"] = f"not installed: {INSTALL['torch']}"
     else:
         engines["torch"] = _torch_searches(s.run, params, source)
     for name, quantization in (("ctranslate2", None), ("ctranslate2_int8", "int8")):
         if not with_ctranslate2:
-            engines[name] = "skipped"
+            engines[name] = "skipped (not the fp32 benchmark shape)"
         elif not _installed("ctranslate2"):
             engines[name] = f"not installed: {INSTALL['ctranslate2']}"
         else:
@@ -204,9 +210,9 @@ def _engines(s, batch, params, with_torch: bool, with_ctranslate2: bool):
 
 
 def time_peers(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1, with_torch: bool = True,
-               with_ctranslate2: bool = True) -> dict:
+               with_ctranslate2: bool = True, precision: str = "fp32") -> dict:
     """{engine: row} for the transformer-transformer model; greedy and beam-4 each timed in turns."""
-    s, batch, params = _model(PEER_PAIR, shape)
+    s, batch, params = _model(PEER_PAIR, shape, precision)
     engines = _engines(s, batch, params, with_torch, with_ctranslate2)
     running = {name: e for name, e in engines.items() if not isinstance(e, str)}
     rows = {name: {"status": e} for name, e in engines.items() if isinstance(e, str)}
@@ -229,26 +235,27 @@ def _ratio(ours: dict, peer: dict | None) -> float | None:
 
 
 def decode_section(pairs=PAIRS, *, repeats: int = 3, shape: Shape = DECODE_SHAPE, with_torch: bool = True,
-                   with_ctranslate2: bool = True) -> dict:
+                   with_ctranslate2: bool = True, precision: str = "fp32") -> dict:
     """-> {"settings": ..., <decoder>: row per pair, "peers": {engine: row}} (module docstring)."""
     decoders = [pair.split("-")[1] for pair in pairs]
     if len(set(decoders)) != len(decoders):
         raise ValueError(f"pairs {list(pairs)}: the section has one row per decoder kind, so one pair per decoder")
     out = {"settings": {"batch": shape.batch, "source_len": shape.src_len, "output_len": OUTPUT_LEN, "beam": BEAM,
-                        "threads": torch_peer.cores(), "peers_pair": PEER_PAIR}}
+                        "threads": torch_peer.cores(), "peers_pair": PEER_PAIR, "precision": precision}}
     peers = None
     for pair in pairs:
         decoder = pair.split("-")[1]
-        row = {"pair": pair, **time_pair(pair, shape, repeats=repeats)}
+        row = {"pair": pair, **time_pair(pair, shape, repeats=repeats, precision=precision)}
         if pair == PEER_PAIR:
-            peers = time_peers(shape, repeats=repeats, with_torch=with_torch, with_ctranslate2=with_ctranslate2)
+            peers = time_peers(shape, repeats=repeats, with_torch=with_torch, with_ctranslate2=with_ctranslate2,
+                               precision=precision)
             ours = peers["ours"]
             row.update(beam4_ms=ours["beam4_ms"], beam4_tokens_per_s=ours["beam4_tokens_per_s"],
                        beam4_compile_s=ours["beam4_compile_s"], vs_torch=_ratio(ours, peers["torch"]),
                        vs_ctranslate2=_ratio(ours, peers["ctranslate2"]),
                        vs_ctranslate2_int8=_ratio(ours, peers["ctranslate2_int8"]))
         else:
-            row.update(time_beam(pair, shape, repeats=repeats), vs_torch=None)
+            row.update(time_beam(pair, shape, repeats=repeats, precision=precision), vs_torch=None)
         out[decoder] = row
     if peers is not None:
         out["peers"] = peers

@@ -120,7 +120,7 @@ def markdown_table(results: dict, title: str = "Benchmarks") -> str:
 def peak_line(peak: dict, torch: dict | None) -> str:
     """The MFU denominator and the PyTorch peers' speed, in one paragraph."""
     jax_peak = peak["jax"]
-    line = (f"fp32 matmul peak (measured in this run, before the first pair): "
+    line = (f"{peak.get('precision', 'fp32')} matmul peak (measured in this run, before the first pair): "
             f"{jax_peak['flops_per_s'] / 1e9:.1f} GFLOP/s (JAX, n={jax_peak['best_n']}); `mfu` is against the "
             f"peak measured right before each pair (`peak_gflop_per_s`), `mfu_best_peak` against the highest "
             f"peak of the run")
@@ -142,7 +142,8 @@ def decode_tables(section: dict) -> str:
     if settings:
         parts.append(f"Batch {settings['batch']}, source length {settings['source_len']}, "
                      f"{settings['output_len']} tokens decoded per row by every engine (EOS cannot end a row), "
-                     f"beam {settings['beam']}; {settings['threads']} threads for PyTorch and CTranslate2. "
+                     f"beam {settings['beam']}, {settings.get('precision', 'fp32')}; "
+                     f"{settings['threads']} threads for PyTorch and CTranslate2. "
                      "vs_*: our beam-4 tokens/s over the peer's.")
     parts.append(table(rows, PREFERRED["decode"], "decoder" if settings else "name"))
     if peers:

@@ -15,24 +15,42 @@ Whether the machine was busy (research/benchmarks/busy.py: the load average befo
 each section, the matmul peak before each timed pair and after the train section) is recorded as
 `machine` in bench.json and said at the top of bench.md; with `refuse_busy` the run stops at the first
 sign of it (busy.BusyMachine) and writes nothing.
+
+`shape` and `precision` set the train and decode sections' model size (shape.SHAPES) and compute dtype;
+the matmul peak is measured in that dtype. The PyTorch and CTranslate2 peers, the scaling sweep and
+the CPU targets belong to the fp32 benchmark shape and run only with it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
 
 from research.benchmarks import busy, decode, peak, pipeline, report, torch_peer, train, vectors
+from research.benchmarks.shape import SHAPES
 
 log = logging.getLogger(__name__)
 SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 
 
 def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_torch: bool = True, pairs=None,
-        refuse_busy: bool = False) -> dict:
+        refuse_busy: bool = False, shape: str = "bench", precision: str = "fp32") -> dict:
     """All chosen sections -> the bench.json dict."""
-    results = {"environment": report.environment(), "settings": {"repeats": repeats, "rounds": rounds, "shape": vars(train.BENCH_SHAPE)}}
+    if shape not in SHAPES:
+        raise ValueError(f"shape '{shape}' is not one of {', '.join(SHAPES)}")
+    if precision not in peak.DTYPES:
+        raise ValueError(f"precision '{precision}' is not one of {', '.join(peak.DTYPES)}")
+    cpu_bench = {"shape": shape, "precision": precision} == train.CPU
+    if not cpu_bench and ("scaling" in only or "vectors" in only or "pipeline" in only):
+        raise ValueError(f"--shape {shape} --precision {precision} runs the train and decode sections only "
+                         f"(scaling, pipeline and vectors belong to the fp32 benchmark shape)")
+    with_torch = with_torch and cpu_bench  # the peers train and decode in fp32 at the benchmark shape
+    model_shape = SHAPES[shape]
+    results = {"environment": report.environment(),
+               "settings": {"repeats": repeats, "rounds": rounds, "shape_name": shape, "precision": precision,
+                            "shape": vars(model_shape)}}
     loads, peaks, n_cores = [busy.load_sample("before the bench")], [], busy.cores()
 
     def check(section: str | None = None) -> None:
@@ -46,28 +64,31 @@ def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_tor
     check()
     start = time.perf_counter()
     if "train" in only:
-        results["peak"] = peak.measure_peak(repeats=repeats, with_torch=with_torch and torch_peer.available())
+        results["peak"] = peak.measure_peak(peak.default_sizes(), repeats=repeats, precision=precision,
+                                            with_torch=with_torch and torch_peer.available())
         best_n = results["peak"]["jax"]["best_n"]
         peaks.append(results["peak"]["jax"]["flops_per_s"])
 
         def peak_now() -> float:  # at the size that was fastest, next to each timed pair
-            peaks.append(peak.jax_matmul_peak((best_n,), repeats=repeats)["flops_per_s"])
+            peaks.append(peak.jax_matmul_peak((best_n,), repeats=repeats, dtype=peak.DTYPES[precision])["flops_per_s"])
             return peaks[-1]
 
         results["train"] = train.train_section(pairs or train.models.PAIRS, peak_flops=peak_now,
                                                with_torch=with_torch and torch_peer.available(), repeats=repeats,
-                                               rounds=rounds)
+                                               rounds=rounds, shape=model_shape, precision=precision)
         peak_now()  # and once after the last pair
         train.rescore(results["train"], max(peaks))  # every pair against the highest peak of the run
         # Each peer was timed in turns with its pair (train.time_pair); listed here for the report.
         results["torch"] = {train.PEERS[p]: row.pop("torch") for p, row in results["train"].items() if "torch" in row} or None
-        results["targets"] = train.targets(results["train"])
+        results["targets"] = train.targets(results["train"], shape, precision)
         check("train")
     if "scaling" in only:
         results["scaling"] = train.scaling_section(repeats=max(2, repeats // 3))
         check("scaling")
     if "decode" in only:
-        results["decode"] = decode.decode_section(repeats=max(2, repeats // 2), with_torch=with_torch)
+        results["decode"] = decode.decode_section(repeats=max(2, repeats // 2), with_torch=with_torch,
+                                                  with_ctranslate2=cpu_bench, precision=precision,
+                                                  shape=dataclasses.replace(model_shape, batch=decode.DECODE_BATCH))
         check("decode")
     if "pipeline" in only:
         step = results.get("train", {}).get("transformer-transformer", {}).get("tokens_per_s")

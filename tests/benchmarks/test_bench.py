@@ -4,9 +4,10 @@ import copy
 import dataclasses
 import json
 
+import jax.numpy as jnp
 import pytest
 
-from research.benchmarks import decode, models, pipeline, report, suite, train
+from research.benchmarks import decode, models, peak, pipeline, report, suite, train
 from research.benchmarks.shape import BENCH_SHAPE, Shape
 from research.models.flops import train_flops
 
@@ -203,3 +204,54 @@ def test_decode_section_rows_ratios_and_markdown(monkeypatch):
         assert line in lines, line
     with pytest.raises(ValueError, match="one pair per decoder"):
         decode.decode_section(["rnn-rnn", "cnn-rnn"], shape=TINY)
+
+
+def test_the_accelerator_run_keeps_its_own_target_and_the_cpu_run_its_four():
+    rows = {"transformer-transformer": {"mfu_best_peak": 0.45, "vs_torch": None, "compile_s": 40.0}}
+    cpu = train.targets(rows)
+    assert len(cpu) == 4 and "transformer-transformer bf16 MFU (against the run's highest bf16 peak)" not in cpu
+    gpu = train.targets(rows, "large", "bf16")
+    assert gpu == {"transformer-transformer bf16 MFU (against the run's highest bf16 peak)": {
+        "metric": "mfu_best_peak", "min": 0.40, "value": 0.45, "met": True}}
+    assert train.targets(rows, "large", "fp32") == {}  # no target was set for that run
+
+
+def test_a_bf16_run_builds_bf16_steps_and_measures_a_bf16_peak(monkeypatch):
+    built = []
+    real = train.models.build_train_step
+
+    def build(*args, **kw):
+        step = real(*args, **kw)
+        built.append((kw["precision"], step.state.params["target_embed"]["embedding"].dtype))
+        return step
+
+    monkeypatch.setattr(train.models, "build_train_step", build)
+    rows = train.train_section(["transformer-transformer"], peak_flops=1e9, with_torch=False, repeats=1, warmup=0,
+                               shape=TINY, precision="bf16")
+    assert built == [("bf16", jnp.float32)]  # bf16 compute over fp32 parameters, as trainer.precision says
+    assert rows["transformer-transformer"]["gflop_per_step"] == pytest.approx(
+        train_flops(models.setup("transformer", "transformer", TINY).model.arch, TINY.batch, TINY.src_len,
+                    TINY.tgt_len) / 1e9)
+    bf16 = peak.jax_matmul_peak((64,), repeats=1, warmup=0, dtype=jnp.bfloat16)
+    assert bf16["best_n"] == 64 and bf16["flops_per_s"] > 0
+    with pytest.raises(ValueError, match="fp32 only, not bf16"):
+        peak.measure_peak((64,), precision="bf16", with_torch=True)
+    s, _, _ = decode._model("transformer-transformer", TINY, "bf16")
+    assert s.run.trainer.precision == "bf16"
+
+
+def test_cli_runs_train_and_decode_only_at_the_large_shape(monkeypatch, tmp_path):
+    from research import bench
+
+    seen, real_run = {}, suite.run
+    monkeypatch.setattr(bench.suite, "run", lambda only, **kw: seen.update(only=only, **kw) or {"environment": {}})
+    bench.main(["--shape", "large", "--precision", "bf16", "--out", str(tmp_path)])
+    assert seen["only"] == ["train", "decode"] and (seen["shape"], seen["precision"]) == ("large", "bf16")
+    bench.main(["--out", str(tmp_path)])
+    assert seen["only"] == list(suite.SECTIONS) and (seen["shape"], seen["precision"]) == ("bench", "fp32")
+    with pytest.raises(SystemExit):
+        bench.main(["--shape", "large", "--only", "train,scaling", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="train and decode sections only"):
+        real_run(["pipeline"], shape="large", precision="bf16")
+    with pytest.raises(ValueError, match="shape 'huge' is not one of bench, large"):
+        real_run([], shape="huge")
