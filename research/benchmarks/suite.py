@@ -12,7 +12,8 @@ Sections (`--only` picks some):
   vectors   co-occurrence counting tokens/s and GloVe seconds per epoch on ddtp_de_en.
 
 Whether the machine was busy (research/benchmarks/busy.py: the load average before the bench and after
-each section, the matmul peak before each timed pair and after the train section) is recorded as
+each section, the CPU time other processes took before it and during each section, the matmul peak
+before each timed pair and after the train section) is recorded as
 `machine` in bench.json and said at the top of bench.md; with `refuse_busy` the run stops at the first
 sign of it (busy.BusyMachine) and writes nothing.
 
@@ -35,8 +36,11 @@ log = logging.getLogger(__name__)
 SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 
 
+IDLE_S = 2.0  # the bench waits this long before it starts, measuring what other processes use meanwhile
+
+
 def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_torch: bool = True, pairs=None,
-        refuse_busy: bool = False, shape: str = "bench", precision: str = "fp32") -> dict:
+        refuse_busy: bool = False, shape: str = "bench", precision: str = "fp32", idle_s: float = IDLE_S) -> dict:
     """All chosen sections -> the bench.json dict."""
     if shape not in SHAPES:
         raise ValueError(f"shape '{shape}' is not one of {', '.join(SHAPES)}")
@@ -52,11 +56,17 @@ def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_tor
                "settings": {"repeats": repeats, "rounds": rounds, "shape_name": shape, "precision": precision,
                             "shape": vars(model_shape)}}
     loads, peaks, n_cores = [busy.load_sample("before the bench")], [], busy.cores()
+    cpu = [busy.cpu_sample("start")]
+    if idle_s > 0:
+        time.sleep(idle_s)
+        cpu.append(busy.cpu_sample("before the bench"))
 
     def check(section: str | None = None) -> None:
         if section:
             loads.append(busy.load_sample(f"after {section}"))
-        results["machine"] = busy.verdict(loads, peaks, n_cores)
+            cpu.append(busy.cpu_sample(f"during {section}"))
+        spans = [busy.others(a, b) for a, b in zip(cpu, cpu[1:])]
+        results["machine"] = busy.verdict(loads, peaks, n_cores, None if None in spans else spans)
         log.info("machine: %s", busy.line(results["machine"]))
         if refuse_busy:
             busy.refuse(results["machine"])

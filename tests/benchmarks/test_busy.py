@@ -47,8 +47,22 @@ def test_each_pair_is_scored_against_the_peak_measured_next_to_it(monkeypatch):
     assert train.targets(rows)["transformer-transformer MFU (against the run's highest peak)"]["value"] == pytest.approx(1 / 3)
 
 
+def scripted_cpu(monkeypatch, others_cores):
+    """busy.cpu_sample giving, between consecutive samples one second apart, `others_cores` cores of other work."""
+    clock = {"t": 0.0, "busy": 0.0}
+
+    def sample(when):
+        clock["t"] += 1.0
+        clock["busy"] += others_cores
+        return {"when": when, "wall_s": clock["t"], "busy_s": clock["busy"], "own_s": 0.0}
+
+    monkeypatch.setattr(busy, "cpu_sample", sample)
+    monkeypatch.setattr(suite.time, "sleep", lambda s: None)
+
+
 def test_the_suite_refuses_a_busy_machine_before_timing_anything_and_records_a_quiet_one(monkeypatch, tmp_path):
     n = busy.cores()
+    scripted_cpu(monkeypatch, 0.0)
     monkeypatch.setattr(os, "getloadavg", lambda: (n + 1.5, 0.0, 0.0))
     with pytest.raises(busy.BusyMachine, match=f"load average {n + 1.5:.2f} before the bench"):
         suite.run([], refuse_busy=True)
@@ -60,4 +74,36 @@ def test_the_suite_refuses_a_busy_machine_before_timing_anything_and_records_a_q
     quiet = suite.run([], refuse_busy=True)
     assert quiet["machine"]["busy"] is False and quiet["machine"]["loads"] == [
         {"when": "before the bench", "load_1m": 0.25}]
-    assert report.markdown_table(quiet).count("Quiet by both checks") == 1
+    assert quiet["machine"]["others"] == [{"when": "before the bench", "cores": 0.0}]
+    assert report.markdown_table(quiet).count("Quiet by every check") == 1
+    scripted_cpu(monkeypatch, 0.9)  # a neighbour using most of a core while the bench waits
+    with pytest.raises(busy.BusyMachine, match="other processes used 0.90 cores on average before the bench"):
+        suite.run([], refuse_busy=True)
+
+
+def test_other_processes_cpu_is_the_machines_busy_time_less_our_own(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice, in ticks
+    stat.write_text("cpu  300 10 50 900 7 2 3 5 0 0\ncpu0 150 5 25 450 3 1 1 2 0 0\n")
+    monkeypatch.setattr(busy, "PROC_STAT", str(stat))
+    ticks = os.sysconf("SC_CLK_TCK")
+    s = busy.cpu_sample("during train")
+    assert s["busy_s"] == pytest.approx((300 + 10 + 50 + 2 + 3 + 5) / ticks)  # idle and iowait left out
+    start = {"when": "start", "wall_s": 10.0, "busy_s": 100.0, "own_s": 20.0}
+    end = {"when": "during train", "wall_s": 14.0, "busy_s": 108.0, "own_s": 26.0}  # 8 busy s, 6 of them ours
+    assert busy.others(start, end) == {"when": "during train", "cores": pytest.approx(0.5)}
+    assert busy.others(start, {**end, "busy_s": None}) is None
+    stat.write_text("intr 1 2 3\n")
+    with pytest.raises(ValueError, match="not the 'cpu' total"):
+        busy.cpu_sample("x")
+
+
+def test_with_cpu_spans_the_load_after_a_section_no_longer_counts():
+    loads = [{"when": "before the bench", "load_1m": 0.3}, {"when": "after vectors", "load_1m": 2.2}]
+    spans = [{"when": "before the bench", "cores": 0.05}, {"when": "during vectors", "cores": 0.1}]
+    assert busy.verdict(loads, [100e9], 2, spans)["busy"] is False  # 2.2 was the bench's own threads
+    assert busy.verdict(loads, [100e9], 2)["reasons"] == [  # without /proc/stat the load still counts
+        "load average 2.20 after vectors, above the 2 cores the bench uses"]
+    busy_spans = [spans[0], {"when": "during vectors", "cores": 0.26}]
+    assert busy.verdict(loads, [100e9], 2, busy_spans)["reasons"] == [
+        "other processes used 0.26 cores on average during vectors, more than 0.25"]
