@@ -2,8 +2,8 @@
 
 Each row: tokens per second (target tokens, the median step), the ratio to
 the PyTorch peer of the same architecture where one exists, model FLOPs
-utilisation against the fp32 matmul peak measured in the same run, and the
-compile time of the step.
+utilisation against the matmul peak measured in the same run (in the run's
+precision: fp32, or bf16 on an accelerator), and the compile time of the step.
 """
 from __future__ import annotations
 
