@@ -13,10 +13,13 @@ which inflates MFU. Three signals, all cheap and all measured in the run:
   others   the CPU time the machine spent on other processes while each
            section ran (all cores' busy and stolen time in /proc/stat, less
            this process's own), more than OTHERS (a quarter of a core) on
-           average. The load average after a section cannot say this: it
+           average. /proc/stat covers every core of the machine, so on one
+           with more cores than the bench may use, work on the others
+           counts too (it still shares the memory and the caches). The
+           load average after a section cannot say this: it
            counts the bench's own threads, and the vectors section alone
            pushed it to 2.09-2.22 on an otherwise quiet 2-core host
-           (2026-12-06), flagging every full run. Where there is no
+           (2026-12-06), flagging both full runs of that morning. Where there is no
            /proc/stat, the load after each section stands in for it;
   drift    the matmul peak, measured next to every timed pair, moving by
            more than DRIFT (10%) between its lowest and highest: the
