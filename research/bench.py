@@ -36,16 +36,15 @@ def main(argv=None) -> None:
                    help="stop, writing nothing, when the machine is busy (research/benchmarks/busy.py)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers (vs_torch stays empty)")
     args = p.parse_args(argv)
-    cpu_bench = {"shape": args.shape, "precision": args.precision} == suite.train.CPU
-    only = args.only or ",".join(suite.SECTIONS if cpu_bench else ("train", "decode"))
-    only = [s.strip() for s in only.split(",") if s.strip()]
+    allowed = suite.sections(args.shape, args.precision)
+    only = [s.strip() for s in (args.only or ",".join(allowed)).split(",") if s.strip()]
     if args.rounds < 1 or args.repeats < 1:
         p.error(f"--rounds and --repeats must be at least 1, got {args.rounds} and {args.repeats}")
     unknown = set(only) - set(suite.SECTIONS)
     if unknown:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(suite.SECTIONS)}")
-    if not cpu_bench and set(only) - {"train", "decode"}:
-        p.error(f"--shape {args.shape} --precision {args.precision} runs the train and decode sections only")
+    if set(only) - set(allowed):
+        p.error(f"--shape {args.shape} --precision {args.precision} runs the {' and '.join(allowed)} sections only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         results = suite.run(only, repeats=args.repeats, rounds=args.rounds, with_torch=not args.no_torch,

@@ -39,6 +39,12 @@ SECTIONS = ("train", "scaling", "decode", "pipeline", "vectors")
 IDLE_S = 2.0  # the bench waits this long before it starts, measuring what other processes use meanwhile
 
 
+def sections(shape: str, precision: str) -> tuple[str, ...]:
+    """The sections a run may have: all of them at the fp32 benchmark shape, train and decode otherwise
+    (scaling, pipeline and vectors, like the peers and the CPU targets, belong to the fp32 benchmark shape)."""
+    return SECTIONS if {"shape": shape, "precision": precision} == train.CPU else ("train", "decode")
+
+
 def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_torch: bool = True, pairs=None,
         refuse_busy: bool = False, shape: str = "bench", precision: str = "fp32", idle_s: float = IDLE_S) -> dict:
     """All chosen sections -> the bench.json dict."""
@@ -46,10 +52,11 @@ def run(only=SECTIONS, *, repeats: int = 5, rounds: int = train.ROUNDS, with_tor
         raise ValueError(f"shape '{shape}' is not one of {', '.join(SHAPES)}")
     if precision not in peak.DTYPES:
         raise ValueError(f"precision '{precision}' is not one of {', '.join(peak.DTYPES)}")
-    cpu_bench = {"shape": shape, "precision": precision} == train.CPU
-    if not cpu_bench and ("scaling" in only or "vectors" in only or "pipeline" in only):
-        raise ValueError(f"--shape {shape} --precision {precision} runs the train and decode sections only "
+    allowed = sections(shape, precision)
+    if set(only) - set(allowed):
+        raise ValueError(f"--shape {shape} --precision {precision} runs the {' and '.join(allowed)} sections only "
                          f"(scaling, pipeline and vectors belong to the fp32 benchmark shape)")
+    cpu_bench = allowed == SECTIONS
     with_torch = with_torch and cpu_bench  # the peers train and decode in fp32 at the benchmark shape
     model_shape = SHAPES[shape]
     results = {"environment": report.environment(),
