@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from research import console
-from research.data.pipeline import BatchShape, batch_size
+from research.data.planning import BatchShape, batch_size
 from research.decoding.generate import Hypotheses
 
 SOURCE_KEYS = ("source", "source_segments", "source_positions")

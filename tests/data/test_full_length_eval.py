@@ -15,6 +15,7 @@ import pytest
 
 from research.data import corpus
 from research.data import pipeline as P
+from research.data.planning import BatchShape, batch_size
 from research.data.batch import EOS, pad_batch
 from research.data.config import DataConfig
 from research.decoding.corpus import SOURCE_KEYS
@@ -24,7 +25,7 @@ from research.training.steps import eval_step
 from tests.helpers.models import build, real_pairs
 
 CONFIG = P.PipelineConfig(tokens_per_batch=512, max_source_len=32, max_target_len=32, log_every=0)
-TRAIN_SHAPES = (P.BatchShape(16, 16, 16), P.BatchShape(16, 24, 12))  # what a training iterator would pass
+TRAIN_SHAPES = (BatchShape(16, 16, 16), BatchShape(16, 24, 12))  # what a training iterator would pass
 
 
 def words(text):
@@ -57,13 +58,6 @@ def rows(batches):
     return out
 
 
-def test_grid_lengths_are_few_and_pad_under_half():
-    grid = sorted({P.grid_length(n) for n in range(1, 4097)})
-    assert grid[:8] == [16, 24, 32, 48, 64, 96, 128, 192] and len(grid) == 17 and grid[-1] == 4096
-    for n in range(17, 4097):
-        assert n <= P.grid_length(n) < 1.5 * n
-
-
 def test_long_examples_get_added_shapes_and_stay_whole(caplog):
     with caplog.at_level(logging.INFO, logger="research.data.pipeline"):
         it = P.eval_iterator(SPLIT, words, words, CONFIG, shapes=TRAIN_SHAPES)
@@ -77,7 +71,7 @@ def test_long_examples_get_added_shapes_and_stay_whole(caplog):
     added = it.shapes[2:]
     # 50 and 60 pieces share the grid length 64 (one shape, T for the longer target); the 30-piece
     # target of a short source gets its own; B follows the token budget as in training.
-    assert added == (P.BatchShape(P.batch_size(512, 16, 32), 16, 32), P.BatchShape(8, 64, 48))
+    assert added == (BatchShape(batch_size(512, 16, 32), 16, 32), BatchShape(8, 64, 48))
     assert got[2][0] == got[4][0] == (8, 64, 48)
     assert "2 added so that no example is truncated" in caplog.text
 
@@ -104,7 +98,7 @@ def test_model_limits_cut_and_count(caplog):
 # ---------------------------------------------------------------- with a model
 
 ENCODER_LIMIT, DECODER_LIMIT = 40, 48  # learned tables of the tiny model below
-GIVEN = (P.BatchShape(16, 24, 24),)  # the "training shapes": shorter than two of the examples
+GIVEN = (BatchShape(16, 24, 24),)  # the "training shapes": shorter than two of the examples
 
 
 def random_params(model, seed=0):
@@ -149,7 +143,7 @@ def test_evaluate_split_decodes_and_scores_every_example_alone_or_cut_to_the_mod
     assert scores.metrics["truncated_to_model"] == 1
     assert len(warned) == 1 and warned[0].startswith("1 of 6 examples are longer than the model's learned "
                                                      "positions (source 40, target 48")
-    added = P.BatchShape(P.batch_size(cfg.data.tokens_per_batch, 48, 48), 48, 48)
+    added = BatchShape(batch_size(cfg.data.tokens_per_batch, 48, 48), 48, 48)
     # medium and long share one added shape
     assert f"shapes {[tuple(GIVEN[0]), tuple(added)]} (1 added so that no example is truncated), 1 cut" in caplog.text
 
@@ -189,7 +183,7 @@ def test_eval_max_shapes_replaces_the_training_shapes():
                 max_source_len=32, max_target_len=32)
     # (S, T) with EOS: (6, 5) (13, 11) (51, 7) (4, 3) (61, 41) (9, 31) (15, 12); within 32: S <= 15, T <= 31.
     one = corpus.eval_batches(SPLIT, tok, DataConfig(eval_max_shapes=1, **keys), shapes=TRAIN_SHAPES)
-    assert one.shapes == (P.BatchShape(P.batch_size(512, 15, 31), 15, 31), P.BatchShape(8, 64, 48))
+    assert one.shapes == (BatchShape(batch_size(512, 15, 31), 15, 31), BatchShape(8, 64, 48))
     default = corpus.eval_batches(SPLIT, tok, DataConfig(**keys), shapes=TRAIN_SHAPES)
     assert default.shapes[:2] == TRAIN_SHAPES
     for it in (one, default):
