@@ -1,4 +1,4 @@
-"""What a sweep report decides with, from its runs' rows (`research.report.collect`).
+"""What a sweep report decides with, from its runs' rows (`research.analysis.runs.collect`).
 
   * `scored_by`: the figure every architecture is judged on: the TEST metric
     when every run wrote eval_test.json, else the last validation (said so).

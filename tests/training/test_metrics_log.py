@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from research import report, reproduce
+from research import reproduce
+from research.analysis import runs
 from research.training import metrics_log
 from research.training.metrics_log import MetricsLog
 from tests.helpers.runs import fake_run
@@ -50,5 +51,5 @@ def test_the_report_draws_the_last_row_of_a_step(tmp_path):
     run = fake_run(tmp_path / "run", loss=2.0, bleu=10.0)
     with (run / "metrics.jsonl").open("a") as f:  # step 4 validated again after a resume
         f.write(json.dumps({"step": 4, "split": "validation", "loss": 1.5, "bleu": 12.0}) + "\n")
-    curve = report.collect(tmp_path, run)["_curves"]
+    curve = runs.collect(tmp_path, run)["_curves"]
     assert [(c["step"], c["loss"], c["bleu"]) for c in curve] == [(4, 1.5, 12.0)]

@@ -1,0 +1,119 @@
+"""A sweep's runs as rows: found on disk, read, named by architecture and grouped over seeds.
+
+What `research/report.py` (the tables, plots and decision) and `research/analysis/decide.py` read a
+sweep through. A run is a folder with `.hydra/config.yaml` (+ overrides.yaml), `summary.json` and
+`metrics.jsonl`, and optionally `eval_test.json` from `python -m research.evaluate`. A row is flat: the
+FIXED columns, `validation_<metric>` and `test_<metric>` scores, SPEED, and the run's overrides; keys
+starting with `_` (validation curves, override list) are for plots and naming, never written to CSV.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from research import sweep
+from research.training import metrics_log
+
+# Overrides that repeat an architecture rather than define one, or only say how a job was launched
+# (trainer.resume, research/sweep.py's NOT_NAMED: jobs first started by a resumed launch record it).
+SEED_KEYS = ("trainer.seed", *sweep.NOT_NAMED)
+FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
+SPEED = ("tokens_per_s", "compile_s", "wall_s")
+# Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
+EVAL_RECORDS = ("examples", "step", "wall_s", "truncated_to_model")
+
+
+def find_runs(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(finished, incomplete) run directories under `root`, sorted by job number then path."""
+    finished, incomplete = [], []
+    for cfg in Path(root).rglob(".hydra/config.yaml"):
+        run = cfg.parent.parent
+        if exclude is not None and exclude.resolve() in run.resolve().parents:
+            continue
+        done = (run / "summary.json").exists() and (run / "metrics.jsonl").exists()
+        (finished if done else incomplete).append(run)
+    key = lambda p: (int(p.name) if p.name.isdigit() else math.inf, str(p))
+    return sorted(finished, key=key), sorted(incomplete, key=key)
+
+
+def _overrides(run: Path) -> list[str]:
+    path = run / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))] if path.exists() else []
+
+
+def test_metrics(run: Path) -> dict:
+    """The scores in the run's eval_test.json (as `research.evaluate.write` leaves it), or {} without one.
+
+    The file is flat: scores (loss, perplexity, accuracy, BLEU/chrF or ROUGE) beside
+    the evaluation's own records; only the scores are returned, as floats.
+    """
+    path = run / "eval_test.json"
+    found = json.loads(path.read_text()) if path.exists() else {}
+    return {k: float(v) for k, v in found.items()
+            if k not in EVAL_RECORDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def collect(root: Path, run: Path) -> dict:
+    summary = json.loads((run / "summary.json").read_text())
+    row = {
+        "run": str(run.relative_to(root)) if run != root else ".", "encoder": summary["encoder"],
+        "decoder": summary["decoder"], "seed": summary["seed"], "params": summary["params"],
+        "steps": summary["steps"], "metric": summary["metric"],
+    }
+    row.update({f"validation_{k}": float(v) for k, v in summary["validation"].items() if isinstance(v, (int, float))})
+    row.update({f"test_{k}": v for k, v in test_metrics(run).items()})
+    row.update({k: float(summary[k]) for k in SPEED if k in summary})
+    if "train_target_len_max" in summary:  # sequence tasks: the longest training target
+        row["train_target_len_max"] = int(summary["train_target_len_max"])
+    row["overrides"] = " ".join(_overrides(run))
+    row["_curves"] = [r for r in metrics_log.read(run) if r["split"] == "validation"]
+    row["_overrides"] = _overrides(run)
+    return row
+
+
+def architectures(rows: list[dict]) -> None:
+    """Sets row["architecture"]: encoder+decoder (the one a model has, where the other is "none"), plus any
+    other override that varies between runs."""
+    common = set.intersection(*(set(r["_overrides"]) for r in rows)) if rows else set()
+    for r in rows:
+        extra = [o for o in r["_overrides"] if o not in common and not o.lstrip("+~").startswith(SEED_KEYS)
+                 and not o.split("=")[0].endswith(("encoder", "decoder"))]
+        parts = [p for p in (r["encoder"], r["decoder"]) if p != "none"]  # a classifier has no decoder
+        r["architecture"] = " ".join(["+".join(parts), *extra])
+
+
+def columns(rows: list[dict]) -> list[str]:
+    val = sorted({k for r in rows for k in r if k.startswith("validation_")})
+    test = sorted({k for r in rows for k in r if k.startswith("test_")})
+    return [*FIXED, *val, *test, *SPEED, "overrides"]
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per architecture: runs, seeds, and mean/std (sample, n-1) of every numeric column."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["architecture"], []).append(r)
+    numeric = [c for c in columns(rows) if c.startswith(("validation_", "test_")) or c in (*SPEED, "params")]
+    out = []
+    for arch, rs in groups.items():
+        g = {"architecture": arch, "encoder": rs[0]["encoder"], "decoder": rs[0]["decoder"], "runs": len(rs),
+             "seeds": " ".join(str(r["seed"]) for r in rs)}
+        for c in numeric:
+            vals = [r[c] for r in rs if isinstance(r.get(c), (int, float))]
+            g[f"{c}_mean"] = statistics.fmean(vals) if vals else None
+            g[f"{c}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
+        out.append(g)
+    return out
+
+
+def write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: "" if r.get(c) is None else r.get(c) for c in cols})

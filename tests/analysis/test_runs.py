@@ -1,0 +1,67 @@
+"""A sweep's runs as rows, checked against hand counts and NumPy's own mean and sample deviation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from research.analysis import runs
+from tests.helpers.runs import fake_run
+
+
+def sweep(tmp_path, overrides_by_job):
+    """Fake runs named by job (a number, or a name for a run outside a multirun) with the given overrides."""
+    out = []
+    for job, (overrides, loss, bleu, seed) in overrides_by_job.items():
+        run = fake_run(tmp_path / str(job), loss, bleu, seed)
+        (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        out.append(run)
+    return out
+
+
+def test_runs_are_found_in_job_order_and_unfinished_ones_kept_apart(tmp_path):
+    root = tmp_path / "sweep"
+    sweep(root, {10: ([], 1.0, 2.0, 0), 2: ([], 1.0, 2.0, 1), "named": ([], 1.0, 2.0, 2)})
+    (root / "7" / ".hydra").mkdir(parents=True)
+    (root / "7" / ".hydra" / "config.yaml").write_text("{}\n")  # started, never finished
+    finished, incomplete = runs.find_runs(root)
+    assert [p.name for p in finished] == ["2", "10", "named"] and [p.name for p in incomplete] == ["7"]
+    # `exclude` is the report's own output folder: runs below it are skipped, not the folder's namesake.
+    assert runs.find_runs(root, exclude=root / "10")[0] == finished
+    assert runs.find_runs(tmp_path, exclude=root) == ([], [])
+
+
+def test_architecture_names_drop_seeds_and_what_every_run_shares(tmp_path):
+    jobs = {0: (["encoder=rnn", "decoder=rnn", "data=ddtp_de_en", "trainer.seed=0", "optim.learning_rate=0.1"], 2.0, 5.0, 0),
+            1: (["encoder=rnn", "decoder=rnn", "data=ddtp_de_en", "trainer.seed=1", "optim.learning_rate=0.1"], 2.2, 6.0, 1),
+            2: (["encoder=rnn", "decoder=rnn", "data=ddtp_de_en", "trainer.seed=0", "optim.learning_rate=0.3"], 1.9, 7.0, 0)}
+    rows = [runs.collect(tmp_path, r) for r in sweep(tmp_path, jobs)]
+    runs.architectures(rows)
+    assert [r["architecture"] for r in rows] == ["rnn+rnn optim.learning_rate=0.1"] * 2 + ["rnn+rnn optim.learning_rate=0.3"]
+
+
+def test_groups_hold_the_mean_and_sample_deviation_over_seeds(tmp_path):
+    jobs = {i: ([f"trainer.seed={i}"], loss, bleu, i) for i, (loss, bleu) in enumerate([(2.0, 5.0), (2.5, 6.5), (1.0, 9.0)])}
+    made = sweep(tmp_path, jobs)
+    (made[1] / "eval_test.json").write_text(json.dumps({"bleu": 4.0, "examples": 50, "step": 4, "wall_s": 1.5}))
+    rows = [runs.collect(tmp_path, r) for r in made]
+    runs.architectures(rows)
+    [group] = runs.aggregate(rows)
+    assert group["runs"] == 3 and group["seeds"] == "0 1 2" and group["architecture"] == "rnn+rnn"
+    assert np.isclose(group["validation_loss_mean"], np.mean([2.0, 2.5, 1.0]))
+    assert np.isclose(group["validation_bleu_std"], np.std([5.0, 6.5, 9.0], ddof=1))
+    assert np.isclose(group["compile_s_mean"], np.mean([1.0, 2.0, 3.0]))  # fake_run: compile_s = 1 + seed
+    # One run has test scores: its mean is that score, no deviation; the records beside it are not scores.
+    assert group["test_bleu_mean"] == 4.0 and group["test_bleu_std"] is None
+    assert "test_examples" not in rows[1] and "test_wall_s" not in rows[1]
+    assert runs.columns(rows) == [*runs.FIXED, "validation_bleu", "validation_loss", "test_bleu", *runs.SPEED, "overrides"]
+
+
+def test_csv_leaves_missing_values_empty_and_private_keys_out(tmp_path):
+    rows = [runs.collect(tmp_path, r) for r in sweep(tmp_path, {0: ([], 2.0, 5.0, 0)})]
+    rows.append({"run": "x", "params": None})
+    runs.write_csv(tmp_path / "out.csv", rows, runs.columns(rows))
+    header, first, second = (tmp_path / "out.csv").read_text().splitlines()
+    assert "_curves" not in header and header.split(",")[:3] == ["run", "encoder", "decoder"]
+    assert second.split(",")[0] == "x" and set(second.split(",")[1:]) == {""}
+    assert first.split(",")[0] == "0"
