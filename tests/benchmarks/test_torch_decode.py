@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from research.config import resolve  # noqa: E402
 from research.data.batch import BOS, EOS, PAD, pad_batch  # noqa: E402
-from research.benchmarks import torch_decode  # noqa: E402
+from research.benchmarks import torch_decode, torch_transformer  # noqa: E402
 from research.decoding.config import DecodeConfig  # noqa: E402
 from research.decoding.generate import jit_generate_nbest  # noqa: E402
 from research.models.seq2seq import Seq2Seq, architecture  # noqa: E402
@@ -54,7 +54,7 @@ def random_model(name: str):
     params = {**params, "target_embed": {"embedding": params["target_embed"]["embedding"].at[EOS].multiply(1.6)}}
     if "output" in params:
         params["output"] = {**params["output"], "kernel": params["output"]["kernel"].at[:, EOS].multiply(1.6)}
-    peer = torch_decode.build(cfg, params)
+    peer = torch_transformer.build(cfg, params)
     return cfg, model, params, batch, peer
 
 
@@ -101,11 +101,11 @@ def reference_greedy(model, params, batch, steps: int, max_len: np.ndarray):
 def teacher_forced(peer, source, tokens) -> np.ndarray:
     """[B, T, V] the peer's log-probs at each step, fed BOS and then `tokens` through its cache."""
     with torch.inference_mode():
-        cache = torch_decode.start(peer, *torch_decode.encode(peer, source))
+        cache = torch_transformer.start(peer, *torch_transformer.encode(peer, source))
         prev = torch.full((source.shape[0],), BOS, dtype=torch.long)
         out = []
         for t in range(tokens.shape[1]):
-            out.append(torch.log_softmax(torch_decode.step(peer, cache, prev), -1).numpy())
+            out.append(torch.log_softmax(torch_transformer.step(peer, cache, prev), -1).numpy())
             prev = torch.as_tensor(tokens[:, t])
     return np.stack(out, 1)
 
@@ -159,4 +159,4 @@ def test_beam_one_is_greedy(shared):
 def test_only_transformer_pairs_are_built():
     cfg = resolve(compose_config(["encoder=rnn", "decoder=transformer"]))
     with pytest.raises(ValueError, match="encoder=rnn decoder=transformer: the PyTorch decode peer is a transformer"):
-        torch_decode.build(cfg, {})
+        torch_transformer.build(cfg, {})
