@@ -291,3 +291,19 @@ def test_summarization_copy_grid_is_each_decoder_plain_copy_and_coverage_behind_
         counts[variant] = param_count(run)
     off = {k: v for k, v in counts.items() if abs(v / 1_180_000 - 1) > 0.01}
     assert not off, f"outside 1,180,000 ± 1%: {off} (all: {counts})"
+
+
+def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
+    cfg = hydra_config("+experiment=compare_translation_longer")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer"]
+    assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1"]
+    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
+    for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
+        pair = pair_overrides("compare_translation_small", enc, dec)
+        run = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
+        small = resolve(compose_config(["+experiment=compare_translation_small", *pair]))
+        assert run.trainer.budget_amount == 2 * small.trainer.budget_amount == 1.64e13
+        assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=1.64e13))
