@@ -299,7 +299,7 @@ def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     params = cfg.hydra.sweeper.params
     assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer"]
     assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1"]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
     assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
     for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
         pair = pair_overrides("compare_translation_small", enc, dec)
