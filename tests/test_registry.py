@@ -27,6 +27,20 @@ def test_registry_name_is_file_stem_is_yaml_stem(registry, group):
         assert compose_config([f"{group}={name}"])[group]["name"] == name
 
 
+def test_each_search_is_one_yaml_and_one_module_of_its_name():
+    from research.decoding import generate
+    from research.decoding.config import SEARCHES
+
+    assert sorted(p.stem for p in (REPO / "conf" / "decode").glob("*.yaml")) == sorted(SEARCHES)
+    for name in SEARCHES:
+        assert (REPO / "research" / "decoding" / f"{name}.py").is_file(), name
+        assert compose_config([f"decode={name}"])["decode"]["search"] == name
+    # The functions the dispatcher calls come from the module of the search's name.
+    assert generate.sample.__module__ == "research.decoding.sample"
+    assert generate.greedy.__module__ == "research.decoding.greedy"
+    assert generate.beam_search.__module__ == "research.decoding.beam"
+
+
 def test_unknown_name_lists_registered_names():
     with pytest.raises(ConfigError, match=r"unknown encoder 'lstmx'; registered encoders: cnn, rnn, transformer"):
         ENCODERS.get("lstmx")

@@ -1,7 +1,8 @@
 """The `decode` config group: which search, its settings, and the output length.
 
 `search` chooses the search (`generate.search` dispatches on it); the files
-`conf/decode/{greedy,beam,sample}.yaml` set it and the values that go with it.
+`conf/decode/{greedy,beam,sample}.yaml` set it and the values that go with it,
+and `research/decoding/{greedy,beam,sample}.py` hold the searches of those names.
 A value that only another search reads, set away from its neutral value
 (beam_size 5 with search=greedy, a temperature with search=beam), is refused
 rather than silently ignored.

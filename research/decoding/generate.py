@@ -32,8 +32,8 @@ from research.decoding.config import DecodeConfig
 from research.decoding.coverage_penalty import PENALTIES
 from research.decoding.greedy import greedy
 from research.decoding.loop import StepFn
+from research.decoding.sample import sample
 from research.models.layers.positions import learned_max_len
-from research.decoding.sampling import sample
 from research.models.seq2seq import Seq2Seq
 from research.registry import ConfigError
 

@@ -8,7 +8,7 @@ from research.data.batch import BOS, EOS, PAD
 from research.decoding import constraints
 from research.decoding.beam import beam_search
 from research.decoding.greedy import greedy
-from research.decoding.sampling import sample
+from research.decoding.sample import sample
 from tests.helpers.search import brute_force, teacher_forced_log_probs, toy_model
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from research import tasks
 from research.data.batch import BOS, EOS
-from research.decoding.sampling import filter_logits
+from research.decoding.sample import filter_logits
 from research.models.seq2seq import Seq2Seq, architecture
 from research.tasks import lm
 from tests.helpers.lm import DECODERS, full_logits, greedy_by_recomputing, init, run_config, sample_corpus, text_batch

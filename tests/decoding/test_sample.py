@@ -6,7 +6,7 @@ import pytest
 
 from research.data.batch import BOS, PAD
 from research.decoding.greedy import greedy
-from research.decoding.sampling import filter_logits, sample
+from research.decoding.sample import filter_logits, sample
 
 V = 8
 
