@@ -301,6 +301,8 @@ def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
     assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
     assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
+    # Its own folder: runs filed under compare_translation_small's would mix the two sweeps in one report.
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_translation_longer/")
     for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
         pair = pair_overrides("compare_translation_small", enc, dec)
         run = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))

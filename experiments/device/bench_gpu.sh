@@ -11,7 +11,8 @@
 # The first thing printed is what is missing, so that no device time goes to a run that cannot start.
 # Checked on the CPU only (README, "On an accelerator"): with Python 3.12.1, the image's JAX 0.11.2 and
 # its other packages plus .whl, at the bench shape in bf16. At the large shape XLA plans 42.5 GB of
-# temporaries for the transformer step (13.1 cnn, 19.5 rnn), under JAX's default 75% of an 80 GB H100.
+# temporaries for the transformer step (13.1 cnn, 19.5 rnn) plus 2.5 GB of arguments (state, batch):
+# under JAX's default 75% of an 80 GB H100.
 set -euo pipefail
 out=${1:?usage: bash experiments/device/bench_gpu.sh OUT_DIR}
 cd "$(dirname "$0")/../.."

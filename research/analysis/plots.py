@@ -1,8 +1,8 @@
 """The sweep report's figures: the metric against parameters, the validation curves, the metric
 against compute with its Pareto frontier, and sequence accuracy by target length.
 
-Pure drawing: `research/report.py` computes every number (groups over seeds, the Pareto frontier,
-the by-length buckets) and each function here only plots what it is given and writes one PNG.
+Pure drawing: `research/report.py` and `research/analysis/` compute every number (groups over seeds,
+the Pareto frontier, the by-length buckets) and each function here only plots what it is given and writes one PNG.
 matplotlib is imported on first use, on its file-only Agg backend.
 """
 from __future__ import annotations

@@ -11,7 +11,8 @@ decoding exactly `OUTPUT_LEN` tokens per row and reporting tokens per second
                        of the prefix (`uncached.prepare`); speedup = their ratio
     beam4              our cached beam search, beam 4, GNMT alpha 0.6
     vs_torch           our beam-4 tokens/s over the PyTorch peer's beam-4. The
-                       peer is a transformer (`torch_decode.py`, our weights), so
+                       peer is a transformer (`torch_decode.py` over
+                       `torch_transformer.py`, our weights), so
                        the rnn and cnn rows leave it empty: a ratio against
                        another model's decoder would compare architectures, not
                        implementations.

@@ -26,7 +26,7 @@ def test_runs_are_found_in_job_order_and_unfinished_ones_kept_apart(tmp_path):
     (root / "7" / ".hydra" / "config.yaml").write_text("{}\n")  # started, never finished
     finished, incomplete = runs.find_runs(root)
     assert [p.name for p in finished] == ["2", "10", "named"] and [p.name for p in incomplete] == ["7"]
-    # `exclude` is the report's own output folder: runs below it are skipped, not the folder's namesake.
+    # `exclude` is the report's own output folder: only runs below it are skipped, not a run of that path.
     assert runs.find_runs(root, exclude=root / "10")[0] == finished
     assert runs.find_runs(tmp_path, exclude=root) == ([], [])
 
@@ -57,11 +57,26 @@ def test_groups_hold_the_mean_and_sample_deviation_over_seeds(tmp_path):
     assert runs.columns(rows) == [*runs.FIXED, "validation_bleu", "validation_loss", "test_bleu", *runs.SPEED, "overrides"]
 
 
+def test_seed_and_resume_overrides_never_name_an_architecture_and_a_missing_decoder_is_left_out(tmp_path):
+    jobs = {0: (["encoder=cnn", "decoder=none", "+trainer.seed=3", "trainer.resume=true"], 2.0, 5.0, 3),
+            1: (["encoder=cnn", "decoder=none", "~trainer.seed", "model.d_model=64"], 2.1, 5.5, 0)}
+    made = sweep(tmp_path, jobs)
+    for run in made:  # a classifier: its summary names no decoder
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "encoder": "cnn", "decoder": "none"}))
+    rows = [runs.collect(tmp_path, r) for r in made]
+    runs.architectures(rows)
+    assert [r["architecture"] for r in rows] == ["cnn", "cnn model.d_model=64"]
+    # A single run reported on its own folder is the row ".".
+    assert runs.collect(made[0], made[0])["run"] == "."
+
+
 def test_csv_leaves_missing_values_empty_and_private_keys_out(tmp_path):
     rows = [runs.collect(tmp_path, r) for r in sweep(tmp_path, {0: ([], 2.0, 5.0, 0)})]
+    assert "_curves" in rows[0] and not any(c.startswith("_") for c in runs.columns(rows))
     rows.append({"run": "x", "params": None})
     runs.write_csv(tmp_path / "out.csv", rows, runs.columns(rows))
     header, first, second = (tmp_path / "out.csv").read_text().splitlines()
-    assert "_curves" not in header and header.split(",")[:3] == ["run", "encoder", "decoder"]
+    assert header.split(",")[:3] == ["run", "encoder", "decoder"]
     assert second.split(",")[0] == "x" and set(second.split(",")[1:]) == {""}
     assert first.split(",")[0] == "0"

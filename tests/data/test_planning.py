@@ -32,9 +32,9 @@ def lengths(seed, n):
 @pytest.mark.parametrize("seed", range(8))
 def test_greedy_shapes_cover_everything_and_come_close_to_the_best_set(seed):
     s, t = lengths(seed, 60)
-    k = 1 + seed % 3
+    k = 2 + seed % 2  # one shape has its own test below: the brute force has nothing to choose there
     got = choose_shapes(s, t, PipelineConfig(tokens_per_batch=BUDGET, max_source_len=40, max_target_len=40,
-                                             max_shapes=k, log_every=0))
+                                             max_shapes=k, bucket_width=1, log_every=0))
     pairs = [(x.source, x.target) for x in got]
     top = (int(s.max()), int(t.max()))
     assert top in pairs and len(pairs) <= k
@@ -50,7 +50,7 @@ def test_greedy_shapes_cover_everything_and_come_close_to_the_best_set(seed):
 def test_one_shape_is_the_one_that_fits_everything():
     s, t = lengths(0, 50)
     got = choose_shapes(s, t, PipelineConfig(tokens_per_batch=BUDGET, max_source_len=40, max_target_len=40,
-                                             max_shapes=1, log_every=0))
+                                             max_shapes=1, bucket_width=1, log_every=0))
     assert got == [BatchShape(batch_size(BUDGET, int(s.max()), int(t.max())), int(s.max()), int(t.max()))]
 
 
@@ -85,7 +85,7 @@ def test_bucket_epoch_holds_every_example_once_in_a_shape_that_fits_it():
             seen.append(i)
     assert sorted(seen) == list(ids)
     partial = [k for k, rows in plan if len(rows) < shapes[k].batch]
-    assert len(partial) == len(set(partial))  # at most one partial batch per shape
+    assert partial == [1]  # every example fits (8, 40, 40), so leftovers move on to it and only it ends partial
 
 
 def test_leftovers_move_to_the_cheapest_larger_shape_that_fits():
@@ -107,9 +107,10 @@ def test_pack_epoch_rows_fit_the_shape_and_hold_every_example_once():
     assert sorted(i for row in rows for i in row) == list(range(400))
     for row in rows:
         assert s[row].sum() <= shape.source and t[row].sum() <= shape.target
-    # First-fit decreasing needs at most 11/9 OPT + 1 bins in one dimension; the bound below (by the
-    # longer side alone, a lower bound on the rows needed) is looser but cannot be met by one example per row.
-    assert len(rows) < 400 and len(rows) <= 1.5 * max(s.sum() / shape.source, t.sum() / shape.target) + 4
+    # Rows needed, at least: the longer side's total over its width (174.7 here). First-fit decreasing in
+    # chunks of 128 made 186 rows (2026-12-06); 15% over the bound fails a packer that fills rows half as well.
+    lower = max(s.sum() / shape.source, t.sum() / shape.target)
+    assert len(rows) <= 1.15 * lower + 4
 
 
 def test_endless_plan_is_a_pure_function_of_the_batch_number():
