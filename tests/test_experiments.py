@@ -309,3 +309,20 @@ def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
         small = resolve(compose_config(["+experiment=compare_translation_small", *pair]))
         assert run.trainer.budget_amount == 2 * small.trainer.budget_amount == 1.64e13
         assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=1.64e13))
+
+
+def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flops():
+    cfg = hydra_config("+experiment=compare_translation_x4")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn"]
+    assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_translation_x4/")
+    for dec in ("cnn", "transformer"):
+        pair = pair_overrides("compare_translation_small", "cnn", dec)
+        run = resolve(compose_config(["+experiment=compare_translation_x4", *pair]))
+        small = resolve(compose_config(["+experiment=compare_translation_small", *pair]))
+        assert run.trainer.budget_amount == 4 * small.trainer.budget_amount == 3.28e13
+        assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=3.28e13))
