@@ -93,6 +93,9 @@ def test_joblib_2x2_multirun_report(tmp_path):
     assert len(rows) == 4
     assert {(r["encoder"], r["decoder"]) for r in rows} == {(e, d) for e in ("rnn", "transformer") for d in ("cnn", "transformer")}
     assert all(int(r["params"]) > 0 and float(r["validation_bleu"]) >= 0 and float(r["wall_s"]) > 0 for r in rows)
+    for r in rows:  # the FLOPs column is what the run's own training log counted at its last step
+        logged = [json.loads(line) for line in (sweep / r["run"] / "metrics.jsonl").read_text().splitlines()]
+        assert float(r["train_flops"]) == [x for x in logged if x["split"] == "train"][-1]["flops"] > 0
     for png in ("metric_vs_params.png", "validation_curves.png"):
         assert (sweep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (sweep / "report.md").read_text()

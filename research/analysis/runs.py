@@ -22,7 +22,7 @@ from research.training import metrics_log
 # Overrides that repeat an architecture rather than define one, or only say how a job was launched
 # (trainer.resume, research/sweep.py's NOT_NAMED: jobs first started by a resumed launch record it).
 SEED_KEYS = ("trainer.seed", *sweep.NOT_NAMED)
-FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "metric")
+FIXED = ("run", "encoder", "decoder", "seed", "params", "steps", "train_flops", "metric")
 SPEED = ("tokens_per_s", "compile_s", "wall_s")
 # Numbers in research.evaluate's eval_<split>.json that are not scores: what was evaluated, and how long it took.
 EVAL_RECORDS = ("examples", "step", "wall_s", "truncated_to_model")
@@ -58,12 +58,19 @@ def test_metrics(run: Path) -> dict:
             if k not in EVAL_RECORDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def train_flops(summary: dict) -> float | None:
+    """The training FLOPs a run spent (research/models/flops.py's count, as its budget kept it), or None for a
+    run whose summary predates that record. What `python -m research.scaling` places each sweep by."""
+    spent = summary.get("budget", {}).get("spent", {}).get("flops")
+    return None if spent is None else float(spent)
+
+
 def collect(root: Path, run: Path) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     row = {
         "run": str(run.relative_to(root)) if run != root else ".", "encoder": summary["encoder"],
         "decoder": summary["decoder"], "seed": summary["seed"], "params": summary["params"],
-        "steps": summary["steps"], "metric": summary["metric"],
+        "steps": summary["steps"], "train_flops": train_flops(summary), "metric": summary["metric"],
     }
     row.update({f"validation_{k}": float(v) for k, v in summary["validation"].items() if isinstance(v, (int, float))})
     row.update({f"test_{k}": v for k, v in test_metrics(run).items()})

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from research.analysis import runs
-from tests.helpers.runs import fake_run
+from tests.helpers.runs import fake_run, tiny_run
 
 
 def sweep(tmp_path, overrides_by_job):
@@ -80,3 +80,18 @@ def test_csv_leaves_missing_values_empty_and_private_keys_out(tmp_path):
     assert header.split(",")[:3] == ["run", "encoder", "decoder"]
     assert second.split(",")[0] == "x" and set(second.split(",")[1:]) == {""}
     assert first.split(",")[0] == "0"
+
+
+def test_training_flops_come_from_the_budget_record_and_are_empty_for_older_summaries(tmp_path):
+    made = sweep(tmp_path, {0: ([], 2.0, 5.0, 0), 1: ([], 2.0, 5.0, 1)})
+    summary = json.loads((made[0] / "summary.json").read_text())
+    spent = {"tokens": 100.0, "flops": 1.25e12, "train_seconds": 3.0}
+    (made[0] / "summary.json").write_text(json.dumps({**summary, "budget": {"kind": "flops", "spent": spent}}))
+    rows = [runs.collect(tmp_path, r) for r in made]
+    assert rows[0]["train_flops"] == 1.25e12 and rows[1]["train_flops"] is None
+
+
+def test_a_trained_runs_flops_are_those_its_training_log_counted_last(tmp_path_factory):
+    run = tiny_run(tmp_path_factory)
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert runs.collect(run.parent, run)["train_flops"] == [x for x in logged if x["split"] == "train"][-1]["flops"] > 0
