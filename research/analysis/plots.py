@@ -1,5 +1,6 @@
 """The sweep report's figures: the metric against parameters, the validation curves, the metric
-against compute with its Pareto frontier, and sequence accuracy by target length.
+against compute with its Pareto frontier, and sequence accuracy by target length; and the score against
+the training budget across sweeps (`python -m research.scaling`).
 
 Pure drawing: `research/report.py` and `research/analysis/` compute every number (groups over seeds,
 the Pareto frontier, the by-length buckets) and each function here only plots what it is given and writes one PNG.
@@ -115,3 +116,30 @@ def length_plot(groups: list[dict], found: dict, out: Path) -> str:
     ax.set_title("exact-match accuracy by target length: mean ± std over seeds")
     _save(plt, fig, out / "accuracy_by_length.png")
     return "accuracy_by_length.png"
+
+
+def budget_plot(sweeps, path: Path) -> None:
+    """Score against training FLOPs (log scale) across sweeps of one comparison (`analysis/budgets.py`'s
+    Sweep): every run as a dot, each architecture's mean with its 95% t interval, joined across budgets."""
+    from research.analysis import confidence  # noqa: PLC0415
+
+    plt = _pyplot()
+    archs = sorted({a for s in sweeps for a in s.scores})
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    for k, arch in enumerate(archs):
+        color = plt.get_cmap("tab10")(k % 10)
+        have = [s for s in sweeps if arch in s.scores]
+        found = [confidence.t_interval(list(s.scores[arch].values())) for s in have]
+        for s in have:
+            ax.scatter([s.flops] * len(s.scores[arch]), list(s.scores[arch].values()), color=color, s=12, alpha=0.4)
+        err = [[0.0 if i.low is None else i.mean - i.low for i in found], [0.0 if i.high is None else i.high - i.mean
+                                                                           for i in found]]
+        ax.errorbar([s.flops for s in have], [i.mean for i in found], yerr=err, color=color, marker="o", capsize=3,
+                    label=arch)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([s.flops for s in sweeps], [f"{s.flops:.3g}" for s in sweeps])
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel(f"{sweeps[0].column.replace('_', ' ')}: runs, mean and 95% t interval")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)

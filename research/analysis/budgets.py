@@ -1,0 +1,202 @@
+"""One comparison recorded at several training budgets: each architecture's score at each budget, its change from
+one budget to the next, and its gap to a reference architecture at each, all paired by seed.
+
+Why paired by seed: the sweeps of one comparison share their seeds (compare_translation_longer and _x4 take
+compare_translation_small's), so an architecture's run with seed s starts from the same weights and sees the same
+batches at every budget, and two architectures' runs with seed s see the same batches. A difference taken within a
+seed removes that seed's share of the variance, which over 3 seeds is much of it. The tests are Student's paired t
+over the seeds both sides have (`scipy.stats.ttest_rel`), and every row says how many seeds; with 3, only large
+effects reach p < 0.05, and each sweep's own report.md holds the stronger tests on the test hypotheses.
+
+The input is what `python -m research.report` leaves, report.csv (one row per run), so recorded reports compare
+without their runs. A sweep is placed at its runs' training FLOPs (the `train_flops` column) or, for a report
+written before that column existed, at the budget its reader states (`read(..., flops=)`).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+
+from scipy import stats
+
+from research import tasks
+from research.analysis import confidence, runs
+
+# The runs of one sweep spend their FLOPs budget to within a step; runs further apart than this were budgeted
+# otherwise (by steps, tokens or seconds), so the sweep has no one place on the FLOPs axis.
+SAME_BUDGET = 0.05
+REQUIRED = ("encoder", "decoder", "seed", "metric", "overrides")
+
+
+class BadReport(ValueError):
+    """A report that cannot be read, or reports that cannot be compared across budgets."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    name: str  # the report's folder
+    path: Path  # its report.csv
+    flops: float  # its place on the compute axis, in training FLOPs
+    metric: str
+    column: str  # what scores it: test_<metric> where every run has one, else validation_<metric>
+    scores: dict[str, dict[int, float]]  # architecture -> seed -> score
+
+
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """b - a over the seeds both have: mean, its 95% t interval, and the paired t-test's p (None for one seed or
+    no spread, where no test applies)."""
+    seeds: tuple[int, ...]
+    interval: confidence.Interval
+    p: float | None
+
+
+def _float(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadReport(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadReport(f"{where}: {text!r} is not a finite number")
+    return value
+
+
+def read(path: Path, flops: float | None = None) -> Sweep:
+    """The sweep of a report folder (or its report.csv); `flops` states its budget where the report has no
+    `train_flops` column, and must agree with that column (within SAME_BUDGET) where it has one."""
+    path = Path(path)
+    table = path / "report.csv" if path.is_dir() else path
+    if not table.is_file():
+        raise BadReport(f"{table}: no such file (python -m research.report writes report.csv)")
+    with table.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise BadReport(f"{table}: no runs")
+    missing = [c for c in REQUIRED if c not in rows[0]]
+    if missing:
+        raise BadReport(f"{table}: no column {', '.join(missing)}; is it a report.csv of python -m research.report?")
+    metrics = sorted({r["metric"] for r in rows})
+    if len(metrics) > 1:
+        raise BadReport(f"{table}: runs scored by {' and '.join(metrics)}; one report holds one task")
+    metric = metrics[0]
+    column = f"test_{metric}" if all(r.get(f"test_{metric}") for r in rows) else f"validation_{metric}"
+    parsed = []
+    for r in rows:
+        where = f"{table}, run {r.get('run', '?')}"
+        parsed.append({"encoder": r["encoder"], "decoder": r["decoder"], "seed": int(_float(r["seed"], where + ", seed")),
+                       "_overrides": r["overrides"].split(), "score": _float(r.get(column, ""), f"{where}, {column}"),
+                       "flops": _float(r["train_flops"], f"{where}, train_flops") if r.get("train_flops") else None,
+                       "run": r.get("run", "?")})
+    flops = _budget(table, parsed, flops)
+    runs.architectures(parsed)
+    scores: dict[str, dict[int, float]] = {}
+    for r in parsed:
+        seeds = scores.setdefault(r["architecture"], {})
+        if r["seed"] in seeds:
+            raise BadReport(f"{table}: {r['architecture']} has two runs of seed {r['seed']}")
+        seeds[r["seed"]] = r["score"]
+    return Sweep(table.parent.name, table, flops, metric, column, scores)
+
+
+def _budget(table: Path, rows: list[dict], stated: float | None) -> float:
+    recorded = [r for r in rows if r["flops"] is not None]
+    if stated is not None and stated <= 0:
+        raise BadReport(f"{table}: a budget of {stated:g} FLOPs")
+    if len(recorded) < len(rows):
+        if stated is None:
+            raise BadReport(f"{table} does not record every run's train_flops (a report written before the column "
+                            f"existed): regenerate it with python -m research.report from its runs, or state its "
+                            f"budget as {table.parent}@FLOPS")
+        return stated
+    low, high = min(recorded, key=lambda r: r["flops"]), max(recorded, key=lambda r: r["flops"])
+    if high["flops"] > low["flops"] * (1 + SAME_BUDGET):
+        raise BadReport(f"{table}: run {low['run']} spent {low['flops']:.3g} training FLOPs and run {high['run']} "
+                        f"{high['flops']:.3g}: not one FLOPs budget (trainer.budget=flops ends every run at the same one)")
+    spent = statistics.fmean(r["flops"] for r in recorded)
+    if stated is not None and abs(spent / stated - 1) > SAME_BUDGET:
+        raise BadReport(f"{table}: its runs spent {spent:.3g} training FLOPs, not the {stated:g} stated")
+    return spent
+
+
+def together(sweeps: list[Sweep]) -> list[Sweep]:
+    """The sweeps from the smallest budget up, once they are known to compare: one metric, scored on the same
+    split, distinct budgets, and some architecture at two budgets or more."""
+    if len(sweeps) < 2:
+        raise BadReport("a comparison across budgets needs two reports or more")
+    first = sweeps[0]
+    for s in sweeps[1:]:
+        if (s.metric, s.column) != (first.metric, first.column):
+            raise BadReport(f"{s.path} is scored by {s.column}, {first.path} by {first.column}: not one comparison")
+    ordered = sorted(sweeps, key=lambda s: s.flops)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.flops <= a.flops * (1 + SAME_BUDGET):
+            raise BadReport(f"{a.path} and {b.path} are at one budget ({a.flops:.3g} and {b.flops:.3g} FLOPs); "
+                            "report them together with python -m research.report instead")
+    if not any(sum(arch in s.scores for s in ordered) > 1 for arch in {a for s in ordered for a in s.scores}):
+        raise BadReport("no architecture is in two of these reports: nothing to compare across budgets")
+    return ordered
+
+
+def lower_is_better(sweep: Sweep) -> bool:
+    return tasks.by_metric(sweep.metric).lower_is_better
+
+
+def ranking(sweep: Sweep) -> list[str]:
+    """The sweep's architectures by mean score, the better first."""
+    sign = 1.0 if lower_is_better(sweep) else -1.0
+    return sorted(sweep.scores, key=lambda a: (sign * statistics.fmean(sweep.scores[a].values()), a))
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:
+    """b - a over their common seeds; None where they share none."""
+    seeds = tuple(sorted(set(a) & set(b)))
+    if not seeds:
+        return None
+    diff = [b[s] - a[s] for s in seeds]
+    interval = confidence.t_interval(diff)
+    p = None
+    if len(seeds) > 1 and statistics.stdev(diff) > 0:
+        p = float(stats.ttest_rel([b[s] for s in seeds], [a[s] for s in seeds]).pvalue)
+    return Paired(seeds, interval, p)
+
+
+def changes(sweeps: list[Sweep]) -> list[dict]:
+    """Each architecture's change of score from each budget to the next it has, and that change per doubling of
+    FLOPs (the change over log2 of the budgets' ratio)."""
+    out = []
+    for arch in sorted({a for s in sweeps for a in s.scores}):
+        have = [s for s in sweeps if arch in s.scores]
+        for a, b in zip(have, have[1:]):
+            found = paired(a.scores[arch], b.scores[arch])
+            if found is not None:
+                out.append({"architecture": arch, "from": a, "to": b, "change": found,
+                            "per_doubling": found.interval.mean / math.log2(b.flops / a.flops)})
+    return out
+
+
+def reference(sweeps: list[Sweep]) -> str:
+    """What the gaps are measured to: the best architecture at the largest budget."""
+    return ranking(sweeps[-1])[0]
+
+
+def gaps(sweeps: list[Sweep], ref: str) -> dict[str, list[dict]]:
+    """Per architecture other than `ref`, at each budget both have: its score minus ref's, seed by seed; and,
+    from the second budget on, how that gap moved since the previous budget with both (a difference in
+    differences over the seeds all four runs share)."""
+    out: dict[str, list[dict]] = {}
+    for arch in sorted({a for s in sweeps for a in s.scores} - {ref}):
+        previous = None
+        for s in sweeps:
+            if arch not in s.scores or ref not in s.scores:
+                continue
+            per_seed = {k: s.scores[arch][k] - s.scores[ref][k] for k in set(s.scores[arch]) & set(s.scores[ref])}
+            if not per_seed:
+                continue
+            gap = paired({k: 0.0 for k in per_seed}, per_seed)
+            moved = paired(previous, per_seed) if previous is not None else None
+            out.setdefault(arch, []).append({"sweep": s, "gap": gap, "moved": moved})
+            previous = per_seed
+    return out

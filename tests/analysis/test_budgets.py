@@ -1,0 +1,178 @@
+"""One comparison across budgets, checked against hand counts, NumPy and scipy's one-sample t-test (the paired
+test computed another way), on report.csv files written here the way `python -m research.report` writes them."""
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from research import scaling
+from research.analysis import budgets
+from research.config import REPO
+
+
+def report(folder, runs, flops=1e12, metric="bleu", drop=()):
+    """A report.csv in `folder`: runs are (encoder, decoder, seed, test score), the validation score one less;
+    each run spent `flops` (a list: one per run; None: the column left empty, as for a run whose summary
+    predates it); `drop`: columns left out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spent = flops if isinstance(flops, list) else [flops] * len(runs)
+    header = ["run", "encoder", "decoder", "seed", "params", "steps", "train_flops", "metric", f"validation_{metric}",
+              f"test_{metric}", "overrides"]
+    with (folder / "report.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[c for c in header if c not in drop], extrasaction="ignore")
+        w.writeheader()
+        for k, ((enc, dec, seed, score), used) in enumerate(zip(runs, spent)):
+            overrides = f"+experiment/budget/encoder={enc} +experiment/budget/decoder={dec} trainer.seed={seed} +experiment=x"
+            w.writerow({"run": str(k), "encoder": enc, "decoder": dec, "seed": seed, "params": 10, "steps": 5,
+                        "train_flops": "" if used is None else used, "metric": metric, f"validation_{metric}": score - 1,
+                        f"test_{metric}": score, "overrides": overrides})
+    return folder
+
+
+def grid(scores: dict[str, list[float]]) -> list[tuple]:
+    """{"cnn+cnn": [seed 0, seed 1, ...]} -> the runs of `report`."""
+    return [(*arch.split("+"), seed, v) for arch, vs in scores.items() for seed, v in enumerate(vs)]
+
+
+def test_a_report_reads_into_scores_by_architecture_and_seed_at_its_runs_mean_flops(tmp_path):
+    s = budgets.read(report(tmp_path / "small", grid({"cnn+cnn": [7.0, 8.0], "cnn+transformer": [4.0, 5.0]}),
+                            flops=[1.00e12, 1.01e12, 1.02e12, 1.03e12]))
+    assert s.name == "small" and s.metric == "bleu" and s.column == "test_bleu"
+    assert s.scores == {"cnn+cnn": {0: 7.0, 1: 8.0}, "cnn+transformer": {0: 4.0, 1: 5.0}}
+    assert math.isclose(s.flops, 1.015e12)
+    assert budgets.read(tmp_path / "small" / "report.csv").scores == s.scores  # the file itself reads the same
+    assert budgets.ranking(s) == ["cnn+cnn", "cnn+transformer"]
+
+
+def test_without_every_runs_test_score_the_validation_score_counts(tmp_path):
+    path = report(tmp_path / "r", grid({"cnn+cnn": [7.0, 8.0]}))
+    lines = (path / "report.csv").read_text().splitlines()
+    lines[2] = lines[2].replace(",8.0,", ",,")  # run 1 has no test score; its validation score is 7.0
+    (path / "report.csv").write_text("\n".join(lines) + "\n")
+    s = budgets.read(path)
+    assert s.column == "validation_bleu" and s.scores == {"cnn+cnn": {0: 6.0, 1: 7.0}}
+
+
+def test_a_report_without_flops_needs_its_budget_stated_and_a_stated_budget_must_agree(tmp_path):
+    old = report(tmp_path / "old", grid({"cnn+cnn": [7.0, 8.0]}), flops=None)
+    with pytest.raises(budgets.BadReport, match=r"does not record every run's train_flops.*old@FLOPS"):
+        budgets.read(old)
+    assert budgets.read(old, flops=8.2e12).flops == 8.2e12
+    new = report(tmp_path / "new", grid({"cnn+cnn": [7.0, 8.0]}), flops=1e12)
+    assert budgets.read(new, flops=1.04e12).flops == 1e12  # within 5%: the runs' own count is kept
+    with pytest.raises(budgets.BadReport, match=r"spent 1e\+12 training FLOPs, not the 2e\+12 stated"):
+        budgets.read(new, flops=2e12)
+
+
+@pytest.mark.parametrize("spent, message", [
+    ([1e12, 1.2e12], r"run 0 spent 1e\+12 training FLOPs and run 1 1.2e\+12: not one FLOPs budget"),
+    ([1e12, "many"], r"run 1, train_flops: 'many' is not a number"),
+])
+def test_runs_budgeted_otherwise_or_unreadable_are_refused_by_name(tmp_path, spent, message):
+    path = report(tmp_path / "r", grid({"cnn+cnn": [7.0, 8.0]}), flops=spent)
+    with pytest.raises(budgets.BadReport, match=message):
+        budgets.read(path)
+
+
+def test_bad_reports_are_refused_with_what_is_wrong(tmp_path):
+    with pytest.raises(budgets.BadReport, match="no such file"):
+        budgets.read(tmp_path / "nowhere")
+    twice = report(tmp_path / "twice", [("cnn", "cnn", 0, 7.0), ("cnn", "cnn", 0, 8.0)])
+    with pytest.raises(budgets.BadReport, match="cnn\\+cnn has two runs of seed 0"):
+        budgets.read(twice)
+    other = report(tmp_path / "other", grid({"cnn+cnn": [7.0]}), drop=("overrides",))
+    with pytest.raises(budgets.BadReport, match="no column overrides"):
+        budgets.read(other)
+    nan = report(tmp_path / "nan", [("cnn", "cnn", 0, float("nan"))])
+    with pytest.raises(budgets.BadReport, match="run 0, test_bleu: 'nan' is not a finite number"):
+        budgets.read(nan)
+
+
+def test_sweeps_come_in_budget_order_and_only_when_they_compare(tmp_path):
+    a = budgets.read(report(tmp_path / "a", grid({"cnn+cnn": [1.0, 2.0]}), flops=4e12))
+    b = budgets.read(report(tmp_path / "b", grid({"cnn+cnn": [3.0, 4.0]}), flops=1e12))
+    assert [s.name for s in budgets.together([a, b])] == ["b", "a"]
+    same = budgets.read(report(tmp_path / "same", grid({"cnn+cnn": [3.0, 4.0]}), flops=1.02e12))
+    with pytest.raises(budgets.BadReport, match="at one budget"):
+        budgets.together([b, same])
+    lm = budgets.read(report(tmp_path / "lm", grid({"cnn+cnn": [3.0, 4.0]}), flops=8e12, metric="perplexity"))
+    with pytest.raises(budgets.BadReport, match="scored by test_perplexity"):
+        budgets.together([a, lm])
+    alone = budgets.read(report(tmp_path / "alone", grid({"rnn+rnn": [3.0, 4.0]}), flops=8e12))
+    with pytest.raises(budgets.BadReport, match="no architecture is in two"):
+        budgets.together([b, alone])
+    with pytest.raises(budgets.BadReport, match="two reports or more"):
+        budgets.together([a])
+
+
+def test_a_paired_difference_is_the_one_sample_t_on_the_seed_differences():
+    rng = np.random.default_rng(0)
+    a = {s: float(v) for s, v in enumerate(rng.normal(5, 1, 4))}
+    b = {s: a[s] + float(d) for s, d in enumerate(rng.normal(1, 0.5, 4))}
+    b[7] = 100.0  # a seed only one side has does not count
+    found = budgets.paired(a, b)
+    diff = np.array([b[s] - a[s] for s in range(4)])
+    half = stats.t.ppf(0.975, 3) * diff.std(ddof=1) / np.sqrt(4)
+    assert found.seeds == (0, 1, 2, 3)
+    assert np.isclose(found.interval.mean, diff.mean()) and np.isclose(found.interval.low, diff.mean() - half)
+    assert np.isclose(found.p, stats.ttest_1samp(diff, 0.0).pvalue)
+    # One common seed, or differences without spread: a difference but no test.
+    assert budgets.paired({0: 1.0}, {0: 3.0, 1: 9.0}).p is None and budgets.paired({0: 1.0}, {0: 3.0}).interval.mean == 2.0
+    assert budgets.paired({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0}).p is None
+    assert budgets.paired({0: 1.0}, {1: 2.0}) is None
+
+
+def test_changes_per_doubling_and_gaps_that_move_by_hand(tmp_path):
+    # cnn+cnn: 7, 8 at 1e12 and 15, 16 at 4e12 (two doublings); cnn+transformer: 4, 4.5 and 12, 14.
+    small = budgets.read(report(tmp_path / "s", grid({"cnn+cnn": [7.0, 8.0], "cnn+transformer": [4.0, 4.5]}), flops=1e12))
+    large = budgets.read(report(tmp_path / "l", grid({"cnn+cnn": [15.0, 16.0], "cnn+transformer": [12.0, 14.0]}),
+                                flops=4e12))
+    sweeps = budgets.together([large, small])
+    found = {c["architecture"]: c for c in budgets.changes(sweeps)}
+    assert found["cnn+cnn"]["change"].interval.mean == 8.0 and found["cnn+cnn"]["per_doubling"] == 4.0
+    assert found["cnn+transformer"]["change"].interval.mean == 8.75 and found["cnn+transformer"]["per_doubling"] == 4.375
+    assert budgets.reference(sweeps) == "cnn+cnn"
+    [at_small, at_large] = budgets.gaps(sweeps, "cnn+cnn")["cnn+transformer"]
+    # gaps per seed: (-3, -3.5) then (-3, -2); moved by (0, +1.5)
+    assert at_small["gap"].interval.mean == -3.25 and at_small["moved"] is None
+    assert at_large["gap"].interval.mean == -2.5 and at_large["moved"].interval.mean == 0.75
+    assert np.isclose(at_large["moved"].p, stats.ttest_1samp([0.0, 1.5], 0.0).pvalue)
+
+
+def test_lower_is_better_ranks_the_lowest_perplexity_first(tmp_path):
+    s = budgets.read(report(tmp_path / "lm", grid({"cnn+cnn": [30.0], "rnn+rnn": [20.0]}), metric="perplexity"))
+    assert s.column == "test_perplexity" and budgets.ranking(s) == ["rnn+rnn", "cnn+cnn"]
+
+
+def test_the_command_writes_the_tables_csv_and_plot_and_says_when_the_best_changes(tmp_path):
+    report(tmp_path / "small", grid({"cnn+cnn": [7.0, 8.0, 7.5], "transformer+cnn": [7.5, 8.5, 8.0]}), flops=None)
+    report(tmp_path / "x2", grid({"cnn+cnn": [15.0, 16.0, 15.2], "transformer+cnn": [10.0, 11.0, 10.4]}), flops=2e12)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "research.scaling", f"{tmp_path / 'small'}@1e12", str(tmp_path / "x2"), "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    md = (out / "scaling.md").read_text()
+    assert "The best architecture changes with the budget: transformer+cnn at 1e+12, cnn+cnn at 2e+12" in md
+    assert "## Gap to cnn+cnn" in md  # the best at the largest budget, not at the first
+    gap = next(l for l in md.splitlines() if l.startswith("| transformer+cnn | 2e+12 |"))
+    assert gap.split(" | ")[3] == f"{np.mean([10.0 - 15.0, 11.0 - 16.0, 10.4 - 15.2]):+.2f}"
+    table = list(csv.DictReader((out / "scaling.csv").open()))
+    assert [(r["architecture"], r["report"], r["rank"], r["mean"]) for r in table] == [
+        ("transformer+cnn", "small", "1", "8.0"), ("cnn+cnn", "small", "2", "7.5"),
+        ("cnn+cnn", "x2", "1", str(np.mean([15.0, 16.0, 15.2]))), ("transformer+cnn", "x2", "2", str(np.mean([10.0, 11.0, 10.4])))]
+    assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without the stated budget the old report is refused, with the way out in the message.
+    cmd[3] = str(tmp_path / "small")
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "state its budget as" in done.stderr
+
+
+def test_a_stated_budget_is_the_last_at_sign_followed_by_a_number():
+    assert scaling.parse("results/a@b@8.2e12") == (scaling.Path("results/a@b"), 8.2e12)
+    assert scaling.parse("results/a@b") == (scaling.Path("results/a@b"), None)
