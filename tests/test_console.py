@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from absl import logging as absl_logging
@@ -15,7 +14,7 @@ from tensorflow_datasets.core.utils import file_utils
 
 from research import console
 from research.config import REPO
-from research.data import builders
+from research.data import builders, readers
 from tests.conftest import SAMPLE, tiny_overrides
 
 
@@ -228,7 +227,7 @@ def test_preparation_progress_counts_every_byte_of_the_file_as_it_reads(tmp_path
     path = tmp_path / f"train.jsonl{suffix}"
     path.write_bytes(gzip.compress(text.encode()) if suffix else text.encode())
     seen, at_pair = [], []
-    for pair in builders.read_jsonl(str(path), "de", "en", advance=seen.append):
+    for pair in readers.read_jsonl(str(path), "de", "en", advance=seen.append):
         at_pair.append(sum(seen))
     assert sum(seen) == path.stat().st_size  # the bar ends at 100%, not short of it or past it
     assert len(at_pair) == 2000 and at_pair == sorted(at_pair)

@@ -38,7 +38,7 @@ import logging
 import re
 from typing import Iterator
 
-from research.data import builders, tagged, tags
+from research.data import builders, readers, tagged, tags
 from research.data.errors import DataError
 from research.registry import ConfigError
 
@@ -56,7 +56,7 @@ def layout(source: str, target: str) -> str:
     """"columns", "conllu" or "props" for `data.source` / `data.target` (see the module docstring)."""
     source, target = str(source), str(target)
     if target == PROPS:
-        if builders._column_index(source) is None:
+        if readers.column_index(source) is None:
             raise ConfigError(f"data.source: the props layout (data.target={PROPS}) reads the words from a column "
                               f"index (0 for `paste words props`), not {source!r}")
         return "props"
@@ -72,10 +72,10 @@ def layout(source: str, target: str) -> str:
     return "columns"
 
 
-def _blocks(path: str, advance: builders.Advance) -> Iterator[Block]:
+def _blocks(path: str, advance: readers.Advance) -> Iterator[Block]:
     """The non-blank lines of a file, one list per sentence (blank lines end sentences)."""
     block: Block = []
-    for lineno, line in builders._lines(path, advance):
+    for lineno, line in readers.lines(path, advance):
         if line.strip():
             block.append((lineno, line))
         elif block:
@@ -97,7 +97,7 @@ def _cells(block: Block, path: str, split, need: int) -> list[list[str]]:
     return rows
 
 
-def read_columns(path: str, word: int, tag: int, advance: builders.Advance = None) -> Iterator[tagged.Sentence]:
+def read_columns(path: str, word: int, tag: int, advance: readers.Advance = None) -> Iterator[tagged.Sentence]:
     """CoNLL-2003-style columns: (first line, source, target) of every sentence."""
     need = max(word, tag, -word - 1, -tag - 1, 1) + 1  # the columns both indices reach, and two at least
     for lines in _blocks(path, advance):
@@ -117,7 +117,7 @@ def read_columns(path: str, word: int, tag: int, advance: builders.Advance = Non
             yield block[0][0], tagged.source_text(words), tagged.check_sentence(words, labels, f"{path}:{block[0][0]}")
 
 
-def read_conllu(path: str, word: str, tag: str, advance: builders.Advance = None) -> Iterator[tagged.Sentence]:
+def read_conllu(path: str, word: str, tag: str, advance: readers.Advance = None) -> Iterator[tagged.Sentence]:
     """CoNLL-U: (first line, source, target) of every sentence, syntactic words only."""
     w, t = CONLLU.index(word), CONLLU.index(tag)
     for block in _blocks(path, advance):
@@ -170,7 +170,7 @@ def bio_of_props(column: list[str], lines: list[int], path: str) -> tuple[list[s
     return out, predicate
 
 
-def read_props(path: str, word: int, advance: builders.Advance = None) -> Iterator[tagged.Sentence]:
+def read_props(path: str, word: int, advance: readers.Advance = None) -> Iterator[tagged.Sentence]:
     """The SRL props layout: (first line, source with its predicate, BIO target) of every predicate."""
     bare = 0
     for block in _blocks(path, advance):
@@ -201,9 +201,9 @@ class TaggedColumns(tagged.TaggedBuilder, skip_registration=True):
     @staticmethod
     def files(path: str, source: str, target: str, split: str) -> list[str]:
         suffix = "conllu" if layout(source, target) == "conllu" else "conll"
-        return [builders._find(path, f"{split}.{suffix}")]
+        return [builders.split_file(path, f"{split}.{suffix}")]
 
-    def _read(self, files: list[str], advance: builders.Advance) -> Iterator[tagged.Sentence]:
+    def _read(self, files: list[str], advance: readers.Advance) -> Iterator[tagged.Sentence]:
         c = self.builder_config
         kind = layout(c.source, c.target)
         if kind == "conllu":

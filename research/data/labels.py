@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from research import console
-from research.data import builders, catalog, closed_vocab
+from research.data import builders, catalog, closed_vocab, readers
 from research.data.batch import EOS
 from research.data.errors import DataError
 
@@ -54,27 +54,27 @@ def _label(value: Any, where: str) -> str:
         raise DataError(f"{where}: a label must be a non-empty string, got {json.dumps(value)[:60]}")
     if any(c in value for c in "\t\n\r"):
         raise DataError(f"{where}: label {value!r} holds a tab or line break (predictions are one example a line)")
-    builders._check_unicode(value, where)
+    readers.check_unicode(value, where)
     return value
 
 
-def read_labelled(path: str, text_field: str, label_field: str, advance: builders.Advance = None
+def read_labelled(path: str, text_field: str, label_field: str, advance: readers.Advance = None
                   ) -> Iterator[tuple[int, str, str]]:
     """(line, text, the label field as JSON) of every example of a JSONL file; see the module docstring."""
-    for lineno, obj in builders.json_objects(path, (text_field, label_field), advance):
+    for lineno, obj in readers.json_objects(path, (text_field, label_field), advance):
         where = f"{path}:{lineno}"
         text, value = obj[text_field], obj[label_field]
         if not isinstance(text, str):
             raise DataError(f"{where}: field {text_field!r} is {type(text).__name__}, not a string")
         if not text.strip():
             raise DataError(f"{where}: empty text in field {text_field!r}; remove the line or give it a text")
-        builders._check_unicode(text, f"{where}: field {text_field!r}")
+        readers.check_unicode(text, f"{where}: field {text_field!r}")
         label_where = f"{where}: field {label_field!r}"
         value = [_label(v, label_where) for v in value] if isinstance(value, list) else _label(value, label_where)
         yield lineno, text, json.dumps(value, ensure_ascii=False)
 
 
-class LabelledCorpus(builders._LocalCorpus, skip_registration=True):
+class LabelledCorpus(builders.LocalCorpus, skip_registration=True):
     """`{split}.jsonl[.gz]` of labelled texts: records {source: text, target: label field as JSON, line}."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -89,7 +89,7 @@ class LabelledCorpus(builders._LocalCorpus, skip_registration=True):
             disable_shuffling=True,
         )
 
-    def _read(self, files: list[str], advance: builders.Advance) -> Iterator[tuple[int, str, str]]:
+    def _read(self, files: list[str], advance: readers.Advance) -> Iterator[tuple[int, str, str]]:
         return read_labelled(files[0], self.builder_config.source, self.builder_config.target, advance)
 
     def _generate_examples(self, split: str, files: list[str]) -> Iterator[tuple[int, dict]]:

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from research import console
-from research.data import builders, catalog
+from research.data import builders, catalog, readers
 from research.data.errors import DataError
 
 Sentence = tuple[int, str, str]  # (line, source, target) as the examples hold them
@@ -72,19 +72,19 @@ def check_sentence(words: Sequence[Any], tags: Sequence[Any], where: str) -> str
     for i, word in enumerate(words):
         if not isinstance(word, str) or not word.strip():
             raise DataError(f"{where}: word {i + 1} is {json.dumps(word)[:40]}, not a non-empty string")
-        builders._check_unicode(word, f"{where}: word {i + 1}")
+        readers.check_unicode(word, f"{where}: word {i + 1}")
     for i, tag in enumerate(tags):
         if not isinstance(tag, str) or not tag or tag != "".join(tag.split()):
             raise DataError(f"{where}: tag {i + 1} is {json.dumps(tag)[:40]}: a tag must be a non-empty string "
                             "without spaces")
-        builders._check_unicode(tag, f"{where}: tag {i + 1}")
+        readers.check_unicode(tag, f"{where}: tag {i + 1}")
     return " ".join(tags)
 
 
-def read_tagged_jsonl(path: str, tokens_field: str, tags_field: str, advance: builders.Advance = None
+def read_tagged_jsonl(path: str, tokens_field: str, tags_field: str, advance: readers.Advance = None
                       ) -> Iterator[Sentence]:
     """(line, source, target) of every sentence of a JSONL file with a word list and a tag list field."""
-    for lineno, obj in builders.json_objects(path, (tokens_field, tags_field), advance):
+    for lineno, obj in readers.json_objects(path, (tokens_field, tags_field), advance):
         where = f"{path}:{lineno}"
         for field in (tokens_field, tags_field):
             if not isinstance(obj[field], list):
@@ -93,7 +93,7 @@ def read_tagged_jsonl(path: str, tokens_field: str, tags_field: str, advance: bu
         yield lineno, source_text(obj[tokens_field]), target
 
 
-class TaggedBuilder(builders._LocalCorpus, skip_registration=True):
+class TaggedBuilder(builders.LocalCorpus, skip_registration=True):
     """A prepared corpus of tagged sentences: records {source, target, line} in file order; subclasses say
     which files a split reads and how (`files`, `_read`)."""
 
@@ -122,7 +122,7 @@ class TaggedJsonl(TaggedBuilder, skip_registration=True):
 
     files = staticmethod(builders.JsonlCorpus.files)
 
-    def _read(self, files: list[str], advance: builders.Advance) -> Iterator[Sentence]:
+    def _read(self, files: list[str], advance: readers.Advance) -> Iterator[Sentence]:
         return read_tagged_jsonl(files[0], self.builder_config.source, self.builder_config.target, advance)
 
 

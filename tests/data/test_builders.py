@@ -81,7 +81,7 @@ def test_prepared_once_and_again_when_the_corpus_changes(tmp_path, monkeypatch):
 def test_empty_sides_are_counted_skipped_and_logged(tmp_path, caplog):
     pairs = PAIRS[:2] + [("", "nothing"), ("nichts", "   ")]
     write(tmp_path / "c/train.jsonl", jsonl(pairs) + [""])  # a blank last line is no example
-    with caplog.at_level(logging.WARNING, logger="research.data.builders"):
+    with caplog.at_level(logging.WARNING, logger="research.data.readers"):
         splits = load_splits("jsonl", str(tmp_path / "c"), "de", "en", ("train",), str(tmp_path / "tfds"))
     assert read_all(splits["train"]) == PAIRS[:2]
     assert "skipped 2 of 4 examples with an empty source or target" in caplog.text

@@ -1,7 +1,6 @@
 """`data.dir=` alone names the run after that folder, not after the default corpus (issue 12, item 9)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 

@@ -15,7 +15,8 @@ import tensorflow_datasets as tfds
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from research.data.builders import load_splits, read_jsonl, read_moses, read_tsv, skip_empty
+from research.data.builders import load_splits
+from research.data.readers import read_jsonl, read_moses, read_tsv, skip_empty
 from research.data.errors import DataError
 
 tfds.disable_progress_bar()
