@@ -32,29 +32,16 @@ import sys
 from pathlib import Path
 
 from research import console, sweep, tasks
-from research.analysis import decide, lengths, plots
+from research.analysis import decide, lengths, plots, tables
 from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, write_csv
 from research.training import hardware
 
 log = logging.getLogger("research.report")
 
 
-def _fmt(v, digits: int = 2) -> str:
-    if v is None or v == "":
-        return ""
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
 def _pm(g: dict, col: str, digits: int = 2) -> str:
     m, s = g.get(f"{col}_mean"), g.get(f"{col}_std")
-    return "" if m is None else _fmt(m, digits) + ("" if s is None else f" ± {_fmt(s, digits)}")
-
-
-def _table(header: list[str], lines: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return "\n".join(out + ["| " + " | ".join(l) + " |" for l in lines])
+    return "" if m is None else tables.number(m, digits) + ("" if s is None else f" ± {tables.number(s, digits)}")
 
 
 def length_lines(found: dict) -> list[str]:
@@ -66,7 +53,7 @@ def length_lines(found: dict) -> list[str]:
                 else "."), ""]
     header = ["architecture", *[f"{lo}-{hi}" + (" *" if b is not None and lo > b else "") for lo, hi in found["buckets"]]]
     order = sorted(found["mean"], key=lambda a: -sum(v or 0.0 for v in found["mean"][a]))
-    lines += [_table(header, [[a, *[_fmt(v, 1) for v in found["mean"][a]]] for a in order])]
+    lines += [tables.table(header, [[a, *[tables.number(v, 1) for v in found["mean"][a]]] for a in order])]
     if b is not None:
         lines += ["", "\\* longer than every training target."]
     return lines + [""]
@@ -166,10 +153,10 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
     header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
     body = []
     for g in better_first(groups, column, verdict["metric"]):
-        ci = "" if g.get("ci_low") is None else f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"
-        ps = [("best" if g["architecture"] == best else _fmt(g.get(f"p_{c}"), 4)) for c in p_cols]
+        ci = tables.interval(g.get("ci_low"), g.get("ci_high"))
+        ps = [("best" if g["architecture"] == best else tables.number(g.get(f"p_{c}"), 4)) for c in p_cols]
         body.append([g["architecture"], str(g["runs"]), _pm(g, column), ci, *ps, "yes" if g.get("in_best_group") else ""])
-    lines += ["", _table(header, body), ""]
+    lines += ["", tables.table(header, body), ""]
     lines += baseline_lines(verdict)
     comp = verdict["compute"]
     lines += ["## Quality against compute", "", "Validation curves against cumulative training FLOPs and seconds "
@@ -179,8 +166,8 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
     if comp["best_at"]:
         lines += ["Best architecture at a FLOPs budget, read off the validation curves (the last validation within "
                   "the budget, mean over seeds; an architecture counts once all its runs have one):", ""]
-        lines += [_table(["training FLOPs", "best", "its validation score", "architectures with a value"],
-                         [[f"{b['budget']:.3g}", b["best"] or "", _fmt(b["value"]), str(len(b["values"]))]
+        lines += [tables.table(["training FLOPs", "best", "its validation score", "architectures with a value"],
+                         [[f"{b['budget']:.3g}", b["best"] or "", tables.number(b["value"]), str(len(b["values"]))]
                           for b in comp["best_at"]]), ""]
     return lines
 
@@ -205,9 +192,9 @@ def baseline_lines(verdict: dict) -> list[str]:
     lines = ["### Baselines", "", f"The {tasks.by_metric(metric).name} task's baselines (systems that need no "
              "training, or a reference model fitted on the runs' own training split), scored on the same test set; "
              f"p: the same paired test of {best} (its seeds joined) against each."]
-    body = [[name, *[_fmt(b["scores"].get(k)) for k in names], *[_fmt(b["p"].get(t), 4) for t in tests]]
+    body = [[name, *[tables.number(b["scores"].get(k)) for k in names], *[tables.number(b["p"].get(t), 4) for t in tests]]
             for name, b in found.items()]
-    return lines + ["", _table(["baseline", *names, *[f"p {t.replace('_', ' ')}" for t in tests]], body), ""]
+    return lines + ["", tables.table(["baseline", *names, *[f"p {t.replace('_', ' ')}" for t in tests]], body), ""]
 
 
 def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
@@ -243,14 +230,14 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
     body = []
     for g in better_first(groups, f"validation_{metric}", metric):
-        body.append([g["architecture"], str(g["runs"]), _fmt(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}"),
+        body.append([g["architecture"], str(g["runs"]), tables.number(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}"),
                      _pm(g, "validation_loss", 3), *[_pm(g, c) for c in test if c == f"test_{metric}"],
                      _pm(g, "tokens_per_s", 0), _pm(g, "wall_s", 0)])
-    lines += [_table(header, body), ""]
+    lines += [tables.table(header, body), ""]
     lines += ["## Runs", ""]
     shown = ["run", "encoder", "decoder", "seed", "params", *val, *test, *SPEED]
-    lines += [_table([c.replace("validation_", "val ").replace("_", " ") for c in shown],
-                     [[_fmt(r.get(c), 3 if "loss" in c else 2) for c in shown] for r in rows]), ""]
+    lines += [tables.table([c.replace("validation_", "val ").replace("_", " ") for c in shown],
+                     [[tables.number(r.get(c), 3 if "loss" in c else 2) for c in shown] for r in rows]), ""]
     lines += ["## Plots", ""] + [f"![{i}]({i})" for i in images] + [""]
     lines += ["HParams: `tensorboard --logdir tb` in this folder, tab HPARAMS.", ""]
     return "\n".join(lines)

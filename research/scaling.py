@@ -6,9 +6,9 @@ and 3.28e13 FLOPs. A report written before report.csv recorded `train_flops` nee
 (experiments/results/compare_translation_small@8.2e12). Writes into --out:
 
   scaling.md    the score of every architecture at every budget (mean, std and 95% t interval over seeds, rank);
-                each one's change from one budget to the next, and per doubling of FLOPs; and its gap to the
-                best architecture at the largest budget, at each budget and how it moved between them; all
-                paired by seed (research/analysis/budgets.py says why and how)
+                where the lead changes hands; each one's change from one budget to the next, and per doubling of
+                FLOPs; and its gap to the best architecture at the largest budget, at each budget and how it
+                moved between them; all paired by seed (research/analysis/budgets.py says why and how)
   scaling.csv   one row per architecture and budget: runs, seeds, mean, std, interval, rank
   scaling.png   the score against training FLOPs, every run and each architecture's mean with its interval
 """
@@ -20,33 +20,32 @@ import sys
 from pathlib import Path
 
 from research import console
-from research.analysis import budgets, confidence, plots
+from research.analysis import budgets, confidence, plots, tables
 from research.analysis.runs import write_csv
 
-STATED = re.compile(r"^(?P<path>.+)@(?P<flops>[0-9.]+(?:[eE][+-]?[0-9]+)?)$")
+STATED = re.compile(r"^(?P<path>.+)@(?P<flops>[0-9.][^@/]*)$")  # @ and a number: a stated budget
 
 
 def parse(arg: str) -> tuple[Path, float | None]:
-    """REPORT or REPORT@FLOPS -> (path, stated budget or None)."""
+    """REPORT or REPORT@FLOPS -> (path, stated budget or None); a budget that is no number is refused."""
     found = STATED.match(arg)
-    return (Path(found["path"]), float(found["flops"])) if found else (Path(arg), None)
+    if not found:
+        return Path(arg), None
+    try:
+        return Path(found["path"]), float(found["flops"])
+    except ValueError:
+        raise budgets.BadReport(f"{arg}: {found['flops']!r} after the @ is not a number of FLOPs") from None
 
 
-def _num(x: float | None, digits: int = 2) -> str:
-    return "" if x is None else f"{x:.{digits}f}"
+def _mean_std(i: confidence.Interval) -> str:
+    return f"{i.mean:.2f}" + ("" if i.std is None else f" ± {i.std:.2f}")
 
 
-def _p(x: float | None) -> str:
-    return "" if x is None else ("< 0.0001" if x < 0.0001 else f"{x:.4f}")
-
-
-def _ci(i) -> str:
-    return "" if i.low is None else f"[{i.low:.2f}, {i.high:.2f}]"
-
-
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|",
-            *["| " + " | ".join(row) + " |" for row in body]]
+def order(sweeps: list[budgets.Sweep]) -> list[str]:
+    """Every architecture: those at the largest budget first, in its order; then those last seen at the next
+    largest, in its order; and so on."""
+    last = {a: max(k for k, s in enumerate(sweeps) if a in s.scores) for s in sweeps for a in s.scores}
+    return sorted(last, key=lambda a: (-last[a], budgets.ranking(sweeps[last[a]]).index(a)))
 
 
 def rows(sweeps: list[budgets.Sweep]) -> list[dict]:
@@ -61,56 +60,80 @@ def rows(sweeps: list[budgets.Sweep]) -> list[dict]:
     return out
 
 
-def markdown(sweeps: list[budgets.Sweep], command: str) -> str:
-    metric = sweeps[0].column.replace("_", " ")
-    lower = budgets.lower_is_better(sweeps[0])
-    # Those at the largest budget first, in its order; then those last seen at the next largest, in its order; ...
-    last = {a: max(k for k, s in enumerate(sweeps) if a in s.scores) for s in sweeps for a in s.scores}
-    archs = sorted(last, key=lambda a: (-last[a], budgets.ranking(sweeps[last[a]]).index(a)))
-    lines = ["# Across budgets: " + ", ".join(s.name for s in sweeps), "",
-             f"{len(sweeps)} reports of one comparison, scored by **{metric}** ({'lower' if lower else 'higher'} is "
-             f"better), placed at their runs' training FLOPs. Command:", "", f"    {command}", ""]
-    lines += ["## Score at each budget", "", "Mean ± standard deviation over seeds, 95% t interval, and rank at that "
-              "budget; each report's own report.md holds its tests on the test hypotheses.", ""]
-    header = ["architecture", *[f"{s.flops:.3g} FLOPs ({s.name})" for s in sweeps]]
+def score_lines(sweeps: list[budgets.Sweep], archs: list[str]) -> list[str]:
+    lines = ["## Score at each budget", "", "Mean ± standard deviation over seeds, 95% t interval, and rank at that "
+             "budget; each report's own report.md holds its tests on the test hypotheses.", ""]
     body = []
     for arch in archs:
         cells = []
         for s in sweeps:
-            if arch not in s.scores:
-                cells.append("")
-                continue
-            i = confidence.t_interval(list(s.scores[arch].values()))
-            cells.append(f"{i.mean:.2f}" + ("" if i.std is None else f" ± {i.std:.2f}") + f" {_ci(i)} "
+            i = confidence.t_interval(list(s.scores[arch].values())) if arch in s.scores else None
+            cells.append("" if i is None else f"{_mean_std(i)} {tables.interval(i.low, i.high)} "
                          f"#{budgets.ranking(s).index(arch) + 1} of {len(s.scores)} (n={i.n})")
         body.append([arch, *cells])
-    lines += _table(header, body) + [""]
-    flips = [(a, b) for a, b in zip(sweeps, sweeps[1:]) if budgets.ranking(a)[0] != budgets.ranking(b)[0]]
-    lines += [("The best architecture changes with the budget: " + "; ".join(
-        f"{budgets.ranking(a)[0]} at {a.flops:.3g}, {budgets.ranking(b)[0]} at {b.flops:.3g}" for a, b in flips))
-        if flips else f"The best architecture is the same at every budget: {budgets.ranking(sweeps[-1])[0]}.", ""]
-    lines += ["## Change from one budget to the next", "", "The later score minus the earlier, seed by seed (a seed "
-              "starts from the same weights and data order at every budget); p: paired t over those seeds.", ""]
-    body = [[c["architecture"], f"{c['from'].flops:.3g} → {c['to'].flops:.3g}",
-             " ".join(map(str, c["change"].seeds)), _num(c["change"].interval.mean) + (
-                 "" if c["change"].interval.std is None else f" ± {c['change'].interval.std:.2f}"),
-             _ci(c["change"].interval), _p(c["change"].p), f"{c['per_doubling']:+.2f}"] for c in budgets.changes(sweeps)]
-    lines += _table(["architecture", "FLOPs", "seeds", "change, mean ± std", "95% CI", "p", "per doubling"], body) + [""]
+    return lines + [tables.table(["architecture", *[f"{s.flops:.3g} FLOPs ({s.name})" for s in sweeps]], body), ""]
+
+
+def leader_lines(sweeps: list[budgets.Sweep]) -> list[str]:
+    changed = budgets.leaders(sweeps)
+    if not changed:
+        return ["Among the architectures that two consecutive budgets share, the best by mean is the same at both "
+                f"throughout; at the largest budget it is {budgets.ranking(sweeps[-1])[0]}.", ""]
+    lines = ["The lead changes hands (best by mean among the architectures both budgets have; the difference is "
+             "the later leader minus the earlier, paired by seed, at each budget):", ""]
+    for c in changed:
+        at = [f"{p.interval.mean:+.2f} (p {tables.p_value(p.p) or 'n/a'}) at {s.flops:.3g}"
+              for p, s in ((c["at_from"], c["from"]), (c["at_to"], c["to"]))]
+        lines.append(f"- {c['before']} at {c['from'].flops:.3g}, {c['after']} at {c['to'].flops:.3g}: " + ", ".join(at))
+    return lines + [""]
+
+
+def change_lines(sweeps: list[budgets.Sweep], lower: bool) -> list[str]:
+    lines = ["## Change from one budget to the next", "", "The later score minus the earlier, seed by seed (a seed "
+             "starts from the same weights and data order at every budget), for the budgets an architecture has "
+             f"one after the other; p: paired t over those seeds. {'Negative' if lower else 'Positive'} is better. "
+             "Per doubling: the change over log2 of the two budgets' ratio.", ""]
+    body = [[c["architecture"], f"{c['from'].flops:.3g} → {c['to'].flops:.3g}", " ".join(map(str, c["change"].seeds)),
+             _mean_std(c["change"].interval), tables.interval(c["change"].interval.low, c["change"].interval.high),
+             tables.p_value(c["change"].p), f"{c['per_doubling']:+.2f}"] for c in budgets.changes(sweeps)]
+    return lines + [tables.table(["architecture", "FLOPs", "seeds", "change, mean ± std", "95% CI", "p", "per doubling"],
+                                 body), ""]
+
+
+def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool) -> list[str]:
     ref = budgets.reference(sweeps)
-    lines += [f"## Gap to {ref}", "", f"Each architecture's score minus {ref}'s (the best at the largest budget), seed "
-              "by seed, at each budget; p: paired t of the two. **Moved**: how that gap changed since the previous "
-              f"budget, over the seeds all four runs share ({'negative' if lower else 'positive'}: closer to or "
-              f"further ahead of {ref}).", ""]
+    lines = [f"## Gap to {ref}", "", f"Each architecture's score minus {ref}'s (the best at the largest budget), seed "
+             "by seed, at each budget; p: paired t of the two. **Moved**: how that gap changed since the previous "
+             f"budget with both, over the seeds all four runs share ({'negative' if lower else 'positive'}: closer "
+             f"to or further ahead of {ref}).", ""]
     body = []
     for arch, found in sorted(budgets.gaps(sweeps, ref).items(), key=lambda kv: archs.index(kv[0])):
         for g in found:
-            gap, moved = g["gap"], g["moved"]
-            body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, gap.seeds)), f"{gap.interval.mean:+.2f}",
-                         _ci(gap.interval), _p(gap.p), "" if moved is None else f"{moved.interval.mean:+.2f}",
-                         "" if moved is None else _ci(moved.interval), "" if moved is None else _p(moved.p)])
-    lines += _table(["architecture", "FLOPs", "seeds", "gap", "95% CI", "p", "moved", "95% CI", "p"], body) + [""]
-    lines += ["![scaling.png](scaling.png)", ""]
+            gap, moved = g["gap"].interval, g["moved"]
+            body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, g["gap"].seeds)), f"{gap.mean:+.2f}",
+                         tables.interval(gap.low, gap.high), tables.p_value(g["gap"].p),
+                         "" if moved is None else f"{moved.interval.mean:+.2f}",
+                         "" if moved is None else tables.interval(moved.interval.low, moved.interval.high),
+                         "" if moved is None else tables.p_value(moved.p)])
+    return lines + [tables.table(["architecture", "FLOPs", "seeds", "gap", "95% CI", "p", "moved", "95% CI", "p"], body), ""]
+
+
+def markdown(sweeps: list[budgets.Sweep], command: str) -> str:
+    lower = budgets.lower_is_better(sweeps[0])
+    archs = order(sweeps)
+    lines = ["# Across budgets: " + ", ".join(s.name for s in sweeps), "",
+             f"{len(sweeps)} reports of one comparison, scored by **{sweeps[0].column.replace('_', ' ')}** "
+             f"({'lower' if lower else 'higher'} is better). Each sits at its runs' mean training FLOPs, or at the "
+             "budget stated after its @ where its report.csv does not record them. Command:", "", f"    {command}", ""]
+    lines += score_lines(sweeps, archs) + leader_lines(sweeps) + change_lines(sweeps, lower)
+    lines += gap_lines(sweeps, archs, lower) + ["![scaling.png](scaling.png)", ""]
     return "\n".join(lines)
+
+
+def curves(sweeps: list[budgets.Sweep]) -> dict[str, list[tuple[float, list[float], confidence.Interval]]]:
+    """What scaling.png draws: per architecture, (FLOPs, its runs' scores, their interval) at each budget it has."""
+    return {a: [(s.flops, list(s.scores[a].values()), confidence.t_interval(list(s.scores[a].values())))
+                for s in sweeps if a in s.scores] for a in sorted({a for s in sweeps for a in s.scores})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         sweeps = budgets.together([budgets.read(*parse(a)) for a in args.reports])
     except budgets.BadReport as e:
         raise SystemExit(f"error: {e}") from None
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --out {args.out}: {e.strerror}") from None
     command = "python -m research.scaling " + " ".join(args.reports) + f" --out {args.out}"
     table = rows(sweeps)
     write_csv(args.out / "scaling.csv", table, list(table[0]))
-    plots.budget_plot(sweeps, args.out / "scaling.png")
+    plots.budget_plot(curves(sweeps), [s.flops for s in sweeps], sweeps[0].column, args.out / "scaling.png")
     (args.out / "scaling.md").write_text(markdown(sweeps, command))
     print(f"{len(sweeps)} budgets, {len({r['architecture'] for r in table})} architectures -> {args.out / 'scaling.md'}")
     return 0

@@ -71,8 +71,11 @@ def read(path: Path, flops: float | None = None) -> Sweep:
     table = path / "report.csv" if path.is_dir() else path
     if not table.is_file():
         raise BadReport(f"{table}: no such file (python -m research.report writes report.csv)")
-    with table.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with table.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise BadReport(f"{table}: not a readable CSV file ({e})") from None
     if not rows:
         raise BadReport(f"{table}: no runs")
     missing = [c for c in REQUIRED if c not in rows[0]]
@@ -82,12 +85,16 @@ def read(path: Path, flops: float | None = None) -> Sweep:
     if len(metrics) > 1:
         raise BadReport(f"{table}: runs scored by {' and '.join(metrics)}; one report holds one task")
     metric = metrics[0]
-    column = f"test_{metric}" if all(r.get(f"test_{metric}") for r in rows) else f"validation_{metric}"
+    try:
+        tasks.by_metric(metric)
+    except ValueError as e:
+        raise BadReport(f"{table}: {e}") from None
+    column = score_column(table, rows, metric)
     parsed = []
     for r in rows:
         where = f"{table}, run {r.get('run', '?')}"
-        parsed.append({"encoder": r["encoder"], "decoder": r["decoder"], "seed": int(_float(r["seed"], where + ", seed")),
-                       "_overrides": r["overrides"].split(), "score": _float(r.get(column, ""), f"{where}, {column}"),
+        parsed.append({"encoder": r["encoder"], "decoder": r["decoder"], "seed": _seed(r["seed"], where),
+                       "_overrides": r["overrides"].split(), "score": _float(r[column], f"{where}, {column}"),
                        "flops": _float(r["train_flops"], f"{where}, train_flops") if r.get("train_flops") else None,
                        "run": r.get("run", "?")})
     flops = _budget(table, parsed, flops)
@@ -98,13 +105,32 @@ def read(path: Path, flops: float | None = None) -> Sweep:
         if r["seed"] in seeds:
             raise BadReport(f"{table}: {r['architecture']} has two runs of seed {r['seed']}")
         seeds[r["seed"]] = r["score"]
-    return Sweep(table.parent.name, table, flops, metric, column, scores)
+    name = table.parent.name if table.name == "report.csv" else str(table)
+    return Sweep(name, table, flops, metric, column, scores)
+
+
+def score_column(table: Path, rows: list[dict], metric: str) -> str:
+    """test_<metric> where every run has a test score, else validation_<metric> (as research.report decides)."""
+    for column in (f"test_{metric}", f"validation_{metric}"):
+        if all(r.get(column) for r in rows):
+            return column
+    raise BadReport(f"{table}: not every run has a test_{metric} or a validation_{metric} score")
+
+
+def _seed(text: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadReport(f"{where}: seed {text!r} is not a whole number") from None
 
 
 def _budget(table: Path, rows: list[dict], stated: float | None) -> float:
     recorded = [r for r in rows if r["flops"] is not None]
     if stated is not None and stated <= 0:
         raise BadReport(f"{table}: a budget of {stated:g} FLOPs")
+    spent_nothing = next((r for r in recorded if r["flops"] <= 0), None)
+    if spent_nothing is not None:
+        raise BadReport(f"{table}, run {spent_nothing['run']}: train_flops {spent_nothing['flops']:g} (a run spends some)")
     if len(recorded) < len(rows):
         if stated is None:
             raise BadReport(f"{table} does not record every run's train_flops (a report written before the column "
@@ -126,6 +152,11 @@ def together(sweeps: list[Sweep]) -> list[Sweep]:
     split, distinct budgets, and some architecture at two budgets or more."""
     if len(sweeps) < 2:
         raise BadReport("a comparison across budgets needs two reports or more")
+    seen: dict[Path, Sweep] = {}
+    for s in sweeps:
+        if s.path.resolve() in seen:
+            raise BadReport(f"{s.path} is given twice")
+        seen[s.path.resolve()] = s
     first = sweeps[0]
     for s in sweeps[1:]:
         if (s.metric, s.column) != (first.metric, first.column):
@@ -144,10 +175,27 @@ def lower_is_better(sweep: Sweep) -> bool:
     return tasks.by_metric(sweep.metric).lower_is_better
 
 
-def ranking(sweep: Sweep) -> list[str]:
-    """The sweep's architectures by mean score, the better first."""
+def ranking(sweep: Sweep, among: set[str] | None = None) -> list[str]:
+    """The sweep's architectures (or those of them `among`) by mean score over seeds, the better first."""
     sign = 1.0 if lower_is_better(sweep) else -1.0
-    return sorted(sweep.scores, key=lambda a: (sign * statistics.fmean(sweep.scores[a].values()), a))
+    archs = [a for a in sweep.scores if among is None or a in among]
+    return sorted(archs, key=lambda a: (sign * statistics.fmean(sweep.scores[a].values()), a))
+
+
+def leaders(sweeps: list[Sweep]) -> list[dict]:
+    """Where the lead changes hands: for each pair of consecutive budgets, among the architectures both have,
+    the best by mean at each when they differ, with the paired difference between the two at both budgets
+    (the later leader minus the earlier; a mean's lead can be within noise, and the p-values say so)."""
+    out = []
+    for a, b in zip(sweeps, sweeps[1:]):
+        both = set(a.scores) & set(b.scores)
+        if len(both) < 2:
+            continue
+        first, then = ranking(a, both)[0], ranking(b, both)[0]
+        if first != then:
+            out.append({"from": a, "to": b, "before": first, "after": then,
+                        "at_from": paired(a.scores[first], a.scores[then]), "at_to": paired(b.scores[first], b.scores[then])})
+    return out
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> Paired | None:

@@ -118,28 +118,24 @@ def length_plot(groups: list[dict], found: dict, out: Path) -> str:
     return "accuracy_by_length.png"
 
 
-def budget_plot(sweeps, path: Path) -> None:
-    """Score against training FLOPs (log scale) across sweeps of one comparison (`analysis/budgets.py`'s
-    Sweep): every run as a dot, each architecture's mean with its 95% t interval, joined across budgets."""
-    from research.analysis import confidence  # noqa: PLC0415
-
+def budget_plot(curves: dict, budgets: list[float], column: str, path: Path) -> None:
+    """Score against training FLOPs (log scale) across sweeps of one comparison: per architecture, at each budget
+    it has, (FLOPs, its runs' scores, their confidence.Interval) as `research.scaling.curves` gives them; every
+    run a dot, each mean with its 95% t interval, joined across budgets."""
     plt = _pyplot()
-    archs = sorted({a for s in sweeps for a in s.scores})
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
-    for k, arch in enumerate(archs):
+    for k, (arch, points) in enumerate(curves.items()):
         color = plt.get_cmap("tab10")(k % 10)
-        have = [s for s in sweeps if arch in s.scores]
-        found = [confidence.t_interval(list(s.scores[arch].values())) for s in have]
-        for s in have:
-            ax.scatter([s.flops] * len(s.scores[arch]), list(s.scores[arch].values()), color=color, s=12, alpha=0.4)
-        err = [[0.0 if i.low is None else i.mean - i.low for i in found], [0.0 if i.high is None else i.high - i.mean
-                                                                           for i in found]]
-        ax.errorbar([s.flops for s in have], [i.mean for i in found], yerr=err, color=color, marker="o", capsize=3,
-                    label=arch)
+        for flops, scores, _ in points:
+            ax.scatter([flops] * len(scores), scores, color=color, s=12, alpha=0.4)
+        means = [i.mean for _, _, i in points]
+        err = [[0.0 if i.low is None else i.mean - i.low for _, _, i in points],
+               [0.0 if i.high is None else i.high - i.mean for _, _, i in points]]
+        ax.errorbar([f for f, _, _ in points], means, yerr=err, color=color, marker="o", capsize=3, label=arch)
     ax.set_xscale("log", base=2)
-    ax.set_xticks([s.flops for s in sweeps], [f"{s.flops:.3g}" for s in sweeps])
+    ax.set_xticks(budgets, [f"{b:.3g}" for b in budgets])
     ax.set_xlabel("training FLOPs")
-    ax.set_ylabel(f"{sweeps[0].column.replace('_', ' ')}: runs, mean and 95% t interval")
+    ax.set_ylabel(f"{column.replace('_', ' ')}: runs, mean and 95% t interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(plt, fig, path)

@@ -150,7 +150,7 @@ def test_lower_is_better_ranks_the_lowest_perplexity_first(tmp_path):
     assert s.column == "test_perplexity" and budgets.ranking(s) == ["rnn+rnn", "cnn+cnn"]
 
 
-def test_the_command_writes_the_tables_csv_and_plot_and_says_when_the_best_changes(tmp_path):
+def test_the_command_writes_the_tables_csv_and_plot_and_says_when_the_lead_changes(tmp_path):
     report(tmp_path / "small", grid({"cnn+cnn": [7.0, 8.0, 7.5], "transformer+cnn": [7.5, 8.5, 8.0]}), flops=None)
     report(tmp_path / "x2", grid({"cnn+cnn": [15.0, 16.0, 15.2], "transformer+cnn": [10.0, 11.0, 10.4]}), flops=2e12)
     out = tmp_path / "out"
@@ -158,8 +158,11 @@ def test_the_command_writes_the_tables_csv_and_plot_and_says_when_the_best_chang
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     md = (out / "scaling.md").read_text()
-    assert "The best architecture changes with the budget: transformer+cnn at 1e+12, cnn+cnn at 2e+12" in md
-    assert "## Gap to cnn+cnn" in md  # the best at the largest budget, not at the first
+    # cnn+cnn minus transformer+cnn: -0.5 on every seed at 1e12 (no spread, no test); 5, 5, 4.8 at 2e12.
+    p = stats.ttest_1samp([5.0, 5.0, 4.8], 0.0).pvalue
+    assert (f"- transformer+cnn at 1e+12, cnn+cnn at 2e+12: -0.50 (p n/a) at 1e+12, "
+            f"{np.mean([5.0, 5.0, 4.8]):+.2f} (p {p:.4f}) at 2e+12") in md
+    assert "## Gap to cnn+cnn" in md and "Positive is better" in md  # the best at the largest budget
     gap = next(l for l in md.splitlines() if l.startswith("| transformer+cnn | 2e+12 |"))
     assert gap.split(" | ")[3] == f"{np.mean([10.0 - 15.0, 11.0 - 16.0, 10.4 - 15.2]):+.2f}"
     table = list(csv.DictReader((out / "scaling.csv").open()))
@@ -173,6 +176,64 @@ def test_the_command_writes_the_tables_csv_and_plot_and_says_when_the_best_chang
     assert done.returncode == 1 and "state its budget as" in done.stderr
 
 
-def test_a_stated_budget_is_the_last_at_sign_followed_by_a_number():
+def test_three_budgets_with_an_architecture_missing_from_the_middle(tmp_path):
+    a = report(tmp_path / "a", grid({"cnn+cnn": [1.0, 2.0], "rnn+rnn": [1.5, 1.0], "lost+one": [9.0, 9.0]}), flops=1e12)
+    b = report(tmp_path / "b", grid({"cnn+cnn": [3.0, 4.0]}), flops=2e12)
+    c = report(tmp_path / "c", grid({"cnn+cnn": [5.0, 6.5], "rnn+rnn": [2.0, 2.0]}), flops=8e12)
+    sweeps = budgets.together([budgets.read(x) for x in (c, a, b)])
+    found = [(x["architecture"], x["from"].name, x["to"].name, x["change"].interval.mean, x["per_doubling"])
+             for x in budgets.changes(sweeps)]
+    # rnn+rnn goes from a to c, three doublings: (0.5 + 1.0) / 2 = 0.75 in all, 0.25 per doubling.
+    assert found == [("cnn+cnn", "a", "b", 2.0, 2.0), ("cnn+cnn", "b", "c", 2.25, 1.125), ("rnn+rnn", "a", "c", 0.75, 0.25)]
+    [at_a, at_c] = budgets.gaps(sweeps, "cnn+cnn")["rnn+rnn"]
+    assert (at_a["gap"].interval.mean, at_c["gap"].interval.mean) == (-0.25, -3.75)
+    assert at_c["moved"].interval.mean == -3.5  # gaps (0.5, -1.0) then (-3.0, -4.5)
+    assert scaling.order(sweeps) == ["cnn+cnn", "rnn+rnn", "lost+one"]
+    # lost+one leads at a by mean but is not at c: the lead is compared among the architectures both have.
+    assert budgets.leaders([sweeps[0], sweeps[2]]) == []
+
+
+def test_a_perplexity_comparison_says_lower_is_better_and_signs_its_changes(tmp_path):
+    a = report(tmp_path / "a", grid({"cnn+cnn": [30.0, 32.0], "rnn+rnn": [20.0, 21.0]}), flops=1e12, metric="perplexity")
+    b = report(tmp_path / "b", grid({"cnn+cnn": [18.0, 19.0], "rnn+rnn": [19.0, 19.5]}), flops=2e12, metric="perplexity")
+    sweeps = budgets.together([budgets.read(a), budgets.read(b)])
+    md = scaling.markdown(sweeps, "cmd")
+    assert "(lower is better)" in md and "Negative is better" in md and "## Gap to cnn+cnn" in md
+    # cnn+cnn minus rnn+rnn: 10, 11 at 1e12 (worse) and -1, -0.5 at 2e12 (better)
+    p = [stats.ttest_1samp(d, 0.0).pvalue for d in ([10.0, 11.0], [-1.0, -0.5])]
+    assert f"- rnn+rnn at 1e+12, cnn+cnn at 2e+12: +10.50 (p {p[0]:.4f}) at 1e+12, -0.75 (p {p[1]:.4f}) at 2e+12" in md
+    row = next(l for l in md.splitlines() if l.startswith("| cnn+cnn | 1e+12 → 2e+12 |"))
+    assert row.split(" | ")[3] == "-12.50 ± 0.71" and row.split(" | ")[6] == "-12.50 |"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace(",0,", ",0.5,", 1), "seed '0.5' is not a whole number"),
+    (lambda t: t.replace("1000000000000.0", "0", 1), "train_flops 0 \\(a run spends some\\)"),
+    (lambda t: t.replace(",bleu,", ",wer,"), "no task decides by 'wer'"),
+    (lambda t: t.replace(",7.0,", ",,").replace(",6.0,", ",,"), "not every run has a test_bleu or a validation_bleu"),
+    (lambda t: t.replace("cnn", "c\udcffnn"), "not a readable CSV file"),
+])
+def test_bad_cells_are_refused_with_the_file_and_what_is_wrong(tmp_path, edit, message):
+    path = report(tmp_path / "r", grid({"cnn+cnn": [7.0, 8.0]})) / "report.csv"
+    text = edit(path.read_text())
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(budgets.BadReport, match=message):
+        budgets.read(path)
+
+
+def test_the_command_refuses_a_report_given_twice_a_budget_that_is_no_number_and_an_out_that_is_a_file(tmp_path):
+    a = report(tmp_path / "a", grid({"cnn+cnn": [1.0, 2.0]}), flops=None)
+    b = report(tmp_path / "b", grid({"cnn+cnn": [3.0, 4.0]}), flops=4e12)
+    (tmp_path / "file").write_text("mine")
+    for args, message in ([f"{a}@1e12", f"{a}@2e12"], "is given twice"), ([f"{a}@1.2.3", str(b)], "'1.2.3' after the @"), \
+            ([f"{a}@1e12", str(b), "--out", str(tmp_path / "file")], "--out .*file"):
+        with pytest.raises(SystemExit, match=message):
+            scaling.main([*args, "--out", str(tmp_path / "o")] if "--out" not in args else args)
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_stated_budget_is_an_at_sign_and_a_number_at_the_end():
     assert scaling.parse("results/a@b@8.2e12") == (scaling.Path("results/a@b"), 8.2e12)
     assert scaling.parse("results/a@b") == (scaling.Path("results/a@b"), None)
+    with pytest.raises(budgets.BadReport, match="'1.2.3' after the @ is not a number"):
+        scaling.parse("results/a@1.2.3")
