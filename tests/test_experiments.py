@@ -293,6 +293,25 @@ def test_summarization_copy_grid_is_each_decoder_plain_copy_and_coverage_behind_
     assert not off, f"outside 1,180,000 ± 1%: {off} (all: {counts})"
 
 
+def test_summarization_copy_budgets_is_the_best_copy_variant_at_two_and_four_times_the_flops():
+    cfg = hydra_config("+experiment=compare_summarization_copy_budgets")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/summary_copy", "trainer.budget_amount", "trainer.seed"}
+    assert params["+experiment/summary_copy"] == "cnn_copy_coverage"
+    assert [float(b) for b in str(params["trainer.budget_amount"]).split(",")] == [8.2e12, 1.64e13]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    sweep = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)
+    assert sweep["dir"].startswith("multirun/compare_summarization_copy_budgets/")
+    assert sweep["subdir"].startswith("flops_${trainer.budget_amount}/")  # one folder, so one report, per budget
+    copy = resolve(compose_config(["+experiment=compare_summarization_copy", "+experiment/summary_copy=cnn_copy_coverage"]))
+    for amount in (8.2e12, 1.64e13):
+        run = resolve(compose_config(["+experiment=compare_summarization_copy_budgets",
+                                      "+experiment/summary_copy=cnn_copy_coverage", f"trainer.budget_amount={amount}"]))
+        assert run.trainer.budget_amount == amount and copy.trainer.budget_amount == 4.1e12
+        assert run == dataclasses.replace(copy, trainer=dataclasses.replace(copy.trainer, budget_amount=amount))
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     cfg = hydra_config("+experiment=compare_translation_longer")
     assert cfg.hydra.mode.name == "MULTIRUN"
