@@ -29,6 +29,7 @@ from research.analysis import confidence, runs
 # otherwise (by steps, tokens or seconds), so the sweep has no one place on the FLOPs axis.
 SAME_BUDGET = 0.05
 REQUIRED = ("encoder", "decoder", "seed", "metric", "overrides")
+BUDGET_KEYS = ("trainer.budget_amount", "trainer.budget")
 
 
 class BadReport(ValueError):
@@ -42,7 +43,8 @@ class Sweep:
     flops: float  # its place on the compute axis, in training FLOPs
     metric: str
     column: str  # what scores it: test_<metric> where every run has one, else validation_<metric>
-    scores: dict[str, dict[int, float]]  # architecture -> seed -> score
+    runs: tuple[dict, ...]  # encoder, decoder, seed, score, run and _overrides of each run, as read
+    scores: dict[str, dict[int, float]]  # architecture -> seed -> score; named by `together`, across the sweeps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +100,28 @@ def read(path: Path, flops: float | None = None) -> Sweep:
                        "flops": _float(r["train_flops"], f"{where}, train_flops") if r.get("train_flops") else None,
                        "run": r.get("run", "?")})
     flops = _budget(table, parsed, flops)
-    runs.architectures(parsed)
+    name = table.parent.name if table.name == "report.csv" else str(table)
+    named = [dict(r) for r in parsed]
+    runs.architectures(named)  # as its own report names them; `together` names them again across the sweeps
+    return _named(Sweep(name, table, flops, metric, column, tuple(parsed), {}), named)
+
+
+def _named(sweep: Sweep, named: list[dict]) -> Sweep:
+    """The sweep with its scores by architecture, from its runs' rows as `runs.architectures` named them."""
     scores: dict[str, dict[int, float]] = {}
-    for r in parsed:
+    for r in named:
         seeds = scores.setdefault(r["architecture"], {})
         if r["seed"] in seeds:
-            raise BadReport(f"{table}: {r['architecture']} has two runs of seed {r['seed']}")
+            raise BadReport(f"{sweep.path}: {r['architecture']} has two runs of seed {r['seed']}")
         seeds[r["seed"]] = r["score"]
-    name = table.parent.name if table.name == "report.csv" else str(table)
-    return Sweep(name, table, flops, metric, column, scores)
+    return dataclasses.replace(sweep, scores=scores)
+
+
+def _varies(override: str) -> bool:
+    """Overrides that tell one sweep of a comparison from another rather than one architecture from another:
+    the experiment file and the budget."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key in BUDGET_KEYS or key == "experiment"
 
 
 def score_column(table: Path, rows: list[dict], metric: str) -> str:
@@ -166,8 +181,18 @@ def together(sweeps: list[Sweep]) -> list[Sweep]:
         if b.flops <= a.flops * (1 + SAME_BUDGET):
             raise BadReport(f"{a.path} and {b.path} are at one budget ({a.flops:.3g} and {b.flops:.3g} FLOPs); "
                             "report them together with python -m research.report instead")
+    # Named across the runs of all the sweeps: an override that every run of one sweep shares (so that its own
+    # report leaves it out of the names) still tells its runs from another sweep's, where it varies.
+    pooled = [dict(r, _overrides=[o for o in r["_overrides"] if not _varies(o)]) for s in ordered for r in s.runs]
+    runs.architectures(pooled)
+    named, k = [], 0
+    for s in ordered:
+        named.append(_named(s, pooled[k:k + len(s.runs)]))
+        k += len(s.runs)
+    ordered = named
     if not any(sum(arch in s.scores for s in ordered) > 1 for arch in {a for s in ordered for a in s.scores}):
-        raise BadReport("no architecture is in two of these reports: nothing to compare across budgets")
+        raise BadReport("no architecture is in two of these reports: nothing to compare across budgets ("
+                        + "; ".join(f"{s.name}: {', '.join(sorted(s.scores))}" for s in ordered) + ")")
     return ordered
 
 

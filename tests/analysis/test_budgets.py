@@ -17,7 +17,8 @@ from research.config import REPO
 
 
 def report(folder, runs, flops=1e12, metric="bleu", drop=()):
-    """A report.csv in `folder`: runs are (encoder, decoder, seed, test score), the validation score one less;
+    """A report.csv in `folder`: runs are (encoder, decoder, seed, test score, *other overrides), the validation
+    score one less;
     each run spent `flops` (a list: one per run; None: the column left empty, as for a run whose summary
     predates it); `drop`: columns left out."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -27,8 +28,9 @@ def report(folder, runs, flops=1e12, metric="bleu", drop=()):
     with (folder / "report.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[c for c in header if c not in drop], extrasaction="ignore")
         w.writeheader()
-        for k, ((enc, dec, seed, score), used) in enumerate(zip(runs, spent)):
-            overrides = f"+experiment/budget/encoder={enc} +experiment/budget/decoder={dec} trainer.seed={seed} +experiment=x"
+        for k, ((enc, dec, seed, score, *extra), used) in enumerate(zip(runs, spent)):
+            overrides = " ".join([f"+experiment/budget/encoder={enc}", f"+experiment/budget/decoder={dec}",
+                                  f"trainer.seed={seed}", *extra, "+experiment=x"])
             w.writerow({"run": str(k), "encoder": enc, "decoder": dec, "seed": seed, "params": 10, "steps": 5,
                         "train_flops": "" if used is None else used, "metric": metric, f"validation_{metric}": score - 1,
                         f"test_{metric}": score, "overrides": overrides})
@@ -143,6 +145,24 @@ def test_changes_per_doubling_and_gaps_that_move_by_hand(tmp_path):
     assert at_small["gap"].interval.mean == -3.25 and at_small["moved"] is None
     assert at_large["gap"].interval.mean == -2.5 and at_large["moved"].interval.mean == 0.75
     assert np.isclose(at_large["moved"].p, stats.ttest_1samp([0.0, 1.5], 0.0).pvalue)
+
+
+def test_architectures_are_named_across_the_sweeps_so_what_one_sweep_shares_still_counts(tmp_path):
+    # compare_summarization_copy varies the variant; a later sweep runs one variant at other budgets, so its own
+    # report drops the variant (every run has it) and names its runs plain transformer+cnn.
+    variants = [("transformer", "cnn", seed, score, f"+experiment/summary_copy={v}")
+                for v, scores in (("cnn", [10.0, 12.0]), ("cnn_copy_coverage", [17.5, 17.3])) for seed, score in enumerate(scores)]
+    later = [("transformer", "cnn", seed, score, "+experiment/summary_copy=cnn_copy_coverage",
+              "trainer.budget_amount=8.2e12") for seed, score in enumerate([19.0, 20.0])]
+    a = budgets.read(report(tmp_path / "copy", variants, flops=4.1e12))
+    b = budgets.read(report(tmp_path / "later", later, flops=8.2e12))
+    assert set(b.scores) == {"transformer+cnn"}  # on its own
+    sweeps = budgets.together([a, b])
+    copy = "transformer+cnn +experiment/summary_copy=cnn_copy_coverage"
+    assert set(sweeps[0].scores) == {"transformer+cnn +experiment/summary_copy=cnn", copy}
+    assert sweeps[1].scores == {copy: {0: 19.0, 1: 20.0}}
+    [change] = budgets.changes(sweeps)
+    assert change["architecture"] == copy and np.isclose(change["change"].interval.mean, 2.1)
 
 
 def test_lower_is_better_ranks_the_lowest_perplexity_first(tmp_path):
