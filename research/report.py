@@ -149,7 +149,8 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
                   + tasks.by_metric(verdict["metric"]).test_description
                   + " **Group**: not significantly different from the best (every p >= 0.05)."]
     else:
-        lines += ["", "No p-values: not every run has test hypotheses (hyps_test.txt)."]
+        lines += ["", "No p-values: one architecture, so none to test against the best." if len(groups) == 1
+                  else "No p-values: not every run has test hypotheses (hyps_test.txt)."]
     header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
     body = []
     for g in better_first(groups, column, verdict["metric"]):

@@ -202,6 +202,20 @@ def test_the_report_decides_with_intervals_paired_tests_and_a_compute_frontier(t
     assert (tmp_path / "report" / "metric_vs_compute.png").stat().st_size > 0
 
 
+def test_without_p_values_the_report_says_why(tmp_path):
+    for seed in range(2):
+        _hydra(fake_run(tmp_path / "one" / str(seed), 2.0, 5.0 + seed, seed), ["encoder=rnn", f"trainer.seed={seed}"])
+    report.report(tmp_path / "one", tmp_path / "one_report")
+    assert "No p-values: one architecture, so none to test against the best." in (tmp_path / "one_report" / "report.md").read_text()
+    for i, enc in enumerate(["rnn", "cnn"]):  # two architectures, and no run wrote hyps_test.txt
+        run = fake_run(tmp_path / "two" / str(i), 2.0, 5.0 + i, 0)
+        s = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
+        _hydra(run, [f"encoder={enc}"])
+    report.report(tmp_path / "two", tmp_path / "two_report")
+    assert "No p-values: not every run has test hypotheses" in (tmp_path / "two_report" / "report.md").read_text()
+
+
 def test_a_report_refuses_runs_of_different_tasks(tmp_path):
     for i, metric in enumerate(["bleu", "rougeL"]):
         run = fake_run(tmp_path / str(i), 2.0, 1.0, i)
