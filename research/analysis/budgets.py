@@ -10,7 +10,9 @@ effects reach p < 0.05, and each sweep's own report.md holds the stronger tests 
 
 The input is what `python -m research.report` leaves, report.csv (one row per run), so recorded reports compare
 without their runs. A sweep is placed at its runs' training FLOPs (the `train_flops` column) or, for a report
-written before that column existed, at the budget its reader states (`read(..., flops=)`).
+written before that column existed, at the budget its reader states (`read(..., flops=)`). Architectures are
+named across all the reports at once, without the experiment and budget overrides, so that a variant one sweep
+holds fixed (and its own report leaves unnamed) still matches that variant in a sweep that varied it.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ class Sweep:
     metric: str
     column: str  # what scores it: test_<metric> where every run has one, else validation_<metric>
     runs: tuple[dict, ...]  # encoder, decoder, seed, score, run and _overrides of each run, as read
-    scores: dict[str, dict[int, float]]  # architecture -> seed -> score; named by `together`, across the sweeps
+    scores: dict[str, dict[int, float]]  # architecture -> seed -> score; named within the report by `read`,
+    # then across all the reports by `together`
 
 
 @dataclasses.dataclass(frozen=True)
