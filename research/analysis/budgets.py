@@ -170,11 +170,11 @@ def together(sweeps: list[Sweep]) -> list[Sweep]:
     split, distinct budgets, and some architecture at two budgets or more."""
     if len(sweeps) < 2:
         raise BadReport("a comparison across budgets needs two reports or more")
-    seen: dict[Path, Sweep] = {}
+    seen: set[Path] = set()
     for s in sweeps:
         if s.path.resolve() in seen:
             raise BadReport(f"{s.path} is given twice")
-        seen[s.path.resolve()] = s
+        seen.add(s.path.resolve())
     first = sweeps[0]
     for s in sweeps[1:]:
         if (s.metric, s.column) != (first.metric, first.column):
@@ -186,13 +186,9 @@ def together(sweeps: list[Sweep]) -> list[Sweep]:
                             "report them together with python -m research.report instead")
     # Named across the runs of all the sweeps: an override that every run of one sweep shares (so that its own
     # report leaves it out of the names) still tells its runs from another sweep's, where it varies.
-    pooled = [dict(r, _overrides=[o for o in r["_overrides"] if not _varies(o)]) for s in ordered for r in s.runs]
-    runs.architectures(pooled)
-    named, k = [], 0
-    for s in ordered:
-        named.append(_named(s, pooled[k:k + len(s.runs)]))
-        k += len(s.runs)
-    ordered = named
+    pooled = [[dict(r, _overrides=[o for o in r["_overrides"] if not _varies(o)]) for r in s.runs] for s in ordered]
+    runs.architectures([r for rows in pooled for r in rows])  # names every row in place
+    ordered = [_named(s, rows) for s, rows in zip(ordered, pooled)]
     if not any(sum(arch in s.scores for s in ordered) > 1 for arch in {a for s in ordered for a in s.scores}):
         raise BadReport("no architecture is in two of these reports: nothing to compare across budgets ("
                         + "; ".join(f"{s.name}: {', '.join(sorted(s.scores))}" for s in ordered) + ")")
