@@ -345,3 +345,20 @@ def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flo
         small = resolve(compose_config(["+experiment=compare_translation_small", *pair]))
         assert run.trainer.budget_amount == 4 * small.trainer.budget_amount == 3.28e13
         assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=3.28e13))
+
+
+def test_x2_tagging_grid_is_the_tagging_one_at_twice_the_flops():
+    cfg = hydra_config("+experiment=compare_tagging_x2")
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert set(params) == {"+experiment/budget/params1m/encoder", "trainer.seed"}
+    # Its own folder: runs filed under compare_tagging's would mix the two budgets in one report.
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_x2/")
+    for enc in KINDS:
+        encoder = f"+experiment/budget/params1m/encoder={enc}"
+        run = resolve(compose_config(["+experiment=compare_tagging_x2", encoder]))
+        base = resolve(compose_config(["+experiment=compare_tagging", encoder]))
+        assert run.trainer.budget_amount == 2 * base.trainer.budget_amount == 8e12
+        assert run == dataclasses.replace(base, trainer=dataclasses.replace(base.trainer, budget_amount=8e12))
