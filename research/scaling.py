@@ -8,9 +8,11 @@ and 3.28e13 FLOPs. A report written before report.csv recorded `train_flops` nee
   scaling.md    the score of every architecture at every budget (mean, std and 95% t interval over seeds, rank);
                 where the lead changes hands; each one's change from one budget to the next, and per doubling of
                 FLOPs; and its gap to the best architecture at the largest budget, at each budget and how it
-                moved between them; all paired by seed (research/analysis/budgets.py says why and how)
+                moved between them; all paired by seed (research/analysis/budgets.py says why and how); and,
+                where report.csv records the task's baselines, every architecture's margin over each at each budget
   scaling.csv   one row per architecture and budget: runs, seeds, mean, std, interval, rank
-  scaling.png   the score against training FLOPs, every run and each architecture's mean with its interval
+  scaling.png   the score against training FLOPs, every run and each architecture's mean with its interval, and
+                the baselines as dashed lines
 """
 from __future__ import annotations
 
@@ -37,8 +39,16 @@ def parse(arg: str) -> tuple[Path, float | None]:
         raise budgets.BadReport(f"{arg}: {found['flops']!r} after the @ is not a number of FLOPs") from None
 
 
-def _mean_std(i: confidence.Interval) -> str:
-    return f"{i.mean:.2f}" + ("" if i.std is None else f" ± {i.std:.2f}")
+def places(sweeps: list[budgets.Sweep]) -> int:
+    """Decimal places for scores and their differences: 3 for a metric on [0, 1] (accuracy, F1), where a
+    difference of 0.005 matters and 2 places would round it away; 2 for BLEU, ROUGE and perplexity."""
+    values = [v for s in sweeps for seeds in s.scores.values() for v in seeds.values()]
+    values += [v for s in sweeps for v in s.baselines.values()]
+    return 3 if all(abs(v) <= 1 for v in values) else 2
+
+
+def _mean_std(i: confidence.Interval, d: int) -> str:
+    return f"{i.mean:.{d}f}" + ("" if i.std is None else f" ± {i.std:.{d}f}")
 
 
 def order(sweeps: list[budgets.Sweep]) -> list[str]:
@@ -60,7 +70,7 @@ def rows(sweeps: list[budgets.Sweep]) -> list[dict]:
     return out
 
 
-def score_lines(sweeps: list[budgets.Sweep], archs: list[str]) -> list[str]:
+def score_lines(sweeps: list[budgets.Sweep], archs: list[str], d: int) -> list[str]:
     lines = ["## Score at each budget", "", "Mean ± standard deviation over seeds, 95% t interval, and rank at that "
              "budget; each report's own report.md holds its tests on the test hypotheses.", ""]
     body = []
@@ -68,13 +78,13 @@ def score_lines(sweeps: list[budgets.Sweep], archs: list[str]) -> list[str]:
         cells = []
         for s in sweeps:
             i = confidence.t_interval(list(s.scores[arch].values())) if arch in s.scores else None
-            cells.append("" if i is None else f"{_mean_std(i)} {tables.interval(i.low, i.high)} "
+            cells.append("" if i is None else f"{_mean_std(i, d)} {tables.interval(i.low, i.high, d)} "
                          f"#{budgets.ranking(s).index(arch) + 1} of {len(s.scores)} (n={i.n})")
         body.append([arch, *cells])
     return lines + [tables.table(["architecture", *[f"{s.flops:.3g} FLOPs ({s.name})" for s in sweeps]], body), ""]
 
 
-def leader_lines(sweeps: list[budgets.Sweep]) -> list[str]:
+def leader_lines(sweeps: list[budgets.Sweep], d: int) -> list[str]:
     changed = budgets.leaders(sweeps)
     if not changed:
         return ["Among the architectures that two consecutive budgets share, the best by mean is the same at both "
@@ -82,25 +92,25 @@ def leader_lines(sweeps: list[budgets.Sweep]) -> list[str]:
     lines = ["The lead changes hands (best by mean among the architectures both budgets have; the difference is "
              "the later leader minus the earlier, paired by seed, at each budget):", ""]
     for c in changed:
-        at = [f"{p.interval.mean:+.2f} (p {tables.p_value(p.p) or 'n/a'}) at {s.flops:.3g}"
+        at = [f"{p.interval.mean:+.{d}f} (p {tables.p_value(p.p) or 'n/a'}) at {s.flops:.3g}"
               for p, s in ((c["at_from"], c["from"]), (c["at_to"], c["to"]))]
         lines.append(f"- {c['before']} at {c['from'].flops:.3g}, {c['after']} at {c['to'].flops:.3g}: " + ", ".join(at))
     return lines + [""]
 
 
-def change_lines(sweeps: list[budgets.Sweep], lower: bool) -> list[str]:
+def change_lines(sweeps: list[budgets.Sweep], lower: bool, d: int) -> list[str]:
     lines = ["## Change from one budget to the next", "", "The later score minus the earlier, seed by seed (a seed "
              "starts from the same weights and data order at every budget), for the budgets an architecture has "
              f"one after the other; p: paired t over those seeds. {'Negative' if lower else 'Positive'} is better. "
              "Per doubling: the change over log2 of the two budgets' ratio.", ""]
     body = [[c["architecture"], f"{c['from'].flops:.3g} → {c['to'].flops:.3g}", " ".join(map(str, c["change"].seeds)),
-             _mean_std(c["change"].interval), tables.interval(c["change"].interval.low, c["change"].interval.high),
-             tables.p_value(c["change"].p), f"{c['per_doubling']:+.2f}"] for c in budgets.changes(sweeps)]
+             _mean_std(c["change"].interval, d), tables.interval(c["change"].interval.low, c["change"].interval.high, d),
+             tables.p_value(c["change"].p), f"{c['per_doubling']:+.{d}f}"] for c in budgets.changes(sweeps)]
     return lines + [tables.table(["architecture", "FLOPs", "seeds", "change, mean ± std", "95% CI", "p", "per doubling"],
                                  body), ""]
 
 
-def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool) -> list[str]:
+def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int) -> list[str]:
     ref = budgets.reference(sweeps)
     lines = [f"## Gap to {ref}", "", f"Each architecture's score minus {ref}'s (the best at the largest budget), seed "
              "by seed, at each budget; p: paired t of the two. **Moved**: how that gap changed since the previous "
@@ -110,12 +120,47 @@ def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool) -> lis
     for arch, found in sorted(budgets.gaps(sweeps, ref).items(), key=lambda kv: archs.index(kv[0])):
         for g in found:
             gap, moved = g["gap"].interval, g["moved"]
-            body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, g["gap"].seeds)), f"{gap.mean:+.2f}",
-                         tables.interval(gap.low, gap.high), tables.p_value(g["gap"].p),
-                         "" if moved is None else f"{moved.interval.mean:+.2f}",
-                         "" if moved is None else tables.interval(moved.interval.low, moved.interval.high),
+            body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, g["gap"].seeds)), f"{gap.mean:+.{d}f}",
+                         tables.interval(gap.low, gap.high, d), tables.p_value(g["gap"].p),
+                         "" if moved is None else f"{moved.interval.mean:+.{d}f}",
+                         "" if moved is None else tables.interval(moved.interval.low, moved.interval.high, d),
                          "" if moved is None else tables.p_value(moved.p)])
     return lines + [tables.table(["architecture", "FLOPs", "seeds", "gap", "95% CI", "p", "moved", "95% CI", "p"], body), ""]
+
+
+def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int) -> list[str]:
+    found = budgets.margins(sweeps)
+    if not found:
+        return []
+    names = sorted({m["baseline"] for m in found})
+    lines = ["## Against the baselines", "", "The task's baselines need no training budget; each report.csv records "
+             "their scores on the same split. Margin: an architecture's score minus the baseline's "
+             f"({'negative' if lower else 'positive'}: better than it), mean over seeds and 95% t interval; p: "
+             "one-sample t over the seeds against the baseline's score, which counts the seeds' spread but not the "
+             "test set's sampling (each report.md's paired test over sentences counts both). Seeds better: how many "
+             "runs beat it.", ""]
+    lines += [tables.table(["baseline", *[f"{s.flops:.3g} FLOPs ({s.name})" for s in sweeps]],
+                           [[n, *[f"{s.baselines[n]:.{d}f}" if n in s.baselines else "" for s in sweeps]]
+                            for n in names]), ""]
+    crossed = budgets.crossings(found)
+    if crossed:
+        lines += [f"- {c['to']['architecture']} {'passes' if _better(c['to'], lower) else 'falls behind'} "
+                  f"{c['to']['baseline']} between {c['from']['sweep'].flops:.3g} and {c['to']['sweep'].flops:.3g} "
+                  f"FLOPs: margin {c['from']['margin'].interval.mean:+.{d}f}, then "
+                  f"{c['to']['margin'].interval.mean:+.{d}f}" for c in crossed]
+    else:
+        lines.append("No architecture's mean passes a baseline, or falls behind one, from one budget to the next.")
+    body = [[m["architecture"], m["baseline"], f"{m['sweep'].flops:.3g}", " ".join(map(str, m["margin"].seeds)),
+             f"{m['margin'].interval.mean:+.{d}f}",
+             tables.interval(m["margin"].interval.low, m["margin"].interval.high, d), tables.p_value(m["margin"].p),
+             f"{m['better']} of {len(m['margin'].seeds)}"]
+            for m in sorted(found, key=lambda m: (archs.index(m["architecture"]), m["baseline"], m["sweep"].flops))]
+    return lines + ["", tables.table(["architecture", "baseline", "FLOPs", "seeds", "margin", "95% CI", "p",
+                                      "seeds better"], body), ""]
+
+
+def _better(m: dict, lower: bool) -> bool:
+    return (m["margin"].interval.mean < 0) if lower else (m["margin"].interval.mean > 0)
 
 
 def markdown(sweeps: list[budgets.Sweep], command: str) -> str:
@@ -125,8 +170,9 @@ def markdown(sweeps: list[budgets.Sweep], command: str) -> str:
              f"{len(sweeps)} reports of one comparison, scored by **{sweeps[0].column.replace('_', ' ')}** "
              f"({'lower' if lower else 'higher'} is better). Each sits at its runs' mean training FLOPs, or at the "
              "budget stated after its @ where its report.csv does not record them. Command:", "", f"    {command}", ""]
-    lines += score_lines(sweeps, archs) + leader_lines(sweeps) + change_lines(sweeps, lower)
-    lines += gap_lines(sweeps, archs, lower) + ["![scaling.png](scaling.png)", ""]
+    d = places(sweeps)
+    lines += score_lines(sweeps, archs, d) + leader_lines(sweeps, d) + change_lines(sweeps, lower, d)
+    lines += gap_lines(sweeps, archs, lower, d) + margin_lines(sweeps, archs, lower, d) + ["![scaling.png](scaling.png)", ""]
     return "\n".join(lines)
 
 
@@ -134,6 +180,12 @@ def curves(sweeps: list[budgets.Sweep]) -> dict[str, list[tuple[float, list[floa
     """What scaling.png draws: per architecture, (FLOPs, its runs' scores, their interval) at each budget it has."""
     return {a: [(s.flops, list(s.scores[a].values()), confidence.t_interval(list(s.scores[a].values())))
                 for s in sweeps if a in s.scores] for a in sorted({a for s in sweeps for a in s.scores})}
+
+
+def baseline_curves(sweeps: list[budgets.Sweep]) -> dict[str, list[tuple[float, float]]]:
+    """What scaling.png draws dashed: per baseline, (FLOPs, its score) at each budget whose report records it."""
+    return {n: [(s.flops, s.baselines[n]) for s in sweeps if n in s.baselines]
+            for n in sorted({n for s in sweeps for n in s.baselines})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m research.scaling " + " ".join(args.reports) + f" --out {args.out}"
     table = rows(sweeps)
     write_csv(args.out / "scaling.csv", table, list(table[0]))
-    plots.budget_plot(curves(sweeps), [s.flops for s in sweeps], sweeps[0].column, args.out / "scaling.png")
+    plots.budget_plot(curves(sweeps), [s.flops for s in sweeps], sweeps[0].column, args.out / "scaling.png",
+                      baseline_curves(sweeps))
     (args.out / "scaling.md").write_text(markdown(sweeps, command))
     print(f"{len(sweeps)} budgets, {len({r['architecture'] for r in table})} architectures -> {args.out / 'scaling.md'}")
     return 0

@@ -13,6 +13,10 @@ without their runs. A sweep is placed at its runs' training FLOPs (the `train_fl
 written before that column existed, at the budget its reader states (`read(..., flops=)`). Architectures are
 named across all the reports at once, without the experiment and budget overrides, so that a variant one sweep
 holds fixed (and its own report leaves unnamed) still matches that variant in a sweep that varied it.
+
+A task's baselines (classification's TF-IDF model, tagging's lookup; `research.tasks`) need no training budget, and
+report.csv records each run's copy of their scores as `<split>_baseline_<name>_<metric>`; `margins` sets every
+architecture against them at every budget, which answers "does more compute get it past the baseline?".
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ class Sweep:
     runs: tuple[dict, ...]  # encoder, decoder, seed, score, run and _overrides of each run, as read
     scores: dict[str, dict[int, float]]  # architecture -> seed -> score; named within the report by `read`,
     # then across all the reports by `together`
+    baselines: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> its score in `column`'s split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +111,33 @@ def read(path: Path, flops: float | None = None) -> Sweep:
     name = table.parent.name if table.name == "report.csv" else str(table)
     named = [dict(r) for r in parsed]
     runs.architectures(named)  # as its own report names them; `together` names them again across the sweeps
-    return _named(Sweep(name, table, flops, metric, column, tuple(parsed), {}), named)
+    return _named(Sweep(name, table, flops, metric, column, tuple(parsed), {}, _baselines(table, rows, column, metric)),
+                  named)
+
+
+def _baselines(table: Path, rows: list[dict], column: str, metric: str) -> dict[str, float]:
+    """The baselines' scores on the split that `column` scores: from the columns <split>_baseline_<name>_<metric>,
+    where a name has no underscore (so that, for metric f1, ..._baseline_lookup_macro_f1 is macro-F1, not a
+    baseline called lookup_macro). A baseline is fitted once per sweep, so every run must record the same score."""
+    split = column.split("_", 1)[0]
+    prefix, suffix = f"{split}_baseline_", f"_{metric}"
+    out = {}
+    for key in rows[0]:
+        name = key[len(prefix):-len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else ""
+        if not name or "_" in name:
+            continue
+        values = {}
+        for r in rows:
+            where = f"{table}, run {r.get('run', '?')}, {key}"
+            if not r.get(key):
+                raise BadReport(f"{where}: empty, while other runs record the {name} baseline")
+            values[r.get("run", "?")] = _float(r[key], where)
+        (low_run, low), (high_run, high) = min(values.items(), key=lambda kv: kv[1]), max(values.items(), key=lambda kv: kv[1])
+        if not math.isclose(low, high, rel_tol=1e-9, abs_tol=1e-12):
+            raise BadReport(f"{table}, {key}: run {low_run} records {low!r} and run {high_run} {high!r}; a baseline is "
+                            "fitted once per sweep, so these runs saw different data")
+        out[name] = low
+    return out
 
 
 def _named(sweep: Sweep, named: list[dict]) -> Sweep:
@@ -252,6 +283,37 @@ def changes(sweeps: list[Sweep]) -> list[dict]:
 def reference(sweeps: list[Sweep]) -> str:
     """What the gaps are measured to: the best architecture at the largest budget."""
     return ranking(sweeps[-1])[0]
+
+
+def margins(sweeps: list[Sweep]) -> list[dict]:
+    """Each architecture's score minus each baseline's, at every budget where the report records that baseline:
+    the mean over seeds, its 95% t interval, the p of a one-sample t-test against the baseline's one score (the
+    seeds' spread only: the report's paired bootstrap over test sentences also counts the test set's sampling), and
+    how many seeds do better than the baseline."""
+    out = []
+    sign = -1.0 if sweeps and lower_is_better(sweeps[0]) else 1.0
+    for s in sweeps:
+        for name, score in sorted(s.baselines.items()):
+            for arch in ranking(s):
+                found = paired({k: score for k in s.scores[arch]}, s.scores[arch])
+                better = sum(sign * (v - score) > 0 for v in s.scores[arch].values())
+                out.append({"architecture": arch, "baseline": name, "sweep": s, "score": score, "margin": found,
+                            "better": better})
+    return out
+
+
+def crossings(found: list[dict]) -> list[dict]:
+    """Where an architecture's mean passes a baseline (or falls back behind it) from one budget to the next it has
+    with that baseline: `margins` rows `from` and `to`, the mean margin's sign changed."""
+    out = []
+    lines: dict[tuple[str, str], list[dict]] = {}
+    for m in found:
+        lines.setdefault((m["architecture"], m["baseline"]), []).append(m)
+    for rows in lines.values():
+        for a, b in zip(rows, rows[1:]):
+            if (a["margin"].interval.mean > 0) != (b["margin"].interval.mean > 0):
+                out.append({"from": a, "to": b})
+    return out
 
 
 def gaps(sweeps: list[Sweep], ref: str) -> dict[str, list[dict]]:

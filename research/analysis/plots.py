@@ -118,10 +118,11 @@ def length_plot(groups: list[dict], found: dict, out: Path) -> str:
     return "accuracy_by_length.png"
 
 
-def budget_plot(curves: dict, budgets: list[float], column: str, path: Path) -> None:
+def budget_plot(curves: dict, budgets: list[float], column: str, path: Path, baselines: dict | None = None) -> None:
     """Score against training FLOPs (log scale) across sweeps of one comparison: per architecture, at each budget
     it has, (FLOPs, its runs' scores, their confidence.Interval) as `research.scaling.curves` gives them; every
-    run a dot, each mean with its 95% t interval, joined across budgets."""
+    run a dot, each mean with its 95% t interval, joined across budgets; and each baseline's (FLOPs, score) points
+    (`research.scaling.baseline_curves`) dashed and grey, where a run must get to beat it."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
     for k, (arch, points) in enumerate(curves.items()):
@@ -132,6 +133,9 @@ def budget_plot(curves: dict, budgets: list[float], column: str, path: Path) -> 
         err = [[0.0 if i.low is None else i.mean - i.low for _, _, i in points],
                [0.0 if i.high is None else i.high - i.mean for _, _, i in points]]
         ax.errorbar([f for f, _, _ in points], means, yerr=err, color=color, marker="o", capsize=3, label=arch)
+    for k, (name, points) in enumerate((baselines or {}).items()):
+        ax.plot([f for f, _ in points], [v for _, v in points], color="0.35", linestyle=("--", ":", "-.")[k % 3],
+                marker="_", markersize=14, label=f"baseline: {name}")
     ax.set_xscale("log", base=2)
     ax.set_xticks(budgets, [f"{b:.3g}" for b in budgets])
     ax.set_xlabel("training FLOPs")

@@ -16,15 +16,17 @@ from research.analysis import budgets
 from research.config import REPO
 
 
-def report(folder, runs, flops=1e12, metric="bleu", drop=()):
+def report(folder, runs, flops=1e12, metric="bleu", drop=(), extra=None):
     """A report.csv in `folder`: runs are (encoder, decoder, seed, test score, *other overrides), the validation
     score one less;
     each run spent `flops` (a list: one per run; None: the column left empty, as for a run whose summary
-    predates it); `drop`: columns left out."""
+    predates it); `drop`: columns left out; `extra`: more columns, each a value for every run or a list of one per
+    run (as the baselines' `test_baseline_<name>_<metric>`)."""
     folder.mkdir(parents=True, exist_ok=True)
     spent = flops if isinstance(flops, list) else [flops] * len(runs)
+    columns = {k: v if isinstance(v, list) else [v] * len(runs) for k, v in (extra or {}).items()}
     header = ["run", "encoder", "decoder", "seed", "params", "steps", "train_flops", "metric", f"validation_{metric}",
-              f"test_{metric}", "overrides"]
+              f"test_{metric}", *columns, "overrides"]
     with (folder / "report.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[c for c in header if c not in drop], extrasaction="ignore")
         w.writeheader()
@@ -33,7 +35,7 @@ def report(folder, runs, flops=1e12, metric="bleu", drop=()):
                                   f"trainer.seed={seed}", *extra, "+experiment=x"])
             w.writerow({"run": str(k), "encoder": enc, "decoder": dec, "seed": seed, "params": 10, "steps": 5,
                         "train_flops": "" if used is None else used, "metric": metric, f"validation_{metric}": score - 1,
-                        f"test_{metric}": score, "overrides": overrides})
+                        f"test_{metric}": score, "overrides": overrides, **{c: v[k] for c, v in columns.items()}})
     return folder
 
 
@@ -257,3 +259,55 @@ def test_a_stated_budget_is_an_at_sign_and_a_number_at_the_end():
     assert scaling.parse("results/a@b") == (scaling.Path("results/a@b"), None)
     with pytest.raises(budgets.BadReport, match="'1.2.3' after the @ is not a number"):
         scaling.parse("results/a@1.2.3")
+
+
+def tagging(folder, scores: dict[str, list[float]], flops: float, lookup=0.269, **columns):
+    """A tagging sweep's report.csv: scored by macro_f1, with the lookup baseline on both splits and decoys that
+    are other scores of a baseline, not its macro_f1 on the test split."""
+    extra = {"test_baseline_lookup_macro_f1": lookup, "validation_baseline_lookup_macro_f1": 0.418,
+             "test_baseline_lookup_f1_COMMA": 0.32, "test_baseline_lookup_accuracy": 0.95, **columns}
+    runs = [(enc, "none", seed, v) for enc, vs in scores.items() for seed, v in enumerate(vs)]  # taggers: no decoder
+    return budgets.read(report(folder, runs, flops=flops, metric="macro_f1", extra=extra))
+
+
+def test_the_baselines_read_are_those_of_the_scoring_split_and_metric(tmp_path):
+    s = tagging(tmp_path / "t", {"cnn": [0.25, 0.24]}, 4e12)
+    assert s.column == "test_macro_f1" and s.baselines == {"lookup": 0.269}
+    # A baseline's name has no underscore, so for metric micro_f1 a ..._baseline_tfidf_label_micro_f1 column is
+    # another score of tfidf, not a baseline called tfidf_label; a report without baseline columns has none.
+    f1 = report(tmp_path / "f1", grid({"cnn+none": [0.5]}), metric="micro_f1",
+                extra={"test_baseline_tfidf_label_micro_f1": 0.3, "test_baseline_tfidf_micro_f1": 0.4})
+    assert budgets.read(f1).baselines == {"tfidf": 0.4}
+    assert budgets.read(report(tmp_path / "none", grid({"cnn+none": [1.0]}))).baselines == {}
+
+
+def test_a_baseline_that_differs_between_runs_or_is_missing_from_one_is_refused(tmp_path):
+    with pytest.raises(budgets.BadReport, match=r"test_baseline_lookup_macro_f1: run 1 records 0.25 and run 0 0.269; "
+                                                r"a baseline is fitted once per sweep"):
+        tagging(tmp_path / "a", {"cnn": [0.25, 0.24]}, 4e12, lookup=[0.269, 0.25])
+    with pytest.raises(budgets.BadReport, match=r"run 1, test_baseline_lookup_macro_f1: empty, while other runs record"):
+        tagging(tmp_path / "b", {"cnn": [0.25, 0.24]}, 4e12, lookup=[0.269, ""])
+
+
+def test_margins_over_a_baseline_and_where_an_architecture_passes_it(tmp_path):
+    # cnn: below the lookup baseline (0.269) at 4e12, above at 8e12; rnn below at both.
+    cnn4, cnn8 = [0.25, 0.245, 0.255], [0.28, 0.265, 0.29]
+    sweeps = budgets.together([tagging(tmp_path / "x2", {"cnn": cnn8, "rnn": [0.24, 0.25, 0.245]}, 8e12),
+                               tagging(tmp_path / "x1", {"cnn": cnn4, "rnn": [0.22, 0.221, 0.223]}, 4e12)])
+    found = {(m["architecture"], m["sweep"].name): m for m in budgets.margins(sweeps)}
+    assert len(found) == 4 and {m["baseline"] for m in found.values()} == {"lookup"}
+    m = found[("cnn", "x2")]
+    diff = np.array(cnn8) - 0.269
+    assert np.isclose(m["margin"].interval.mean, diff.mean()) and m["margin"].seeds == (0, 1, 2)
+    assert np.isclose(m["margin"].interval.high, diff.mean() + stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3))
+    assert np.isclose(m["margin"].p, stats.ttest_1samp(cnn8, 0.269).pvalue)
+    assert m["better"] == 2 and found[("cnn", "x1")]["better"] == 0  # 0.28 and 0.29 beat 0.269, 0.265 does not
+    [crossed] = budgets.crossings(budgets.margins(sweeps))
+    assert (crossed["from"]["sweep"].name, crossed["to"]["sweep"].name, crossed["to"]["architecture"]) == ("x1", "x2", "cnn")
+    assert scaling.baseline_curves(sweeps) == {"lookup": [(4e12, 0.269), (8e12, 0.269)]}  # scaling.png's dashed line
+    md = scaling.markdown(sweeps, "cmd")
+    assert "## Against the baselines" in md and "| lookup | 0.269 | 0.269 |" in md
+    assert (f"- cnn passes lookup between 4e+12 and 8e+12 FLOPs: margin {np.mean(cnn4) - 0.269:+.3f}, then "
+            f"{np.mean(cnn8) - 0.269:+.3f}") in md
+    # [0, 1] scores get 3 places throughout, so a margin of 0.011 is not rounded to 0.01
+    assert f"| cnn | 0.250 ± 0.005 [{np.mean(cnn4) - stats.t.ppf(0.975, 2) * 0.005 / np.sqrt(3):.3f}," in md
