@@ -347,18 +347,21 @@ def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flo
         assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=3.28e13))
 
 
-def test_x2_tagging_grid_is_the_tagging_one_at_twice_the_flops():
-    cfg = hydra_config("+experiment=compare_tagging_x2")
+@pytest.mark.parametrize("experiment, base, times", [("compare_tagging_x2", "compare_tagging", 2),
+                                                     ("compare_classification_x4", "compare_classification", 4)])
+def test_an_encoder_grid_at_more_flops_is_its_base_grid_but_for_the_budget(experiment, base, times):
+    cfg = hydra_config(f"+experiment={experiment}")
     assert cfg.hydra.mode.name == "MULTIRUN"
     params = cfg.hydra.sweeper.params
     assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
     assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
     assert set(params) == {"+experiment/budget/params1m/encoder", "trainer.seed"}
-    # Its own folder: runs filed under compare_tagging's would mix the two budgets in one report.
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_x2/")
+    # Its own folder: runs filed under the base grid's would mix the two budgets in one report.
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith(f"multirun/{experiment}/")
     for enc in KINDS:
         encoder = f"+experiment/budget/params1m/encoder={enc}"
-        run = resolve(compose_config(["+experiment=compare_tagging_x2", encoder]))
-        base = resolve(compose_config(["+experiment=compare_tagging", encoder]))
-        assert run.trainer.budget_amount == 2 * base.trainer.budget_amount == 8e12
-        assert run == dataclasses.replace(base, trainer=dataclasses.replace(base.trainer, budget_amount=8e12))
+        run = resolve(compose_config([f"+experiment={experiment}", encoder]))
+        small = resolve(compose_config([f"+experiment={base}", encoder]))
+        amount = times * small.trainer.budget_amount
+        assert run.trainer.budget_amount == amount and amount in (8e12, 1.2e13)
+        assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=amount))
