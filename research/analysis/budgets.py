@@ -117,8 +117,9 @@ def read(path: Path, flops: float | None = None) -> Sweep:
 
 def _baselines(table: Path, rows: list[dict], column: str, metric: str) -> dict[str, float]:
     """The baselines' scores on the split that `column` scores: from the columns <split>_baseline_<name>_<metric>,
-    where a name has no underscore (so that, for metric f1, ..._baseline_lookup_macro_f1 is macro-F1, not a
-    baseline called lookup_macro). A baseline is fitted once per sweep, so every run must record the same score."""
+    where a name has no underscore (tfidf, lookup), so that a column that only ends like the metric (for
+    micro_f1, ..._baseline_tfidf_label_micro_f1) is not taken for a baseline called tfidf_label. A baseline is
+    fitted once per sweep, so every run must record the same score."""
     split = column.split("_", 1)[0]
     prefix, suffix = f"{split}_baseline_", f"_{metric}"
     out = {}
