@@ -137,8 +137,9 @@ def machines(runs: list[Path]) -> dict[str, int]:
     return out
 
 
-def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
-    """The section that answers the question: by the scored figure, with intervals, p-values and the group."""
+def decision_lines(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
+    """The section that answers the question: by the scored figure, with intervals, p-values and the group;
+    scores to `d` places (`tables.places`)."""
     column, what, best, p_cols = verdict["column"], verdict["what"], verdict["best"], verdict["p_columns"]
     lines = ["## The decision", "", f"Scored by **{what}**; mean, standard deviation and 95% confidence interval "
              f"(Student's t) over seeds. Best: **{best}**."]
@@ -154,9 +155,9 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
     header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
     body = []
     for g in better_first(groups, column, verdict["metric"]):
-        ci = tables.interval(g.get("ci_low"), g.get("ci_high"))
+        ci = tables.interval(g.get("ci_low"), g.get("ci_high"), d)
         ps = [("best" if g["architecture"] == best else tables.number(g.get(f"p_{c}"), 4)) for c in p_cols]
-        body.append([g["architecture"], str(g["runs"]), _pm(g, column), ci, *ps, "yes" if g.get("in_best_group") else ""])
+        body.append([g["architecture"], str(g["runs"]), _pm(g, column, d), ci, *ps, "yes" if g.get("in_best_group") else ""])
     lines += ["", tables.table(header, body), ""]
     lines += baseline_lines(verdict)
     comp = verdict["compute"]
@@ -168,7 +169,7 @@ def decision_lines(groups: list[dict], verdict: dict) -> list[str]:
         lines += ["Best architecture at a FLOPs budget, read off the validation curves (the last validation within "
                   "the budget, mean over seeds; an architecture counts once all its runs have one):", ""]
         lines += [tables.table(["training FLOPs", "best", "its validation score", "architectures with a value"],
-                         [[f"{b['budget']:.3g}", b["best"] or "", tables.number(b["value"]), str(len(b["values"]))]
+                         [[f"{b['budget']:.3g}", b["best"] or "", tables.number(b["value"], d), str(len(b["values"]))]
                           for b in comp["best_at"]]), ""]
     return lines
 
@@ -193,8 +194,9 @@ def baseline_lines(verdict: dict) -> list[str]:
     lines = ["### Baselines", "", f"The {tasks.by_metric(metric).name} task's baselines (systems that need no "
              "training, or a reference model fitted on the runs' own training split), scored on the same test set; "
              f"p: the same paired test of {best} (its seeds joined) against each."]
-    body = [[name, *[tables.number(b["scores"].get(k)) for k in names], *[tables.number(b["p"].get(t), 4) for t in tests]]
-            for name, b in found.items()]
+    digits = {k: tables.places([b["scores"].get(k) for b in found.values()]) for k in names}
+    body = [[name, *[tables.number(b["scores"].get(k), digits[k]) for k in names],
+             *[tables.number(b["p"].get(t), 4) for t in tests]] for name, b in found.items()]
     return lines + ["", tables.table(["baseline", *names, *[f"p {t.replace('_', ' ')}" for t in tests]], body), ""]
 
 
@@ -204,6 +206,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     cols = columns(rows)
     val = [c for c in cols if c.startswith("validation_")]
     test = [c for c in cols if c.startswith("test_")]
+    scored = (f"validation_{metric}", f"test_{metric}")
+    d = tables.places([r.get(c) for r in rows for c in scored])  # 3 places for a metric on [0, 1]
     lines = [f"# Sweep report: {root.name}", ""]
     lines += [f"{len(rows)} runs, {len(groups)} architectures; task metric **{metric}** "
               f"(validation at the last step; test where `eval_test.json` exists). Steps per run: "
@@ -223,7 +227,7 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     if skipped:
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
     if verdict:
-        lines += decision_lines(groups, verdict)
+        lines += decision_lines(groups, verdict, d)
     if by_length:
         lines += length_lines(by_length)
     lines += ["## By architecture (mean ± std over seeds)", ""]
@@ -231,14 +235,15 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
     body = []
     for g in better_first(groups, f"validation_{metric}", metric):
-        body.append([g["architecture"], str(g["runs"]), tables.number(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}"),
-                     _pm(g, "validation_loss", 3), *[_pm(g, c) for c in test if c == f"test_{metric}"],
+        body.append([g["architecture"], str(g["runs"]), tables.number(round(g["params_mean"]), 0), _pm(g, f"validation_{metric}", d),
+                     _pm(g, "validation_loss", 3), *[_pm(g, c, d) for c in test if c == f"test_{metric}"],
                      _pm(g, "tokens_per_s", 0), _pm(g, "wall_s", 0)])
     lines += [tables.table(header, body), ""]
     lines += ["## Runs", ""]
     shown = ["run", "encoder", "decoder", "seed", "params", *val, *test, *SPEED]
     lines += [tables.table([c.replace("validation_", "val ").replace("_", " ") for c in shown],
-                     [[tables.number(r.get(c), 3 if "loss" in c else 2) for c in shown] for r in rows]), ""]
+                     [[tables.number(r.get(c), 3 if "loss" in c else d if c in scored else 2) for c in shown]
+                      for r in rows]), ""]
     lines += ["## Plots", ""] + [f"![{i}]({i})" for i in images] + [""]
     lines += ["HParams: `tensorboard --logdir tb` in this folder, tab HPARAMS.", ""]
     return "\n".join(lines)

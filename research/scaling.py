@@ -40,11 +40,9 @@ def parse(arg: str) -> tuple[Path, float | None]:
 
 
 def places(sweeps: list[budgets.Sweep]) -> int:
-    """Decimal places for scores and their differences: 3 for a metric on [0, 1] (accuracy, F1), where a
-    difference of 0.005 matters and 2 places would round it away; 2 for BLEU, ROUGE and perplexity."""
-    values = [v for s in sweeps for seeds in s.scores.values() for v in seeds.values()]
-    values += [v for s in sweeps for v in s.baselines.values()]
-    return 3 if all(abs(v) <= 1 for v in values) else 2
+    """Decimal places for every score and difference of scaling.md (tables.places over scores and baselines)."""
+    return tables.places([v for s in sweeps for seeds in s.scores.values() for v in seeds.values()]
+                         + [v for s in sweeps for v in s.baselines.values()])
 
 
 def _mean_std(i: confidence.Interval, d: int) -> str:

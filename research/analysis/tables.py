@@ -3,6 +3,14 @@ numbers, p-values and intervals alike."""
 from __future__ import annotations
 
 
+def places(values) -> int:
+    """Decimal places for a metric's scores and their differences: 3 where every value lies on [-1, 1] (accuracy,
+    F1 as fractions), where a difference of 0.005 matters and 2 places would round it away; else 2 (BLEU, ROUGE,
+    perplexity). Values that are not numbers (a run without the score) are left out."""
+    found = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return 3 if found and all(abs(v) <= 1 for v in found) else 2
+
+
 def number(v, digits: int = 2) -> str:
     """A cell: floats to `digits` places with thousands separators, ints with separators, None and "" empty."""
     if v is None or v == "":

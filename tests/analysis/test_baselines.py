@@ -60,6 +60,8 @@ def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_
         assert v["baselines"][name]["p"] == want
     md = (tmp_path / "report" / "report.md").read_text()
     assert "### Baselines" in md and "| lead-1 sentence |" in md and "p rougeL bootstrap" in md
+    rouge1 = v["baselines"]["lead-1 sentence"]["scores"]["rouge1"]
+    assert rouge1 > 1 and f"| lead-1 sentence | {rouge1:.2f} |" in md  # ROUGE in points: 2 places
 
 
 def test_a_translation_report_has_no_baselines(tmp_path):
@@ -109,6 +111,9 @@ def test_a_classification_report_tests_the_best_against_the_runs_tfidf_baseline(
     assert 0 < p < 0.05  # 17/18 against 9/18, the seeds joined: 36 paired examples
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| tfidf |" in md and "p accuracy bootstrap" in md
+    # accuracy is a fraction: 3 places, so 17/18 reads 0.944 (0.94 at 2) and tfidf's 9/18 0.500
+    f1 = f1_score(LABELS, tfidf, average="macro", zero_division=0)
+    assert "| cnn | 2 | 0.944 ± 0.000 | [0.944, 0.944] |" in md and f"| tfidf | 0.500 | {f1:.3f} |" in md
 
 
 def test_a_baseline_with_a_prediction_count_unlike_the_references_is_refused(tmp_path):
