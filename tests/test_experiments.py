@@ -365,3 +365,19 @@ def test_an_encoder_grid_at_more_flops_is_its_base_grid_but_for_the_budget(exper
         amount = times * small.trainer.budget_amount
         assert run.trainer.budget_amount == amount and amount in (8e12, 1.2e13)
         assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=amount))
+
+
+def test_rnn_pooling_grid_is_the_classification_rnn_with_each_summary():
+    cfg = hydra_config("+experiment=compare_classification_rnn_pooling")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "model.pooling", "trainer.seed"}
+    assert params["+experiment/budget/params1m/encoder"] == "rnn"
+    assert params["model.pooling"].split(",") == ["mean", "max", "first", "attention"]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_pooling/")
+    base = resolve(compose_config(["+experiment=compare_classification", "+experiment/budget/params1m/encoder=rnn"]))
+    assert base.model.pooling == "mean"
+    for pooling in ("mean", "max", "first", "attention"):
+        run = resolve(compose_config(["+experiment=compare_classification_rnn_pooling",
+                                      "+experiment/budget/params1m/encoder=rnn", f"model.pooling={pooling}"]))
+        assert run == dataclasses.replace(base, model=dataclasses.replace(base.model, pooling=pooling))
