@@ -142,7 +142,7 @@ def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: 
                             for n in names]), ""]
     crossed = budgets.crossings(found)
     if crossed:
-        lines += [f"- {c['to']['architecture']} {'passes' if _better(c['to'], lower) else 'falls behind'} "
+        lines += [f"- {c['to']['architecture']} {'passes' if c['to']['ahead'] else 'falls behind'} "
                   f"{c['to']['baseline']} between {c['from']['sweep'].flops:.3g} and {c['to']['sweep'].flops:.3g} "
                   f"FLOPs: margin {c['from']['margin'].interval.mean:+.{d}f}, then "
                   f"{c['to']['margin'].interval.mean:+.{d}f}" for c in crossed]
@@ -155,10 +155,6 @@ def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: 
             for m in sorted(found, key=lambda m: (archs.index(m["architecture"]), m["baseline"], m["sweep"].flops))]
     return lines + ["", tables.table(["architecture", "baseline", "FLOPs", "seeds", "margin", "95% CI", "p",
                                       "seeds better"], body), ""]
-
-
-def _better(m: dict, lower: bool) -> bool:
-    return (m["margin"].interval.mean < 0) if lower else (m["margin"].interval.mean > 0)
 
 
 def markdown(sweeps: list[budgets.Sweep], command: str) -> str:

@@ -290,7 +290,7 @@ def margins(sweeps: list[Sweep]) -> list[dict]:
     """Each architecture's score minus each baseline's, at every budget where the report records that baseline:
     the mean over seeds, its 95% t interval, the p of a one-sample t-test against the baseline's one score (the
     seeds' spread only: the report's paired bootstrap over test sentences also counts the test set's sampling), and
-    how many seeds do better than the baseline."""
+    how many seeds do better than the baseline; `ahead`: whether the mean does (higher, or lower for perplexity)."""
     out = []
     sign = -1.0 if sweeps and lower_is_better(sweeps[0]) else 1.0
     for s in sweeps:
@@ -298,22 +298,20 @@ def margins(sweeps: list[Sweep]) -> list[dict]:
             for arch in ranking(s):
                 found = paired({k: score for k in s.scores[arch]}, s.scores[arch])
                 better = sum(sign * (v - score) > 0 for v in s.scores[arch].values())
-                out.append({"architecture": arch, "baseline": name, "sweep": s, "score": score, "margin": found,
-                            "better": better})
+                out.append({"architecture": arch, "baseline": name, "sweep": s, "margin": found, "better": better,
+                            "ahead": sign * found.interval.mean > 0})
     return out
 
 
 def crossings(found: list[dict]) -> list[dict]:
     """Where an architecture's mean passes a baseline (or falls back behind it) from one budget to the next it has
-    with that baseline: `margins` rows `from` and `to`, the mean margin's sign changed."""
+    with that baseline: `margins` rows `from` and `to` whose `ahead` differs."""
     out = []
     lines: dict[tuple[str, str], list[dict]] = {}
     for m in found:
         lines.setdefault((m["architecture"], m["baseline"]), []).append(m)
     for rows in lines.values():
-        for a, b in zip(rows, rows[1:]):
-            if (a["margin"].interval.mean > 0) != (b["margin"].interval.mean > 0):
-                out.append({"from": a, "to": b})
+        out += [{"from": a, "to": b} for a, b in zip(rows, rows[1:]) if a["ahead"] != b["ahead"]]
     return out
 
 
