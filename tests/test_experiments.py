@@ -381,3 +381,38 @@ def test_rnn_pooling_grid_is_the_classification_rnn_with_each_summary():
         run = resolve(compose_config(["+experiment=compare_classification_rnn_pooling",
                                       "+experiment/budget/params1m/encoder=rnn", f"model.pooling={pooling}"]))
         assert run == dataclasses.replace(base, model=dataclasses.replace(base.model, pooling=pooling))
+
+
+def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_parameters_and_three_learning_rates():
+    from research.models.classifier import Classifier, architecture  # noqa: PLC0415
+
+    cfg = hydra_config("+experiment=compare_classification_rnn_depth")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/rnn_depth", "optim.learning_rate",
+                           "trainer.seed"}
+    # The budget's rnn, then its reshaping: hydra's basic sweeper appends the overrides in the order of this mapping
+    # (compare_classification's keys first), and the later file wins.
+    assert list(params).index("+experiment/budget/params1m/encoder") < list(params).index("+experiment/rnn_depth")
+    assert params["+experiment/budget/params1m/encoder"] == "rnn"
+    assert params["+experiment/rnn_depth"].split(",") == ["4x64", "2x96", "1x167"]
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_depth/")
+    base = resolve(compose_config(["+experiment=compare_classification", "+experiment/budget/params1m/encoder=rnn"]))
+    assert base.optim.learning_rate == 0.003
+    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
+    for shape, (layers, units) in {"4x64": (4, 64), "2x96": (2, 96), "1x167": (1, 167)}.items():
+        run = resolve(compose_config(["+experiment=compare_classification_rnn_depth",
+                                      "+experiment/budget/params1m/encoder=rnn", f"+experiment/rnn_depth={shape}",
+                                      "optim.learning_rate=0.003"]))
+        # Only the stack's shape differs from compare_classification's rnn: at 0.003, 4x64 is that run exactly.
+        shaped = dataclasses.replace(base.encoder_config, num_layers=layers, hidden_size=units)
+        assert run == dataclasses.replace(base, encoder_config=shaped)
+        model = Classifier(architecture(run, run.tokenizer.vocab_size, 44, False))
+        shapes = jax.eval_shape(lambda m=model: m.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+        counted = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["encoder"]))
+        # By hand: per layer and direction, 4 gates of (input + units) x units weights and two biases of 4 x units;
+        # the first layer reads the 128-wide embedding, the others both directions of the layer below.
+        by_hand = sum(2 * 4 * units * ((128 if i == 0 else 2 * units) + units + 2) for i in range(layers))
+        assert counted == by_hand, shape
+        assert abs(counted / 397_312 - 1) < 0.01, (shape, counted)
