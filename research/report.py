@@ -20,6 +20,10 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
   accuracy_by_length.png       sequence tasks only: exact-match accuracy per target-length bucket, mean
                                ± std over seeds, the longest training target marked (also a table)
   tb/                          TensorBoard HParams data: `tensorboard --logdir OUT/tb`
+
+`--tune KEY [KEY ...]` adds a section for a sweep that crosses architectures with a hyperparameter:
+each architecture at its setting of KEY with the best validation score, compared on the test set
+(research/analysis/tuning.py); report_by_architecture.csv then says which settings were chosen.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import sys
 from pathlib import Path
 
 from research import console, sweep, tasks
-from research.analysis import decide, lengths, plots, tables
+from research.analysis import decide, lengths, plots, tables, tuning
 from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, write_csv
 from research.training import hardware
 
@@ -140,8 +144,26 @@ def machines(runs: list[Path]) -> dict[str, int]:
 def decision_lines(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
     """The section that answers the question: by the scored figure, with intervals, p-values and the group;
     scores to `d` places (`tables.places`)."""
+    lines = ["## The decision", "", *decision_table(groups, verdict, d)]
+    lines += baseline_lines(verdict)
+    comp = verdict["compute"]
+    lines += ["## Quality against compute", "", "Validation curves against cumulative training FLOPs and seconds "
+              "(`metric_vs_compute.png`); the Pareto frontier joins the architectures whose final mean score no other "
+              "reaches for less: by FLOPs " + (", ".join(comp["frontier"]["flops"]) or "none") + "; by seconds "
+              + (", ".join(comp["frontier"]["train_seconds"]) or "none") + ".", ""]
+    if comp["best_at"]:
+        lines += ["Best architecture at a FLOPs budget, read off the validation curves (the last validation within "
+                  "the budget, mean over seeds; an architecture counts once all its runs have one):", ""]
+        lines += [tables.table(["training FLOPs", "best", "its validation score", "architectures with a value"],
+                         [[f"{b['budget']:.3g}", b["best"] or "", tables.number(b["value"], d), str(len(b["values"]))]
+                          for b in comp["best_at"]]), ""]
+    return lines
+
+
+def decision_table(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
+    """What is scored, the p-values' test and the table: architecture, runs, mean ± std, 95% CI, p-values, group."""
     column, what, best, p_cols = verdict["column"], verdict["what"], verdict["best"], verdict["p_columns"]
-    lines = ["## The decision", "", f"Scored by **{what}**; mean, standard deviation and 95% confidence interval "
+    lines = [f"Scored by **{what}**; mean, standard deviation and 95% confidence interval "
              f"(Student's t) over seeds. Best: **{best}**."]
     if p_cols:
         seeds = verdict["seeds"]
@@ -159,18 +181,6 @@ def decision_lines(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
         ps = [("best" if g["architecture"] == best else tables.number(g.get(f"p_{c}"), 4)) for c in p_cols]
         body.append([g["architecture"], str(g["runs"]), _pm(g, column, d), ci, *ps, "yes" if g.get("in_best_group") else ""])
     lines += ["", tables.table(header, body), ""]
-    lines += baseline_lines(verdict)
-    comp = verdict["compute"]
-    lines += ["## Quality against compute", "", "Validation curves against cumulative training FLOPs and seconds "
-              "(`metric_vs_compute.png`); the Pareto frontier joins the architectures whose final mean score no other "
-              "reaches for less: by FLOPs " + (", ".join(comp["frontier"]["flops"]) or "none") + "; by seconds "
-              + (", ".join(comp["frontier"]["train_seconds"]) or "none") + ".", ""]
-    if comp["best_at"]:
-        lines += ["Best architecture at a FLOPs budget, read off the validation curves (the last validation within "
-                  "the budget, mean over seeds; an architecture counts once all its runs have one):", ""]
-        lines += [tables.table(["training FLOPs", "best", "its validation score", "architectures with a value"],
-                         [[f"{b['budget']:.3g}", b["best"] or "", tables.number(b["value"], d), str(len(b["values"]))]
-                          for b in comp["best_at"]]), ""]
     return lines
 
 
@@ -201,7 +211,7 @@ def baseline_lines(verdict: dict) -> list[str]:
 
 
 def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
-             by_length: dict | None = None) -> str:
+             by_length: dict | None = None, found: dict | None = None) -> str:
     metric = rows[0]["metric"]
     cols = columns(rows)
     val = [c for c in cols if c.startswith("validation_")]
@@ -228,6 +238,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
     if verdict:
         lines += decision_lines(groups, verdict, d)
+    if found:
+        lines += tuned_lines(found, d)
     if by_length:
         lines += length_lines(by_length)
     lines += ["## By architecture (mean ± std over seeds)", ""]
@@ -249,8 +261,42 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     return "\n".join(lines)
 
 
-def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None, splits=None) -> dict:
-    """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict"}.
+def tuned(root: Path, rows: list[dict], groups: list[dict], keys: list[str], references) -> dict:
+    """Each family at its setting of `keys` with the best validation mean (`analysis/tuning.py`), and the
+    decision among the chosen on the test set: {"keys", "choice", "groups", "verdict"}. Baselines are left to
+    the main decision, which already tests the best against them."""
+    choice = tuning.choose(rows, groups, keys)
+    chosen = {c["chosen"] for c in choice}
+    sub_rows = [r for r in rows if r["architecture"] in chosen]
+    # Copies without the main decision's intervals and p-values, which `decision` fills afresh for these.
+    sub_groups = [{k: v for k, v in g.items() if not k.startswith(("p_", "ci_")) and k != "in_best_group"}
+                  for g in groups if g["architecture"] in chosen]
+    verdict = decision(root, sub_rows, sub_groups, references, splits=None)
+    return {"keys": keys, "choice": choice, "groups": sub_groups, "verdict": verdict}
+
+
+def tuned_lines(found: dict, d: int = 2) -> list[str]:
+    """The section of `tuned`: what was chosen from what, then the decision table among the chosen."""
+    keys, metric = " and ".join(found["keys"]), found["verdict"]["metric"]
+    lines = [f"## Each architecture at its best {keys}", "",
+             f"Within each architecture (its name without {keys}), the setting with the best mean validation "
+             f"{metric} over seeds is chosen (in bold); the chosen settings are then compared on the test set, which "
+             "the choice never reads. The validation means of the chosen are the best of several, so optimistic; "
+             "the test scores below are not.", ""]
+    body = []
+    for c in found["choice"]:
+        tried = "; ".join((f"**{s['setting']}**" if s["architecture"] == c["chosen"] else s["setting"])
+                          + f" {tables.number(s['mean'], d) if s['mean'] is not None else 'none'} ({s['runs']} runs)"
+                          for s in c["settings"])
+        body.append([c["family"], tried])
+    lines += [tables.table(["architecture", f"validation {metric} at each setting (mean over seeds)"], body), ""]
+    return lines + decision_table(found["groups"], found["verdict"], d)
+
+
+def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None, splits=None,
+           tune: list[str] | None = None) -> dict:
+    """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict",
+    "tuned"}. `tune`: override keys each architecture is compared at its best setting of (`tuned`).
 
     `references(run_dir)` gives a run's test references, `splits(run_dir)` what baselines need
     (`splits_of`); both default to reading the run's data config.
@@ -270,14 +316,28 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     except decide.MixedSweep as e:
         raise SystemExit(f"error: {e}") from None
     architectures(rows)
+    try:
+        if tune:
+            tuning.families(rows, tune)  # a key the sweep does not vary stops the report before any work
+    except tuning.BadTune as e:
+        raise SystemExit(f"error: {root}: {e}") from None
     groups = aggregate(rows)
     try:
         verdict = decision(root, rows, groups, references or references_of, splits or splits_of)
+        found = tuned(root, rows, groups, tune, references or references_of) if tune else None
     except decide.MixedSweep as e:  # test outputs that do not pair up
         raise SystemExit(f"error: {e}") from None
+    except tuning.BadTune as e:
+        raise SystemExit(f"error: {root}: {e}") from None
+    if found:
+        family = {r["architecture"]: f["family"] for f in found["choice"] for r in f["settings"]}
+        chosen = {f["chosen"] for f in found["choice"]}
+        for g in groups:
+            g["family"], g["chosen_on_validation"] = family[g["architecture"]], g["architecture"] in chosen
     write_csv(out / "report.csv", rows, columns(rows))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
+    gcols += ["family", "chosen_on_validation"] if found else []
     write_csv(out / "report_by_architecture.csv", groups, gcols)
     images = plots.plots(rows, groups, out) + [plots.compute_plot(rows, groups, verdict["compute"], verdict["column"], out)]
     by_length = lengths.by_length(rows)
@@ -285,9 +345,10 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
         images.append(plots.length_plot(groups, by_length, out))
     hparams(rows, out, {g["architecture"]: {k: g.get(k) for k in ("ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]])}
                         for g in groups})
-    regenerate = regenerate or f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
-    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length))
-    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict}
+    regenerate = regenerate or (f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
+                                + (f" --tune {' '.join(tune)}" if tune else ""))
+    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length, found))
+    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict, "tuned": found}
 
 
 def references_of(run: Path) -> list[str]:
@@ -312,7 +373,7 @@ def splits_of(run: Path) -> tuple[list[str], list[str], list[str], object]:
 
 def decision(root: Path, rows: list[dict], groups: list[dict], references=references_of, splits=splits_of) -> dict:
     """Intervals, significance against the best and the compute analysis (`analysis/decide.py`);
-    fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`."""
+    fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`. `splits=None`: no baselines."""
     column, what = decide.scored_by(rows)
     intervals = decide.intervals(rows, column)
     lower = tasks.by_metric(rows[0]["metric"]).lower_is_better
@@ -327,7 +388,8 @@ def decision(root: Path, rows: list[dict], groups: list[dict], references=refere
         g.update({f"p_{k}": v for k, v in ps.items()})
         g["in_best_group"] = g["architecture"] == best or (bool(ps) and decide.not_different(ps))
     return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds, "metric": rows[0]["metric"],
-            "compute": decide.compute(rows, column), "baselines": decide.baselines(root, rows, best, seeds, splits)}
+            "compute": decide.compute(rows, column),
+            "baselines": decide.baselines(root, rows, best, seeds, splits) if splits else {}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m research.report", description=__doc__.split("\n\n")[0])
     p.add_argument("multirun_dir", type=Path, help="a Hydra sweep directory (multirun/...)")
     p.add_argument("--out", type=Path, help="where to write the report (default: the sweep directory)")
+    p.add_argument("--tune", nargs="+", metavar="KEY", help="override keys the sweep varies (optim.learning_rate): "
+                   "compare each architecture at its setting with the best validation score, on the test set")
     args = p.parse_args(argv)
-    result = report(args.multirun_dir, args.out)
+    result = report(args.multirun_dir, args.out, tune=args.tune)
     print(f"{len(result['rows'])} runs, {len(result['skipped'])} skipped -> {result['out'] / 'report.md'}")
     return 0
 

@@ -263,3 +263,47 @@ def test_a_language_model_report_takes_the_lowest_perplexity_as_best(tmp_path):
     rows = [line.split("|")[1].strip() for line in decision.splitlines() if line.startswith("| ") and "runs" not in line
             and not line.startswith("| ---")]
     assert rows == ["transformer", "cnn", "rnn"]  # lowest perplexity first
+
+
+def test_tune_compares_each_architecture_at_its_best_validated_setting_as_a_report_of_those_runs_alone(tmp_path):
+    """Validation picks rnn's 0.01 and cnn's 0.001, though test would pick otherwise for cnn: the choice must not
+    read the test set. The section's decision is then the one a report of the chosen runs alone makes."""
+    import shutil  # noqa: PLC0415
+
+    # (encoder, learning rate) -> (validation BLEU, test quality in words kept)
+    arms = {("rnn", "0.001"): (10.0, 2), ("rnn", "0.01"): (14.0, 4), ("cnn", "0.001"): (20.0, 3),
+            ("cnn", "0.01"): (18.0, 5)}
+    sweep = tmp_path / "sweep"
+    for (enc, lr), (val, quality) in arms.items():
+        for seed in range(3):
+            run = fake_run(sweep / f"{enc}-{lr}-{seed}", 2.0, val + seed, seed)
+            s = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
+            _hydra(run, [f"encoder={enc}", f"optim.learning_rate={lr}", f"trainer.seed={seed}"])
+            _evaluated(run, 1.0, _hyps(quality, seed), REFS)
+    out = report.report(sweep, tmp_path / "report", references=lambda run: REFS, tune=["optim.learning_rate"])
+    assert out["verdict"]["best"] == "cnn+rnn optim.learning_rate=0.01"  # the main decision is unchanged: by test
+    found = out["tuned"]
+    assert [(c["family"], c["chosen"]) for c in found["choice"]] == [("cnn+rnn", "cnn+rnn optim.learning_rate=0.001"),
+                                                                     ("rnn+rnn", "rnn+rnn optim.learning_rate=0.01")]
+    chosen = sweep.parent / "chosen"
+    for enc, lr in (("cnn", "0.001"), ("rnn", "0.01")):
+        for seed in range(3):
+            shutil.copytree(sweep / f"{enc}-{lr}-{seed}", chosen / f"{enc}-{lr}-{seed}")
+    alone = report.report(chosen, tmp_path / "alone", references=lambda run: REFS)
+    assert found["verdict"]["best"] == alone["verdict"]["best"] == "rnn+rnn optim.learning_rate=0.01"
+    keys = ("architecture", "runs", "test_bleu_mean", "test_bleu_std", "ci_low", "ci_high", "p_bleu_ar", "in_best_group")
+    assert [{k: g.get(k) for k in keys} for g in found["groups"]] == [{k: g.get(k) for k in keys} for g in alone["groups"]]
+    assert next(g for g in found["groups"] if g["architecture"].startswith("cnn"))["p_bleu_ar"] < 0.05
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Each architecture at its best optim.learning_rate" in md
+    assert "| cnn+rnn | **optim.learning_rate=0.001** 21.00 (3 runs); optim.learning_rate=0.01 19.00 (3 runs) |" in md
+    assert "--tune optim.learning_rate" in md  # the report command regenerates this section
+    with (tmp_path / "report" / "report_by_architecture.csv").open() as f:
+        by_arch = {r["architecture"]: r for r in csv.DictReader(f)}
+    assert {a: (r["family"], r["chosen_on_validation"]) for a, r in by_arch.items()} == {
+        "rnn+rnn optim.learning_rate=0.001": ("rnn+rnn", "False"), "rnn+rnn optim.learning_rate=0.01": ("rnn+rnn", "True"),
+        "cnn+rnn optim.learning_rate=0.001": ("cnn+rnn", "True"), "cnn+rnn optim.learning_rate=0.01": ("cnn+rnn", "False")}
+    with pytest.raises(SystemExit, match=r"error: .*sweep: --tune optim.lr: not an override that varies between the "
+                                         r"sweep's runs; those that do: encoder, optim.learning_rate, trainer.seed"):
+        report.main([str(sweep), "--out", str(tmp_path / "typo"), "--tune", "optim.lr"])
