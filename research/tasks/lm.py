@@ -49,7 +49,6 @@ embeddings, ensembles.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 

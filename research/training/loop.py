@@ -277,7 +277,6 @@ def train(cfg: RunConfig, run_dir: Path) -> dict:
     written so far intact.
     """
     run = setup(cfg, run_dir)
-    t = cfg.trainer
     try:
         total, unit, done = progress_total(run)
         with Preemption() as stop, console.progress(total, "train", unit, initial=done, enabled=run.main) as bar:
