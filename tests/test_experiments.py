@@ -416,3 +416,20 @@ def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_paramet
         by_hand = sum(2 * 4 * units * ((128 if i == 0 else 2 * units) + units + 2) for i in range(layers))
         assert counted == by_hand, shape
         assert abs(counted / 397_312 - 1) < 0.01, (shape, counted)
+
+
+def test_classification_lr_grid_is_the_classification_grid_at_three_peak_learning_rates():
+    cfg = hydra_config("+experiment=compare_classification_lr")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
+    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01, 0.03]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_lr/")
+    for enc in KINDS:
+        encoder = f"+experiment/budget/params1m/encoder={enc}"
+        base = resolve(compose_config(["+experiment=compare_classification", encoder]))
+        assert base.optim.learning_rate == 0.003
+        for lr in (0.001, 0.003, 0.01, 0.03):
+            run = resolve(compose_config(["+experiment=compare_classification_lr", encoder, f"optim.learning_rate={lr}"]))
+            assert run == dataclasses.replace(base, optim=dataclasses.replace(base.optim, learning_rate=lr))
