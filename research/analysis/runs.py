@@ -85,13 +85,22 @@ def collect(root: Path, run: Path) -> dict:
 
 def architectures(rows: list[dict]) -> None:
     """Sets row["architecture"]: encoder+decoder (the one a model has, where the other is "none"), plus any
-    other override that varies between runs."""
+    other override that varies between runs. A component chosen as a named variant of its kind (the budget
+    file `experiment/budget/params1m/encoder=rnn_1x167` of an rnn) is named by the variant, so that it is
+    never confused with the kind's plain shape, in a report or across reports (`research.scaling`)."""
     common = set.intersection(*(set(r["_overrides"]) for r in rows)) if rows else set()
     for r in rows:
         extra = [o for o in r["_overrides"] if o not in common and not o.lstrip("+~").startswith(SEED_KEYS)
                  and not o.split("=")[0].endswith(("encoder", "decoder"))]
-        parts = [p for p in (r["encoder"], r["decoder"]) if p != "none"]  # a classifier has no decoder
+        parts = [_component(r, side) for side in ("encoder", "decoder") if r[side] != "none"]  # a classifier: no decoder
         r["architecture"] = " ".join(["+".join(parts), *extra])
+
+
+def _component(row: dict, side: str) -> str:
+    """The run's encoder or decoder name, or the variant of it its overrides chose (`<name>_<variant>`)."""
+    name = row[side]
+    chosen = [o.split("=", 1)[1] for o in row["_overrides"] if "=" in o and o.split("=", 1)[0].endswith(side)]
+    return next((v for v in chosen if v.startswith(f"{name}_")), name)
 
 
 def columns(rows: list[dict]) -> list[str]:

@@ -40,6 +40,23 @@ def test_architecture_names_drop_seeds_and_what_every_run_shares(tmp_path):
     assert [r["architecture"] for r in rows] == ["rnn+rnn optim.learning_rate=0.1"] * 2 + ["rnn+rnn optim.learning_rate=0.3"]
 
 
+def test_a_variant_of_a_kind_is_named_by_the_variant_and_the_plain_kind_by_its_name(tmp_path):
+    budget = "+experiment/budget/params1m/encoder"
+    jobs = {0: ([f"{budget}=rnn", "trainer.seed=0"], 2.0, 5.0, 0),
+            1: ([f"{budget}=rnn_1x167", "trainer.seed=0"], 2.0, 5.0, 0),
+            2: ([f"{budget}=cnn", "decoder=rnn_small", "trainer.seed=0"], 2.0, 5.0, 0),
+            3: (["encoder=rnn", f"{budget}=transformer_big", "trainer.seed=0"], 2.0, 5.0, 0)}
+    made = sweep(tmp_path, jobs)
+    for run, enc in zip(made, ["rnn", "rnn", "cnn", "rnn"]):
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "encoder": enc, "decoder": "none" if run.name != "2"
+                                                      else "rnn"}))
+    rows = [runs.collect(tmp_path, r) for r in made]
+    runs.architectures(rows)
+    # A variant names its kind first (rnn_1x167 of an rnn); a value of another kind names nothing.
+    assert [r["architecture"] for r in rows] == ["rnn", "rnn_1x167", "cnn+rnn_small", "rnn"]
+
+
 def test_groups_hold_the_mean_and_sample_deviation_over_seeds(tmp_path):
     jobs = {i: ([f"trainer.seed={i}"], loss, bleu, i) for i, (loss, bleu) in enumerate([(2.0, 5.0), (2.5, 6.5), (1.0, 9.0)])}
     made = sweep(tmp_path, jobs)
