@@ -224,7 +224,7 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     except tuning.BadTune as e:
         raise SystemExit(f"error: {root}: {e}") from None
     if found:
-        family = {r["architecture"]: f["family"] for f in found["choice"] for r in f["settings"]}
+        family = {s["architecture"]: f["family"] for f in found["choice"] for s in f["settings"]}
         chosen = {f["chosen"] for f in found["choice"]}
         for g in groups:
             g["family"], g["chosen_on_validation"] = family[g["architecture"]], g["architecture"] in chosen
