@@ -437,3 +437,21 @@ def test_classification_lr_grid_is_the_classification_grid_at_four_peak_learning
                                           f"+experiment/budget/params1m/encoder={enc}", f"optim.learning_rate={lr}"]))
             # cnn and transformer: compare_classification's but for the rate; the rnn: rnn_depth's 1x167 run
             assert run == resolve(compose_config([*base, f"optim.learning_rate={lr}"])), (enc, lr)
+
+
+def test_tagging_rnn_lr_grid_is_compare_tagging_with_both_rnn_shapes_at_three_learning_rates():
+    cfg = hydra_config("+experiment=compare_tagging_rnn_lr")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
+    assert params["+experiment/budget/params1m/encoder"].split(",") == ["rnn", "rnn_1x167"]
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01, 0.03]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_rnn_lr/")
+    base = resolve(compose_config(["+experiment=compare_tagging", "+experiment/budget/params1m/encoder=rnn"]))
+    for shape, (layers, units) in {"rnn": (4, 64), "rnn_1x167": (1, 167)}.items():
+        for lr in (0.003, 0.01, 0.03):
+            run = resolve(compose_config(["+experiment=compare_tagging_rnn_lr", f"+experiment/budget/params1m/encoder={shape}",
+                                          f"optim.learning_rate={lr}"]))
+            shaped = dataclasses.replace(base.encoder_config, num_layers=layers, hidden_size=units)
+            assert run == dataclasses.replace(base, encoder_config=shaped,
+                                              optim=dataclasses.replace(base.optim, learning_rate=lr)), (shape, lr)
