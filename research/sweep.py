@@ -42,6 +42,11 @@ NOT_NAMED = ("trainer.resume",)  # overrides that must not change a job's folder
 MAX_NAME = 200  # of a file name's 255 bytes
 
 
+def override_key(override: str) -> str:
+    """`+experiment/rnn_depth=2x96` -> `experiment/rnn_depth`: an override's key, without Hydra's +/~/++."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def job_dir(override_dirname: str) -> str:
     """A job's folder name from Hydra's `override_dirname` (`k=v,k=v`, sorted by key): group paths
     with dots (`+experiment/budget/x/encoder=rnn` -> `experiment.budget.x.encoder=rnn`), no `+`/`~`;
@@ -66,7 +71,7 @@ def command(sweep_dir: Path) -> dict:
     cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
     task = [str(o) for o in (OmegaConf.select(cfg, "hydra.overrides.task") or [])]
     params = OmegaConf.select(cfg, "hydra.sweeper.params")
-    return {"overrides": sorted(o for o in task if o.split("=", 1)[0].lstrip("+~") not in NOT_NAMED),
+    return {"overrides": sorted(o for o in task if override_key(o) not in NOT_NAMED),
             "sweeper_params": OmegaConf.to_container(params) if params is not None else {}}
 
 
@@ -77,7 +82,7 @@ def launch(sweep_dir: Path) -> list[str]:
     cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
     given = [str(o) for key in ("task", "hydra") for o in (OmegaConf.select(cfg, f"hydra.overrides.{key}") or [])]
     return [o for o in given if not o.startswith(("hydra.sweep.dir", "hydra.run.dir"))
-            and o.split("=", 1)[0].lstrip("+~") not in NOT_NAMED]
+            and override_key(o) not in NOT_NAMED]
 
 
 def record(sweep_dir: Path) -> None:

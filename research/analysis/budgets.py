@@ -28,7 +28,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from research import tasks
+from research import sweep, tasks
 from research.analysis import confidence, runs
 
 # The runs of one sweep spend their FLOPs budget to within a step; runs further apart than this were budgeted
@@ -155,7 +155,7 @@ def _named(sweep: Sweep, named: list[dict]) -> Sweep:
 def _varies(override: str) -> bool:
     """Overrides that tell one sweep of a comparison from another rather than one architecture from another:
     the experiment file and the budget."""
-    key = override.split("=", 1)[0].lstrip("+~")
+    key = sweep.override_key(override)
     return key in BUDGET_KEYS or key == "experiment"
 
 

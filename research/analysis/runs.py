@@ -91,7 +91,7 @@ def architectures(rows: list[dict]) -> None:
     common = set.intersection(*(set(r["_overrides"]) for r in rows)) if rows else set()
     for r in rows:
         extra = [o for o in r["_overrides"] if o not in common and not o.lstrip("+~").startswith(SEED_KEYS)
-                 and not o.split("=")[0].endswith(("encoder", "decoder"))]
+                 and not sweep.override_key(o).endswith(("encoder", "decoder"))]
         parts = [_component(r, side) for side in ("encoder", "decoder") if r[side] != "none"]  # a classifier: no decoder
         r["architecture"] = " ".join(["+".join(parts), *extra])
 
@@ -99,7 +99,7 @@ def architectures(rows: list[dict]) -> None:
 def _component(row: dict, side: str) -> str:
     """The run's encoder or decoder name, or the variant of it its overrides chose (`<name>_<variant>`)."""
     name = row[side]
-    chosen = [o.split("=", 1)[1] for o in row["_overrides"] if "=" in o and o.split("=", 1)[0].endswith(side)]
+    chosen = [o.split("=", 1)[1] for o in row["_overrides"] if "=" in o and sweep.override_key(o).endswith(side)]
     return next((v for v in chosen if v.startswith(f"{name}_")), name)
 
 

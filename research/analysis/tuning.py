@@ -18,16 +18,12 @@ from __future__ import annotations
 import math
 
 from research import tasks
+from research.sweep import override_key
 from research.analysis.runs import architectures
 
 
 class BadTune(ValueError):
     """--tune names a key the sweep does not vary, or a family has no validation score to choose by."""
-
-
-def key_of(override: str) -> str:
-    """`+experiment/rnn_depth=2x96` -> `experiment/rnn_depth`: the key, without Hydra's +/~/++ prefixes."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def varying_keys(rows: list[dict]) -> list[str]:
@@ -37,7 +33,7 @@ def varying_keys(rows: list[dict]) -> list[str]:
     for r in rows:
         for o in r["_overrides"]:
             if o not in common:
-                seen.setdefault(key_of(o), None)
+                seen.setdefault(override_key(o), None)
     return list(seen)
 
 
@@ -45,13 +41,13 @@ def families(rows: list[dict], keys: list[str]) -> dict[str, str]:
     """run -> family: the architecture name the run would have if the sweep had not varied `keys`.
 
     Refuses a key that no run varies (a typo would otherwise compare every configuration as its own family)."""
-    wanted = [key_of(k) for k in keys]
+    wanted = [override_key(k) for k in keys]
     varying = varying_keys(rows)
     missing = [k for k in wanted if k not in varying]
     if missing:
         raise BadTune(f"--tune {' '.join(missing)}: not an override that varies between the sweep's runs; those that "
                       f"do: {', '.join(varying) or 'none'}")
-    stripped = [{**r, "_overrides": [o for o in r["_overrides"] if key_of(o) not in wanted]} for r in rows]
+    stripped = [{**r, "_overrides": [o for o in r["_overrides"] if override_key(o) not in wanted]} for r in rows]
     architectures(stripped)
     return {r["run"]: s["architecture"] for r, s in zip(rows, stripped)}
 
@@ -66,14 +62,14 @@ def choose(rows: list[dict], groups: list[dict], keys: list[str]) -> list[dict]:
     family_of = families(rows, keys)
     metric = rows[0]["metric"]
     lower = tasks.by_metric(metric).lower_is_better
-    wanted = [key_of(k) for k in keys]
+    wanted = [override_key(k) for k in keys]
     by_arch = {g["architecture"]: g for g in groups}
     out: dict[str, dict] = {}
     for r in rows:
         fam = out.setdefault(family_of[r["run"]], {"family": family_of[r["run"]], "settings": {}})
         if r["architecture"] not in fam["settings"]:
             mean = by_arch[r["architecture"]].get(f"validation_{metric}_mean")
-            setting = " ".join(o.lstrip("+~") for o in r["_overrides"] if key_of(o) in wanted)
+            setting = " ".join(o.lstrip("+~") for o in r["_overrides"] if override_key(o) in wanted)
             fam["settings"][r["architecture"]] = {"architecture": r["architecture"], "setting": setting,
                                                   "runs": by_arch[r["architecture"]]["runs"],
                                                   "mean": mean if mean is not None and math.isfinite(mean) else None}
