@@ -455,3 +455,21 @@ def test_tagging_rnn_lr_grid_is_compare_tagging_with_both_rnn_shapes_at_three_le
             shaped = dataclasses.replace(base.encoder_config, num_layers=layers, hidden_size=units)
             assert run == dataclasses.replace(base, encoder_config=shaped,
                                               optim=dataclasses.replace(base.optim, learning_rate=lr)), (shape, lr)
+
+
+def test_tagging_lr_grid_is_compare_tagging_with_three_encoders_at_four_learning_rates():
+    cfg = hydra_config("+experiment=compare_tagging_lr")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
+    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer", "rnn_1x167"]
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01, 0.03]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_lr/")
+    for enc in ("cnn", "transformer", "rnn_1x167"):
+        for lr in (0.001, 0.003, 0.01, 0.03):
+            run = resolve(compose_config(["+experiment=compare_tagging_lr", f"+experiment/budget/params1m/encoder={enc}",
+                                          f"optim.learning_rate={lr}"]))
+            # compare_tagging's run of that encoder (rnn_1x167: compare_tagging_rnn_lr's) but for the rate
+            base = "compare_tagging_rnn_lr" if enc == "rnn_1x167" else "compare_tagging"
+            assert run == resolve(compose_config([f"+experiment={base}", f"+experiment/budget/params1m/encoder={enc}",
+                                                  f"optim.learning_rate={lr}"])), (enc, lr)
