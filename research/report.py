@@ -11,7 +11,8 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
                                tables below, the plots and how the sweep was run
   report.csv                   one row per run: encoder, decoder, seed, parameters, final
                                validation metrics, test metrics (from eval_test.json when
-                               `python -m research.evaluate` wrote one), tokens/s, compile s, wall s
+                               `python -m research.evaluate` wrote one), tokens/s, compile s, wall s;
+                               the baselines' test scores (test_baseline_<name>_<score>)
   report_by_architecture.csv   mean and standard deviation over seeds per architecture
   metric_vs_params.png         the task metric against the parameter count, every run
   validation_curves.png        validation loss and task metric over steps, every run
@@ -228,7 +229,8 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
         chosen = {f["chosen"] for f in found["choice"]}
         for g in groups:
             g["family"], g["chosen_on_validation"] = family[g["architecture"]], g["architecture"] in chosen
-    write_csv(out / "report.csv", rows, columns(rows))
+    table = with_baselines(rows, verdict["baselines"])
+    write_csv(out / "report.csv", table, columns(table))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
     gcols += ["family", "chosen_on_validation"] if found else []
@@ -243,6 +245,21 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
                                 + (f" --tune {' '.join(tune)}" if tune else ""))
     (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length, found))
     return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict, "tuned": found}
+
+
+def with_baselines(rows: list[dict], found: dict[str, dict]) -> list[dict]:
+    """report.csv's rows: `rows`, each with the test scores of the baselines that no run records (summarization's
+    leads, which need no training, so no run scores them), as `test_baseline_<name>_<score>` with the name's
+    spaces as hyphens. Those are the columns the runs write for their fitted baselines (TF-IDF, lookup), where
+    research.scaling reads a task's baselines. A baseline the runs record keeps their columns as they wrote
+    them. report.md's run table leaves the copies out: its Baselines section has them once."""
+    recorded = {k for r in rows for k in r}
+    added = {}
+    for name, b in found.items():
+        prefix = f"test_baseline_{name.replace(' ', '-')}_"
+        if not any(k.startswith(prefix) for k in recorded):
+            added.update({prefix + score: v for score, v in b["scores"].items() if isinstance(v, (int, float))})
+    return [{**r, **added} for r in rows]
 
 
 def references_of(run: Path) -> list[str]:

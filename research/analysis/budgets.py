@@ -14,8 +14,9 @@ written before that column existed, at the budget its reader states (`read(..., 
 named across all the reports at once, without the experiment and budget overrides, so that a variant one sweep
 holds fixed (and its own report leaves unnamed) still matches that variant in a sweep that varied it.
 
-A task's baselines (classification's TF-IDF model, tagging's lookup; `research.tasks`) need no training budget, and
-report.csv records each run's copy of their scores as `<split>_baseline_<name>_<metric>`; `margins` sets every
+A task's baselines (classification's TF-IDF model, tagging's lookup, summarization's leads; `research.tasks`) need
+no training budget, and report.csv records each run's copy of their scores as `<split>_baseline_<name>_<metric>`
+(the runs score their fitted ones; the report adds the test scores of the leads, which no run scores); `margins` sets every
 architecture against them at every budget, which answers "does more compute get it past the baseline?".
 """
 from __future__ import annotations

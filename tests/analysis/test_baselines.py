@@ -1,10 +1,11 @@
 """Lead baselines (research/analysis/baselines.py) and their place in a summarization report."""
 from __future__ import annotations
 
+import csv
 import json
 
 from research import report
-from research.analysis import baselines, significance
+from research.analysis import baselines, budgets, significance
 from research.decoding import metrics
 from tests.helpers.runs import fake_run
 
@@ -62,6 +63,15 @@ def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_
     assert "### Baselines" in md and "| lead-1 sentence |" in md and "p rougeL bootstrap" in md
     rouge1 = v["baselines"]["lead-1 sentence"]["scores"]["rouge1"]
     assert rouge1 > 1 and f"| lead-1 sentence | {rouge1:.2f} |" in md  # ROUGE in points: 2 places
+    # report.csv carries the leads' test scores in every row, where research.scaling reads a task's baselines
+    with (tmp_path / "report" / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for name, hyps in (("lead-1-sentence", lead1), ("lead-4-words", lead4)):
+        for score, value in metrics.rouge(hyps, REFS).items():
+            assert {float(r[f"test_baseline_{name}_{score}"]) for r in rows} == {value}, (name, score)
+    sweep = budgets.read(tmp_path / "report" / "report.csv", flops=1e12)
+    assert sweep.baselines == {"lead-1-sentence": metrics.rouge(lead1, REFS)["rougeL"],
+                               "lead-4-words": metrics.rouge(lead4, REFS)["rougeL"]}
 
 
 def test_a_translation_report_has_no_baselines(tmp_path):
@@ -114,6 +124,22 @@ def test_a_classification_report_tests_the_best_against_the_runs_tfidf_baseline(
     # accuracy is a fraction: 3 places, so 17/18 reads 0.944 (0.94 at 2) and tfidf's 9/18 0.500
     f1 = f1_score(LABELS, tfidf, average="macro", zero_division=0)
     assert "| cnn | 2 | 0.944 ± 0.000 | [0.944, 0.944] |" in md and f"| tfidf | 0.500 | {f1:.3f} |" in md
+
+
+def test_a_baseline_the_runs_record_keeps_their_columns_in_report_csv(tmp_path):
+    tfidf = ["libs" if i % 2 else l for i, l in enumerate(LABELS)]
+    for seed in range(2):
+        run = tmp_path / f"cnn{seed}"
+        _classification_run(run, "cnn", seed, list(LABELS), tfidf)
+        scored = json.loads((run / "eval_test.json").read_text())
+        # a recorded score unlike what the report computes (0.5), so that a copy from the report would show
+        (run / "eval_test.json").write_text(json.dumps({**scored, "baseline_tfidf_accuracy": 0.125}))
+    report.report(tmp_path, tmp_path / "report", references=lambda run: LABELS,
+                  splits=lambda run: ([""] * len(LABELS), LABELS, [], None))
+    with (tmp_path / "report" / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [k for k in rows[0] if k.startswith("test_baseline_")] == ["test_baseline_tfidf_accuracy"]
+    assert {r["test_baseline_tfidf_accuracy"] for r in rows} == {"0.125"}
 
 
 def test_a_baseline_with_a_prediction_count_unlike_the_references_is_refused(tmp_path):
