@@ -473,3 +473,23 @@ def test_tagging_lr_grid_is_compare_tagging_with_three_encoders_at_four_learning
             base = "compare_tagging_rnn_lr" if enc == "rnn_1x167" else "compare_tagging"
             assert run == resolve(compose_config([f"+experiment={base}", f"+experiment/budget/params1m/encoder={enc}",
                                                   f"optim.learning_rate={lr}"])), (enc, lr)
+
+
+def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
+    cfg = hydra_config("+experiment=compare_classification_rnn_residual")
+    params = cfg.hydra.sweeper.params
+    depth_keys = list(hydra_config("+experiment=compare_classification_rnn_depth").hydra.sweeper.params)
+    assert list(params) == [*depth_keys, "encoder.residual"] and str(params["encoder.residual"]) == "true"
+    assert params["+experiment/rnn_depth"].split(",") == ["4x64", "2x96", "1x167"]
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01, 0.03]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_residual/")
+    for shape in ("4x64", "2x96", "1x167"):
+        for lr in (0.003, 0.01, 0.03):
+            shaped = ["+experiment/budget/params1m/encoder=rnn", f"+experiment/rnn_depth={shape}", f"optim.learning_rate={lr}"]
+            run = resolve(compose_config(["+experiment=compare_classification_rnn_residual", *shaped,
+                                          "encoder.residual=true"]))
+            depth = resolve(compose_config(["+experiment=compare_classification_rnn_depth", *shaped]))
+            # rnn_depth's run (the same shape after the budget's rnn) but for the residual connections
+            assert not depth.encoder_config.residual
+            assert run == dataclasses.replace(depth, encoder_config=dataclasses.replace(depth.encoder_config, residual=True))

@@ -167,3 +167,28 @@ def test_a_given_start_state_is_where_the_first_segment_starts(cell, reverse):
     ref_second, _ = _numpy_layer(cell, x[2:3, second], params, np.ones((1, 3), bool), reverse)
     np.testing.assert_allclose(out[2:3, first], ref_first, atol=1e-5)
     np.testing.assert_allclose(out[2:3, second], ref_second, atol=1e-5)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_the_stacked_encoder_matches_the_numpy_stack(residual):
+    """research/models/encoders/rnn.py: 3 bidirectional LSTM layers against the NumPy layers composed by hand;
+    with `residual`, layers 2 and 3 add their input to their output (layer 1's input is the embedding, 4 wide,
+    and its output 2 x 5: no residual there). The final state is the top layer's, residual or not."""
+    from research.models.encoders.rnn import RNNEncoder, RNNEncoderConfig  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6, 4)).astype(np.float32)
+    segments = np.array([[1] * 6, [1] * 4 + [0] * 2], np.int32)
+    enc = RNNEncoder(RNNEncoderConfig(cell="lstm", hidden_size=5, num_layers=3, residual=residual))
+    shapes = enc.init(jax.random.PRNGKey(0), x, segments, None)["params"]
+    params = jax.tree.map(lambda p: rng.normal(scale=0.5, size=p.shape).astype(np.float32), shapes)
+    got = enc.apply({"params": params}, x, segments, None)
+    valid = segments > 0
+    h = x.astype(np.float64)
+    for i in range(3):
+        fwd, (_, h_fwd) = _numpy_layer("lstm", h, params[f"layer{i}_fwd"], valid)
+        bwd, (_, h_bwd) = _numpy_layer("lstm", h, params[f"layer{i}_bwd"], valid, reverse=True)
+        out = np.concatenate([fwd, bwd], -1)
+        h = out + h if residual and i else out
+    np.testing.assert_allclose(got.memory, h, atol=1e-5)
+    np.testing.assert_allclose(got.final_state, np.concatenate([h_fwd, h_bwd], -1), atol=1e-5)

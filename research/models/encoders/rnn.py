@@ -21,6 +21,10 @@ class RNNEncoderConfig:
     num_layers: int = 2
     bidirectional: bool = True
     dropout: float = 0.1  # between layers and on the output
+    # Each layer above the first adds its input to its output (Sockeye's --rnn-residual-connections; GNMT, Wu
+    # et al. 2016, from the third layer): the gradient reaches the lower layers of a deep stack without crossing
+    # every LSTM above them. No parameters: every layer above the first reads and writes H * directions.
+    residual: bool = False
 
     def __post_init__(self):
         check(self.cell in CELLS, "cell", f"'{self.cell}' is not one of {sorted(CELLS)}")
@@ -51,10 +55,13 @@ class RNNEncoder(nn.Module):
         del positions  # order is implicit in the recurrence; segments restart the state
         hidden = CELLS[self.config.cell].hidden
         for i, directions in enumerate(self.layers):
+            skip = x  # the residual path is not dropped, as in a Transformer block
             if i:
                 x = self.drop(x, deterministic=deterministic)
             runs = [layer(x, segments) for layer in directions]
             x = jnp.concatenate([out for out, _ in runs], -1)
+            if i and self.config.residual:
+                x = x + skip
             finals = [hidden(state) for _, state in runs]
         x = self.drop(x, deterministic=deterministic)
         return EncoderOutput(memory=x, segments=segments, final_state=jnp.concatenate(finals, -1))
