@@ -28,6 +28,7 @@ from research.data.config import slug
 from research.data.errors import DataError
 from research.data.lock import exclusive, lock_path
 from research.data.readers import Advance, Pair, read_jsonl, read_moses, read_tsv, skip_empty
+from research.data.records import RecordView
 
 log = logging.getLogger(__name__)
 
@@ -190,31 +191,21 @@ def prepare(fmt: str, path: str, source: str, target: str, splits: Sequence[str]
 # ---------------------------------------------------------------- reading
 
 
-class TextPairs:
+class TextPairs(RecordView):
     """Random access to a split as {"source": str, "target": str}, whatever the stored field names.
 
-    Wraps a tfds data source (records of bytes); `len`, `[i]` and grain's
-    batched `__getitems__` work, and it pickles for grain worker processes.
+    Wraps a tfds data source (records of bytes) as a records.RecordView: `len`,
+    `[i]` and grain's batched `__getitems__`, picklable for grain workers.
     """
 
     def __init__(self, records: Any, source_field: str, target_field: str):
-        self._records, self._fields = records, (source_field, target_field)
+        super().__init__(records)
+        self._fields = (source_field, target_field)
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def _pair(self, record: dict[str, Any]) -> dict[str, str]:
+    def _example(self, record: dict[str, Any], index: int) -> dict[str, str]:
         s, t = (record[f] for f in self._fields)
         return {"source": s.decode("utf-8") if isinstance(s, bytes) else s,
                 "target": t.decode("utf-8") if isinstance(t, bytes) else t}
-
-    def __getitem__(self, index: int) -> dict[str, str]:
-        return self._pair(self._records[int(index)])
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, str]]:
-        many = getattr(self._records, "__getitems__", None)
-        records = many([int(i) for i in indices]) if many else [self._records[int(i)] for i in indices]
-        return [self._pair(r) for r in records]
 
 
 def load_splits(fmt: str, path: str, source: str | None, target: str | None,

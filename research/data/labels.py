@@ -41,6 +41,7 @@ from research import console
 from research.data import builders, catalog, closed_vocab, readers
 from research.data.batch import EOS
 from research.data.errors import DataError
+from research.data.records import RecordView
 
 OFFSET = 4  # label k is id k + OFFSET: PAD, UNK, BOS and EOS keep 0..3
 FILE = "labels.json"  # in a run's tokenizer/ folder, beside the text model
@@ -113,32 +114,19 @@ def canonical(value: Any, multi: bool, where: str) -> str:
     return value
 
 
-class LabelledTexts:
-    """Random access to a split as {"source": text, "target": canonical label(s), "line": int}.
-
-    Like builders.TextPairs (`len`, `[i]`, grain's `__getitems__`, picklable);
-    the single- or multi-label reading of the target is checked per example.
-    """
+class LabelledTexts(RecordView):
+    """Random access to a split as {"source": text, "target": canonical label(s), "line": int}
+    (records.RecordView); the single- or multi-label reading of the target is checked per example."""
 
     def __init__(self, records: Any, where: str, multi: bool):
-        self._records, self.where, self.multi = records, where, multi
+        super().__init__(records)
+        self.where, self.multi = where, multi
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def _example(self, r: dict) -> dict:
+    def _example(self, r: dict, index: int) -> dict:
         text = r["source"].decode("utf-8") if isinstance(r["source"], bytes) else r["source"]
         value = json.loads(r["target"])
         line = int(r["line"])
         return {"source": text, "target": canonical(value, self.multi, f"{self.where}:{line}"), "line": line}
-
-    def __getitem__(self, index: int) -> dict:
-        return self._example(self._records[int(index)])
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        many = getattr(self._records, "__getitems__", None)
-        records = many([int(i) for i in indices]) if many else [self._records[int(i)] for i in indices]
-        return [self._example(r) for r in records]
 
 
 def load_splits(directory: str, text_field: str, label_field: str, splits: Sequence[str], tfds_dir: str,
@@ -150,7 +138,7 @@ def load_splits(directory: str, text_field: str, label_field: str, splits: Seque
             for split in splits}
 
 
-class CatalogTexts:
+class CatalogTexts(RecordView):
     """A tfds catalog split of a text field and a ClassLabel field (imdb_reviews: `text`, `label`; glue/sst2:
     `sentence`, `label`) as examples: label ids become the dataset's own names (its DatasetInfo), `line` is the
     record number from 1. A record without a label (id -1: GLUE's test splits) is an error naming it, never
@@ -163,10 +151,8 @@ class CatalogTexts:
         feature = records.dataset_info.features[label]
         if not hasattr(feature, "names"):
             raise DataError(f"{where}: feature {label!r} is a {type(feature).__name__}, not a ClassLabel")
-        self._records, self._fields, self._names, self.where = records, (text, label), list(feature.names), where
-
-    def __len__(self) -> int:
-        return len(self._records)
+        super().__init__(records)
+        self._fields, self._names, self.where = (text, label), list(feature.names), where
 
     def _example(self, r: dict, index: int) -> dict:
         where = f"{self.where}: record {index + 1}"
@@ -179,12 +165,6 @@ class CatalogTexts:
             raise DataError(f"{where}: label id {k} is none of the {len(self._names)} names {self._names} (GLUE's "
                             "test splits are unlabelled: score a labelled split, e.g. data.test_split=validation)")
         return {"source": text, "target": self._names[k], "line": index + 1}
-
-    def __getitem__(self, index: int) -> dict:
-        return self._example(self._records[int(index)], int(index))
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        return [self[i] for i in indices]
 
 
 def load_catalog(name: str, text: str, label: str, splits: Sequence[str], tfds_dir: str,

@@ -35,6 +35,7 @@ import tensorflow_datasets as tfds
 from research import console
 from research.data import builders, catalog, readers
 from research.data.errors import DataError
+from research.data.records import RecordView
 
 Sentence = tuple[int, str, str]  # (line, source, target) as the examples hold them
 
@@ -126,30 +127,19 @@ class TaggedJsonl(TaggedBuilder, skip_registration=True):
         return read_tagged_jsonl(files[0], self.builder_config.source, self.builder_config.target, advance)
 
 
-class TaggedSentences:
-    """Random access to a split as {"source", "target", "line"} (like builders.TextPairs: `len`, `[i]`,
-    grain's `__getitems__`, picklable); `where` names the file, `unit` what `line` counts."""
+class TaggedSentences(RecordView):
+    """Random access to a split as {"source", "target", "line"} (records.RecordView); `where` names the
+    file, `unit` what `line` counts."""
 
     unit = "line"
 
     def __init__(self, records: Any, where: str):
-        self._records, self.where = records, where
+        super().__init__(records)
+        self.where = where
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    @staticmethod
-    def _example(r: dict) -> dict:
+    def _example(self, r: dict, index: int) -> dict:
         text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else v
         return {"source": text(r["source"]), "target": text(r["target"]), "line": int(r["line"])}
-
-    def __getitem__(self, index: int) -> dict:
-        return self._example(self._records[int(index)])
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        many = getattr(self._records, "__getitems__", None)
-        records = many([int(i) for i in indices]) if many else [self._records[int(i)] for i in indices]
-        return [self._example(r) for r in records]
 
 
 def load_prepared(fmt: str, builder: type[TaggedBuilder], directory: str, source: str, target: str,
@@ -161,7 +151,7 @@ def load_prepared(fmt: str, builder: type[TaggedBuilder], directory: str, source
             for split in splits}
 
 
-class CatalogSentences:
+class CatalogSentences(RecordView):
     """A tfds catalog split of word and ClassLabel-tag sequences (conll2003: `tokens`, `ner`) as examples:
     tag ids become the dataset's own names (its DatasetInfo), `line` is the record number from 1."""
 
@@ -170,22 +160,14 @@ class CatalogSentences:
     def __init__(self, records: Any, words: str, tags: str, where: str):
         feature = records.dataset_info.features[tags]
         names = getattr(feature, "feature", feature).names  # a Sequence(ClassLabel) holds the ClassLabel
-        self._records, self._fields, self._names, self.where = records, (words, tags), list(names), where
-
-    def __len__(self) -> int:
-        return len(self._records)
+        super().__init__(records)
+        self._fields, self._names, self.where = (words, tags), list(names), where
 
     def _example(self, r: dict, index: int) -> dict:
         words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in r[self._fields[0]]]
         tags = [self._names[int(k)] for k in r[self._fields[1]]]
         target = check_sentence(words, tags, f"{self.where}: record {index + 1}")
         return {"source": source_text(words), "target": target, "line": index + 1}
-
-    def __getitem__(self, index: int) -> dict:
-        return self._example(self._records[int(index)], int(index))
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        return [self[i] for i in indices]
 
 
 def load_catalog(name: str, words: str, tags: str, splits: Sequence[str], tfds_dir: str) -> dict[str, CatalogSentences]:

@@ -60,6 +60,7 @@ from research import console
 from research.analysis import significance
 from research.data import tokenizer as tokenizers
 from research.data.batch import BOS
+from research.data.records import RecordView
 from research.decoding import generate
 from research.models import language_model
 from research.models.layers.positions import learned_max_len
@@ -75,23 +76,12 @@ FIELDS = ("nll", "tokens", "correct")  # of one example's line in hyps_<split>.t
 # ---------------------------------------------------------------- data, tokenizer, model
 
 
-class Texts:
-    """Random access to a split's texts as {"source": "", "target": text} (`len`, `[i]`, grain's
-    `__getitems__`; picklable for grain workers, as the reader's own splits)."""
+class Texts(RecordView):
+    """Random access to a split's texts as {"source": "", "target": text}: a records.RecordView over the
+    seq2seq reader's pairs."""
 
-    def __init__(self, pairs):
-        self._pairs = pairs
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"source": "", "target": self._pairs[index]["target"]}
-
-    def __getitems__(self, indices) -> list[dict]:
-        many = getattr(self._pairs, "__getitems__", None)
-        rows = many(list(indices)) if many else [self._pairs[i] for i in indices]
-        return [{"source": "", "target": r["target"]} for r in rows]
+    def _example(self, pair: dict, index: int) -> dict:
+        return {"source": "", "target": pair["target"]}
 
 
 def read(data_cfg, splits) -> dict:
