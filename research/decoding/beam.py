@@ -58,8 +58,11 @@ def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
 
 def tile_beams(tree: Any, beam_size: int) -> Any:
     """Repeats every row beam_size times: leaves [B, ...] -> [B * beam_size, ...]; a `Stationary` leaf
-    repeats its beam axis instead (its rows stay the B source rows)."""
+    repeats its beam axis instead (its rows stay the B source rows), and one without a beam axis (shared by
+    a row's beams) stays as it is."""
     def one(x):
+        if is_stationary(x) and x.beam_axis is None:
+            return x
         if is_stationary(x):
             return x.replace(value=jax.tree.map(lambda y: jnp.repeat(y, beam_size, axis=x.beam_axis), x.value))
         return jnp.repeat(x, beam_size, axis=0)

@@ -20,8 +20,8 @@ Decoder contract
   `step(enc, cache, embedded_token [B, E]) -> (features [B, d_model], cache)`.
   Every leaf of `enc` and of `cache` has the batch as its leading axis, so a
   search can tile them for beams and reorder them with one gather; leaves
-  wrapped in `Stationary` are tiled along their beam axis and never reordered
-  (see there).
+  wrapped in `Stationary` are tiled along their beam axis, or not at all when
+  every beam of a row reads the same, and never reordered (see there).
 
 Decoders without a memory
   Every decoder also builds with `memory=False` (a module attribute, default
@@ -96,10 +96,15 @@ class Stationary:
     slot holds each position of a hypothesis's history (the transformer's
     `history` [N, L] int32). The decoder must never write a position twice in
     one slot: a child hypothesis still reads its parent's positions there.
+
+    `beam_axis=None` marks a leaf that every beam of a source row reads alike and
+    no step writes, such as the transformer's cross-attention keys and values of
+    the memory: it keeps one row per source row and is neither tiled nor
+    reordered, so a search step reads it once per row instead of once per beam.
     """
 
     value: Any
-    beam_axis: int = struct.field(pytree_node=False, default=1)
+    beam_axis: int | None = struct.field(pytree_node=False, default=1)
 
 
 def is_stationary(node: Any) -> bool:

@@ -159,17 +159,23 @@ def test_a_leaf_the_step_passes_through_is_not_reordered_and_the_search_is_uncha
     assert _gathers_of(search(changing), state, max_len, shape=(batch * beam, 5, 3)) == 1
 
 
-def test_a_stationary_leaf_is_tiled_along_its_beam_axis_and_never_reordered():
+def test_a_stationary_leaf_is_tiled_along_its_beam_axis_or_not_at_all_and_never_reordered():
     """Rows [B, ...] repeat to [B * K, ...]; a Stationary leaf keeps its B rows and repeats its beam axis,
-    and `reorder` gathers the other leaves to the given rows (checked against NumPy) but not it."""
+    one without a beam axis (shared by a row's beams) is left as it is, and `reorder` gathers the other
+    leaves to the given rows (checked against NumPy) but neither of them."""
     rows_leaf = np.arange(6, dtype=np.float32).reshape(2, 3)  # B = 2
     buffer = np.arange(2 * 5, dtype=np.float32).reshape(2, 1, 5)  # [B, beams = 1, L]
-    state = {"rows": jnp.asarray(rows_leaf), "kv": Stationary(jnp.asarray(buffer), beam_axis=1)}
+    shared = np.arange(2 * 4, dtype=np.float32).reshape(2, 4)  # [B, S]
+    state = {"rows": jnp.asarray(rows_leaf), "kv": Stationary(jnp.asarray(buffer), beam_axis=1),
+             "memory": Stationary(jnp.asarray(shared), beam_axis=None)}
     tiled = tile_beams(state, 3)
     np.testing.assert_array_equal(tiled["rows"], np.repeat(rows_leaf, 3, axis=0))
     np.testing.assert_array_equal(tiled["kv"].value, np.repeat(buffer, 3, axis=1))
-    after = {"rows": tiled["rows"] + 1, "kv": tiled["kv"].replace(value=tiled["kv"].value * 2)}
+    np.testing.assert_array_equal(tiled["memory"].value, shared)
+    after = {"rows": tiled["rows"] + 1, "kv": tiled["kv"].replace(value=tiled["kv"].value * 2),
+             "memory": tiled["memory"]}
     parents = jnp.asarray([2, 2, 0, 4, 3, 3])
     out = reorder(tiled, after, parents)
     np.testing.assert_array_equal(out["rows"], (np.repeat(rows_leaf, 3, axis=0) + 1)[[2, 2, 0, 4, 3, 3]])
     np.testing.assert_array_equal(out["kv"].value, np.repeat(buffer, 3, axis=1) * 2)
+    np.testing.assert_array_equal(out["memory"].value, shared)

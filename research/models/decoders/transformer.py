@@ -33,8 +33,9 @@ from research.registry import check
 class TransformerDecoder(nn.Module):
     """Cache per layer: self-attention keys [B, H, Dh, beams, max_len] and values
     [B, H, beams, max_len, Dh] filled up to `index` (Stationary: each hypothesis's
-    history is found through `history`), and the cross-attention keys/values of
-    the memory, projected once (none without a memory)."""
+    history is found through `history`), and the cross-attention keys [B, H, Dh, S]
+    and values [B, H, S, Dh] of the memory, projected once and shared by a row's
+    beams (none without a memory)."""
 
     config: TransformerConfig
     dtype: jnp.dtype = jnp.float32
@@ -101,7 +102,10 @@ class TransformerDecoder(nn.Module):
                         for _ in range(c.num_layers)],
         }
         if self.memory:
-            cache["cross_kv"] = [a.project_kv(enc.memory) for a in self.cross_attn]
+            # Projected once, one copy per source row that all its beams read (Stationary, no beam axis).
+            shared = lambda x: Stationary(x, beam_axis=None)
+            cache["cross_kv"] = [tuple(map(shared, a.project_shared(enc.memory))) for a in self.cross_attn]
+            cache["cross_mask"] = shared(enc.mask)
         return cache
 
     def step(self, enc, cache, y_t):
@@ -133,7 +137,8 @@ class TransformerDecoder(nn.Module):
         seen = []
 
         def cross(i, h):
-            out, w = self.cross_attn[i].attend_kv(h, *cache["cross_kv"][i], enc.mask[:, None, :])
+            k, v = cache["cross_kv"][i]
+            out, w = self.cross_attn[i].attend_shared(h, k.value, v.value, cache["cross_mask"].value)
             seen.append(w)
             return out
 
