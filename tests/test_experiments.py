@@ -475,6 +475,26 @@ def test_tagging_lr_grid_is_compare_tagging_with_three_encoders_at_four_learning
                                                   f"optim.learning_rate={lr}"])), (enc, lr)
 
 
+
+def test_transformer_dropout_grid_is_the_tagging_lr_transformer_but_for_dropout():
+    cfg = hydra_config("+experiment=compare_tagging_transformer_dropout")
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"+experiment/budget/params1m/encoder", "encoder.dropout", "optim.learning_rate", "trainer.seed"}
+    assert params["+experiment/budget/params1m/encoder"] == "transformer"
+    assert [float(x) for x in str(params["encoder.dropout"]).split(",")] == [0.1, 0.0]
+    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01]
+    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_transformer_dropout/")
+    for dropout in (0.1, 0.0):
+        for lr in (0.003, 0.01):
+            chosen = ["+experiment/budget/params1m/encoder=transformer", f"optim.learning_rate={lr}"]
+            run = resolve(compose_config(["+experiment=compare_tagging_transformer_dropout", *chosen,
+                                          f"encoder.dropout={dropout}"]))
+            tuned = resolve(compose_config(["+experiment=compare_tagging_lr", *chosen]))
+            # compare_tagging_lr's transformer run at that rate but for the encoder's dropout
+            assert tuned.encoder_config.dropout == 0.1
+            assert run == dataclasses.replace(tuned, encoder_config=dataclasses.replace(tuned.encoder_config, dropout=dropout))
+
 def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
     cfg = hydra_config("+experiment=compare_classification_rnn_residual")
     params = cfg.hydra.sweeper.params
