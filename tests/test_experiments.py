@@ -29,12 +29,22 @@ COMPARE = {
     "compare_summarization_small": ("params1m", 1_180_000, 0.01),
 }
 DIAGNOSTICS = ("reverse", "addition", "scan_length", "scan_addprim_jump")
+SEEDS = ["0", "1", "2"]  # every recorded grid's
 
 
 def hydra_config(*overrides: str):
     """The composed config with its `hydra` node, as a multirun sees it."""
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def sweep_grid(experiment: str) -> tuple[dict[str, list[str]], dict]:
+    """(grid, sweep) of a multirun experiment: each sweeper parameter's values as its file writes them, in the
+    order hydra's basic sweeper appends them as overrides, and the unresolved `hydra.sweep` node (dir, subdir)."""
+    cfg = hydra_config(f"+experiment={experiment}")
+    assert cfg.hydra.mode.name == "MULTIRUN", experiment
+    grid = {key: str(values).split(",") for key, values in cfg.hydra.sweeper.params.items()}
+    return grid, OmegaConf.to_container(cfg.hydra.sweep, resolve=False)
 
 
 def pair_overrides(experiment: str, encoder: str, decoder: str) -> list[str]:
@@ -181,10 +191,8 @@ def symbol_vocab(run) -> int:
 def test_classification_grid_is_the_three_encoders_at_matched_parameters():
     from research.models.classifier import Classifier, architecture  # noqa: PLC0415
 
-    cfg = hydra_config("+experiment=compare_classification")
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
-    assert len(str(params["trainer.seed"]).split(",")) == 3
+    grid, _ = sweep_grid("compare_classification")
+    assert grid == {"+experiment/budget/params1m/encoder": list(KINDS), "trainer.seed": SEEDS}
     counts = {}
     for enc in KINDS:
         run = resolve(compose_config(["+experiment=compare_classification", f"+experiment/budget/params1m/encoder={enc}"]))
@@ -201,11 +209,10 @@ def test_classification_grid_is_the_three_encoders_at_matched_parameters():
 def test_embeddings_grid_is_three_arms_on_two_corpora_with_vectors_that_fit():
     import gzip  # noqa: PLC0415
 
-    cfg = hydra_config("+experiment=compare_embeddings")
-    params = cfg.hydra.sweeper.params
-    assert params["data"].split(",") == ["ddtp_de_en_sample", "ddtp_de_en"]
-    assert params["+experiment/embeddings"].split(",") == ["random", "glove", "frozen"]
-    assert len(str(params["trainer.seed"]).split(",")) == 3
+    grid, _ = sweep_grid("compare_embeddings")
+    assert grid == {"data": ["ddtp_de_en_sample", "ddtp_de_en"], "+experiment/budget/params1m/encoder": ["cnn"],
+                    "+experiment/budget/params1m/decoder": ["cnn"], "+experiment/embeddings": ["random", "glove", "frozen"],
+                    "trainer.seed": SEEDS}
     counts = {}
     for data in ("ddtp_de_en_sample", "ddtp_de_en"):
         for arm, (vectors, freeze) in {"random": (False, False), "glove": (True, False), "frozen": (True, True)}.items():
@@ -226,11 +233,8 @@ def test_embeddings_grid_is_three_arms_on_two_corpora_with_vectors_that_fit():
 def test_tagging_grid_is_the_three_encoders_at_matched_parameters():
     from research.models.tagger import Tagger, architecture  # noqa: PLC0415
 
-    cfg = hydra_config("+experiment=compare_tagging")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    grid, _ = sweep_grid("compare_tagging")
+    assert grid == {"+experiment/budget/params1m/encoder": list(KINDS), "trainer.seed": SEEDS}
     counts = {}
     for enc in KINDS:
         run = resolve(compose_config(["+experiment=compare_tagging", f"+experiment/budget/params1m/encoder={enc}"]))
@@ -248,11 +252,8 @@ def test_tagging_grid_is_the_three_encoders_at_matched_parameters():
 def test_lm_grid_is_the_three_decoders_at_matched_parameters():
     from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
 
-    cfg = hydra_config("+experiment=compare_lm")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/lm1m/decoder"].split(",") == list(KINDS)
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    grid, _ = sweep_grid("compare_lm")
+    assert grid == {"+experiment/budget/lm1m/decoder": list(KINDS), "trainer.seed": SEEDS}
     counts = {}
     for dec in KINDS:
         run = resolve(compose_config(["+experiment=compare_lm", f"+experiment/budget/lm1m/decoder={dec}"]))
@@ -268,12 +269,10 @@ def test_lm_grid_is_the_three_decoders_at_matched_parameters():
 
 
 def test_summarization_copy_grid_is_each_decoder_plain_copy_and_coverage_behind_one_encoder():
-    cfg = hydra_config("+experiment=compare_summarization_copy")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    variants = params["+experiment/summary_copy"].split(",")
+    grid, _ = sweep_grid("compare_summarization_copy")
+    variants = grid["+experiment/summary_copy"]
     assert sorted(variants) == sorted(f"{d}{v}" for d in KINDS for v in ("", "_copy", "_copy_coverage"))
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
+    assert grid == {"+experiment/summary_copy": variants, "trainer.seed": SEEDS}
     small = resolve(compose_config(["+experiment=compare_summarization_small", *pair_overrides("compare_summarization_small",
                                                                                                "transformer", "rnn")]))
     counts = {}
@@ -294,14 +293,9 @@ def test_summarization_copy_grid_is_each_decoder_plain_copy_and_coverage_behind_
 
 
 def test_summarization_copy_budgets_is_the_best_copy_variant_at_two_and_four_times_the_flops():
-    cfg = hydra_config("+experiment=compare_summarization_copy_budgets")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/summary_copy", "trainer.budget_amount", "trainer.seed"}
-    assert params["+experiment/summary_copy"] == "cnn_copy_coverage"
-    assert [float(b) for b in str(params["trainer.budget_amount"]).split(",")] == [8.2e12, 1.64e13]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    sweep = OmegaConf.to_container(cfg.hydra.sweep, resolve=False)
+    grid, sweep = sweep_grid("compare_summarization_copy_budgets")
+    assert grid == {"+experiment/summary_copy": ["cnn_copy_coverage"], "trainer.budget_amount": ["8.2e12", "1.64e13"],
+                    "trainer.seed": SEEDS}
     assert sweep["dir"].startswith("multirun/compare_summarization_copy_budgets/")
     assert sweep["subdir"].startswith("flops_${trainer.budget_amount}/")  # one folder, so one report, per budget
     copy = resolve(compose_config(["+experiment=compare_summarization_copy", "+experiment/summary_copy=cnn_copy_coverage"]))
@@ -313,15 +307,11 @@ def test_summarization_copy_budgets_is_the_best_copy_variant_at_two_and_four_tim
 
 
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
-    cfg = hydra_config("+experiment=compare_translation_longer")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer"]
-    assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
+    grid, sweep = sweep_grid("compare_translation_longer")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
+                    "+experiment/budget/params1m/decoder": ["cnn", "transformer"], "trainer.seed": SEEDS}
     # Its own folder: runs filed under compare_translation_small's would mix the two sweeps in one report.
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_translation_longer/")
+    assert sweep["dir"].startswith("multirun/compare_translation_longer/")
     for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
         pair = pair_overrides("compare_translation_small", enc, dec)
         run = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
@@ -331,14 +321,10 @@ def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
 
 
 def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flops():
-    cfg = hydra_config("+experiment=compare_translation_x4")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn"]
-    assert params["+experiment/budget/params1m/decoder"].split(",") == ["cnn", "transformer"]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/budget/params1m/decoder", "trainer.seed"}
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_translation_x4/")
+    grid, sweep = sweep_grid("compare_translation_x4")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn"],
+                    "+experiment/budget/params1m/decoder": ["cnn", "transformer"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_x4/")
     for dec in ("cnn", "transformer"):
         pair = pair_overrides("compare_translation_small", "cnn", dec)
         run = resolve(compose_config(["+experiment=compare_translation_x4", *pair]))
@@ -350,14 +336,10 @@ def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flo
 @pytest.mark.parametrize("experiment, base, times", [("compare_tagging_x2", "compare_tagging", 2),
                                                      ("compare_classification_x4", "compare_classification", 4)])
 def test_an_encoder_grid_at_more_flops_is_its_base_grid_but_for_the_budget(experiment, base, times):
-    cfg = hydra_config(f"+experiment={experiment}")
-    assert cfg.hydra.mode.name == "MULTIRUN"
-    params = cfg.hydra.sweeper.params
-    assert params["+experiment/budget/params1m/encoder"].split(",") == list(KINDS)
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert set(params) == {"+experiment/budget/params1m/encoder", "trainer.seed"}
+    grid, sweep = sweep_grid(experiment)
+    assert grid == {"+experiment/budget/params1m/encoder": list(KINDS), "trainer.seed": SEEDS}
     # Its own folder: runs filed under the base grid's would mix the two budgets in one report.
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith(f"multirun/{experiment}/")
+    assert sweep["dir"].startswith(f"multirun/{experiment}/")
     for enc in KINDS:
         encoder = f"+experiment/budget/params1m/encoder={enc}"
         run = resolve(compose_config([f"+experiment={experiment}", encoder]))
@@ -368,13 +350,10 @@ def test_an_encoder_grid_at_more_flops_is_its_base_grid_but_for_the_budget(exper
 
 
 def test_rnn_pooling_grid_is_the_classification_rnn_with_each_summary():
-    cfg = hydra_config("+experiment=compare_classification_rnn_pooling")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "model.pooling", "trainer.seed"}
-    assert params["+experiment/budget/params1m/encoder"] == "rnn"
-    assert params["model.pooling"].split(",") == ["mean", "max", "first", "attention"]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_pooling/")
+    grid, sweep = sweep_grid("compare_classification_rnn_pooling")
+    assert grid == {"+experiment/budget/params1m/encoder": ["rnn"], "model.pooling": ["mean", "max", "first", "attention"],
+                    "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_classification_rnn_pooling/")
     base = resolve(compose_config(["+experiment=compare_classification", "+experiment/budget/params1m/encoder=rnn"]))
     assert base.model.pooling == "mean"
     for pooling in ("mean", "max", "first", "attention"):
@@ -386,18 +365,13 @@ def test_rnn_pooling_grid_is_the_classification_rnn_with_each_summary():
 def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_parameters_and_three_learning_rates():
     from research.models.classifier import Classifier, architecture  # noqa: PLC0415
 
-    cfg = hydra_config("+experiment=compare_classification_rnn_depth")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "+experiment/rnn_depth", "optim.learning_rate",
-                           "trainer.seed"}
+    grid, sweep = sweep_grid("compare_classification_rnn_depth")
+    assert grid == {"+experiment/budget/params1m/encoder": ["rnn"], "+experiment/rnn_depth": ["4x64", "2x96", "1x167"],
+                    "optim.learning_rate": ["0.001", "0.003", "0.01"], "trainer.seed": SEEDS}
     # The budget's rnn, then its reshaping: hydra's basic sweeper appends the overrides in the order of this mapping
     # (compare_classification's keys first), and the later file wins.
-    assert list(params).index("+experiment/budget/params1m/encoder") < list(params).index("+experiment/rnn_depth")
-    assert params["+experiment/budget/params1m/encoder"] == "rnn"
-    assert params["+experiment/rnn_depth"].split(",") == ["4x64", "2x96", "1x167"]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_depth/")
+    assert list(grid).index("+experiment/budget/params1m/encoder") < list(grid).index("+experiment/rnn_depth")
+    assert sweep["dir"].startswith("multirun/compare_classification_rnn_depth/")
     base = resolve(compose_config(["+experiment=compare_classification", "+experiment/budget/params1m/encoder=rnn"]))
     assert base.optim.learning_rate == 0.003
     batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
@@ -419,13 +393,10 @@ def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_paramet
 
 
 def test_classification_lr_grid_is_the_classification_grid_at_four_peak_learning_rates_with_the_one_layer_rnn():
-    cfg = hydra_config("+experiment=compare_classification_lr")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
-    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer", "rnn_1x167"]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01, 0.03]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_lr/")
+    grid, sweep = sweep_grid("compare_classification_lr")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer", "rnn_1x167"],
+                    "optim.learning_rate": ["0.001", "0.003", "0.01", "0.03"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_classification_lr/")
     depth = ["+experiment=compare_classification_rnn_depth", "+experiment/budget/params1m/encoder=rnn",
              "+experiment/rnn_depth=1x167"]
     for enc, base in [("cnn", ["+experiment=compare_classification", "+experiment/budget/params1m/encoder=cnn"]),
@@ -440,13 +411,10 @@ def test_classification_lr_grid_is_the_classification_grid_at_four_peak_learning
 
 
 def test_tagging_rnn_lr_grid_is_compare_tagging_with_both_rnn_shapes_at_three_learning_rates():
-    cfg = hydra_config("+experiment=compare_tagging_rnn_lr")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
-    assert params["+experiment/budget/params1m/encoder"].split(",") == ["rnn", "rnn_1x167"]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01, 0.03]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_rnn_lr/")
+    grid, sweep = sweep_grid("compare_tagging_rnn_lr")
+    assert grid == {"+experiment/budget/params1m/encoder": ["rnn", "rnn_1x167"],
+                    "optim.learning_rate": ["0.003", "0.01", "0.03"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_tagging_rnn_lr/")
     base = resolve(compose_config(["+experiment=compare_tagging", "+experiment/budget/params1m/encoder=rnn"]))
     for shape, (layers, units) in {"rnn": (4, 64), "rnn_1x167": (1, 167)}.items():
         for lr in (0.003, 0.01, 0.03):
@@ -458,13 +426,10 @@ def test_tagging_rnn_lr_grid_is_compare_tagging_with_both_rnn_shapes_at_three_le
 
 
 def test_tagging_lr_grid_is_compare_tagging_with_three_encoders_at_four_learning_rates():
-    cfg = hydra_config("+experiment=compare_tagging_lr")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "optim.learning_rate", "trainer.seed"}
-    assert params["+experiment/budget/params1m/encoder"].split(",") == ["cnn", "transformer", "rnn_1x167"]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.001, 0.003, 0.01, 0.03]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_lr/")
+    grid, sweep = sweep_grid("compare_tagging_lr")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer", "rnn_1x167"],
+                    "optim.learning_rate": ["0.001", "0.003", "0.01", "0.03"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_tagging_lr/")
     for enc in ("cnn", "transformer", "rnn_1x167"):
         for lr in (0.001, 0.003, 0.01, 0.03):
             run = resolve(compose_config(["+experiment=compare_tagging_lr", f"+experiment/budget/params1m/encoder={enc}",
@@ -477,14 +442,10 @@ def test_tagging_lr_grid_is_compare_tagging_with_three_encoders_at_four_learning
 
 
 def test_transformer_dropout_grid_is_the_tagging_lr_transformer_but_for_dropout():
-    cfg = hydra_config("+experiment=compare_tagging_transformer_dropout")
-    params = cfg.hydra.sweeper.params
-    assert set(params) == {"+experiment/budget/params1m/encoder", "encoder.dropout", "optim.learning_rate", "trainer.seed"}
-    assert params["+experiment/budget/params1m/encoder"] == "transformer"
-    assert [float(x) for x in str(params["encoder.dropout"]).split(",")] == [0.1, 0.0]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_tagging_transformer_dropout/")
+    grid, sweep = sweep_grid("compare_tagging_transformer_dropout")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"], "encoder.dropout": ["0.1", "0.0"],
+                    "optim.learning_rate": ["0.003", "0.01"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_tagging_transformer_dropout/")
     for dropout in (0.1, 0.0):
         for lr in (0.003, 0.01):
             chosen = ["+experiment/budget/params1m/encoder=transformer", f"optim.learning_rate={lr}"]
@@ -496,14 +457,12 @@ def test_transformer_dropout_grid_is_the_tagging_lr_transformer_but_for_dropout(
             assert run == dataclasses.replace(tuned, encoder_config=dataclasses.replace(tuned.encoder_config, dropout=dropout))
 
 def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
-    cfg = hydra_config("+experiment=compare_classification_rnn_residual")
-    params = cfg.hydra.sweeper.params
-    depth_keys = list(hydra_config("+experiment=compare_classification_rnn_depth").hydra.sweeper.params)
-    assert list(params) == [*depth_keys, "encoder.residual"] and str(params["encoder.residual"]) == "true"
-    assert params["+experiment/rnn_depth"].split(",") == ["4x64", "2x96", "1x167"]
-    assert [float(x) for x in str(params["optim.learning_rate"]).split(",")] == [0.003, 0.01, 0.03]
-    assert str(params["trainer.seed"]).split(",") == ["0", "1", "2"]
-    assert OmegaConf.to_container(cfg.hydra.sweep)["dir"].startswith("multirun/compare_classification_rnn_residual/")
+    grid, sweep = sweep_grid("compare_classification_rnn_residual")
+    depth, _ = sweep_grid("compare_classification_rnn_depth")
+    # rnn_depth's grid, in its order, at three other rates, then the residual switch
+    assert list(grid) == [*depth, "encoder.residual"]
+    assert grid == {**depth, "optim.learning_rate": ["0.003", "0.01", "0.03"], "encoder.residual": ["true"]}
+    assert sweep["dir"].startswith("multirun/compare_classification_rnn_residual/")
     for shape in ("4x64", "2x96", "1x167"):
         for lr in (0.003, 0.01, 0.03):
             shaped = ["+experiment/budget/params1m/encoder=rnn", f"+experiment/rnn_depth={shape}", f"optim.learning_rate={lr}"]
