@@ -70,7 +70,8 @@ def test_time_pair_of_an_rnn_pair_counts_its_cells(monkeypatch):
 
 
 def test_train_section_ratios_from_the_given_timings(monkeypatch):
-    # The README's figures: 2,300 against 1,843 tokens/s, 106.3 of a 266.5 GFLOP/s peak.
+    # Figures of the Intel Xeon bench of 2026-11-29 (experiments/results/bench_2cpu_xeon.md in git at 6be424f):
+    # 2,300 against 1,843 tokens/s, 106.3 of a 266.5 GFLOP/s peak.
     ours = {"transformer-transformer": {"tokens_per_s": 2300.0, "gflop_per_s": 106.3, "compile_s": 7.4,
                                         "torch": {"tokens_per_s": 1843.0}, "peak_gflop_per_s": 266.5,
                                         "rounds_peak_gflop_per_s": [266.5]},
