@@ -71,6 +71,18 @@ class MultiHeadAttention(nn.Module):
         ctx, weights = attend(q, k, v, mask, dropout_fn)
         return self.out(ctx), weights
 
+    def _row_queries(self, x_q, g: int):
+        """Queries [N, 1, D] of N = G x K hypotheses (row-major, g * K + j) -> [G, H, K, Dh]: a source row's
+        K hypotheses side by side, for the beam layouts of `attend_history` and `attend_shared`."""
+        q = self.query(x_q)[:, 0]  # [N, H, Dh]
+        n, h, dh = q.shape
+        return q.reshape(g, n // g, h, dh).transpose(0, 2, 1, 3)
+
+    def _hypothesis_out(self, ctx):
+        """Context [G, H, K, Dh] back to the hypotheses' rows, projected: [G x K, 1, D]."""
+        g, h, kk, dh = ctx.shape
+        return self.out(ctx.transpose(0, 2, 1, 3).reshape(g * kk, 1, h, dh))
+
     def attend_history(self, x_q, k, v, history, mask):
         """One query per hypothesis over buffers that hold each source row's beams side by side.
 
@@ -90,14 +102,14 @@ class MultiHeadAttention(nn.Module):
         copy per layer and step, which XLA's CPU fusions did not fold into the products after it.
         """
         g, h, kk, length, dh = v.shape
-        q = self.query(x_q)[:, 0].reshape(g, kk, h, dh).transpose(0, 2, 1, 3)  # [G, H, K, Dh]
+        q = self._row_queries(x_q, g)  # [G, H, K, Dh]
         keys = k.reshape(g, h, dh, kk * length)
         scores = jnp.einsum("ghqd,ghdm->ghqm", q, keys) / jnp.sqrt(dh).astype(q.dtype)  # [G, H, K, K x L]
         own = history.reshape(g, kk, 1, length) == jnp.arange(kk)[None, None, :, None]  # [G, K, K, L]
         keep = (own & mask.reshape(g, kk, 1, length))[:, None].reshape(g, 1, kk, kk * length)
         weights = masked_softmax(scores, keep).astype(v.dtype)
         ctx = jnp.einsum("ghqm,ghmd->ghqd", weights, v.reshape(g, h, kk * length, dh))  # [G, H, K, Dh]
-        return self.out(ctx.transpose(0, 2, 1, 3).reshape(g * kk, 1, h, dh))
+        return self._hypothesis_out(ctx)
 
     def project_shared(self, x):
         """[G, S, D_kv] -> keys [G, H, Dh, S] and values [G, H, S, Dh], laid out for `attend_shared`."""
@@ -119,12 +131,11 @@ class MultiHeadAttention(nn.Module):
         benchmark shape six [128, 4, 64, 32] copies a step, 16% of a beam-4 search on an Intel Xeon).
         """
         g, h, dh, s = k.shape
-        kk = x_q.shape[0] // g
-        q = self.query(x_q)[:, 0].reshape(g, kk, h, dh).transpose(0, 2, 1, 3)  # [G, H, K, Dh]
+        q = self._row_queries(x_q, g)  # [G, H, K, Dh]
         scores = jnp.einsum("ghqd,ghds->ghqs", q, k) / jnp.sqrt(dh).astype(q.dtype)
         weights = masked_softmax(scores, mask[:, None, None, :]).astype(v.dtype)  # [G, H, K, S]
-        ctx = jnp.einsum("ghqs,ghsd->ghqd", weights, v).transpose(0, 2, 1, 3).reshape(g * kk, 1, h, dh)
-        return self.out(ctx), weights.transpose(0, 2, 1, 3).reshape(g * kk, h, 1, s)
+        ctx = jnp.einsum("ghqs,ghsd->ghqd", weights, v)
+        return self._hypothesis_out(ctx), weights.transpose(0, 2, 1, 3).reshape(x_q.shape[0], h, 1, s)
 
     def __call__(self, x_q, x_kv, mask, deterministic=True):
         k, v = self.project_kv(x_kv)
