@@ -456,6 +456,37 @@ def test_transformer_dropout_grid_is_the_tagging_lr_transformer_but_for_dropout(
             assert tuned.encoder_config.dropout == 0.1
             assert run == dataclasses.replace(tuned, encoder_config=dataclasses.replace(tuned.encoder_config, dropout=dropout))
 
+def test_transformer_depth_grid_is_the_dropout_free_tagger_at_three_shapes_of_its_parameters():
+    from research.models.tagger import Tagger, architecture  # noqa: PLC0415
+
+    grid, sweep = sweep_grid("compare_tagging_transformer_depth")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"], "trainer.seed": SEEDS,
+                    "+experiment/transformer_depth": ["1x1280", "2x512", "4x128"], "encoder.dropout": ["0.0"],
+                    "optim.learning_rate": ["0.003", "0.01"]}
+    # The budget's transformer, then its reshaping: the later file wins.
+    assert list(grid).index("+experiment/budget/params1m/encoder") < list(grid).index("+experiment/transformer_depth")
+    assert sweep["dir"].startswith("multirun/compare_tagging_transformer_depth/")
+    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
+    for shape, (layers, d_ff) in {"1x1280": (1, 1280), "2x512": (2, 512), "4x128": (4, 128)}.items():
+        for lr in (0.003, 0.01):
+            chosen = ["+experiment/budget/params1m/encoder=transformer", f"optim.learning_rate={lr}"]
+            run = resolve(compose_config(["+experiment=compare_tagging_transformer_depth", *chosen,
+                                          f"+experiment/transformer_depth={shape}", "encoder.dropout=0.0"]))
+            dropout = resolve(compose_config(["+experiment=compare_tagging_transformer_dropout", *chosen,
+                                              "encoder.dropout=0.0"]))
+            # compare_tagging_transformer_dropout's run without dropout but for the shape; 2 x 512 is that run
+            shaped = dataclasses.replace(dropout.encoder_config, num_layers=layers, d_ff=d_ff)
+            assert run == dataclasses.replace(dropout, encoder_config=shaped)
+        model = Tagger(architecture(run, run.tokenizer.vocab_size, 7, False))
+        shapes = jax.eval_shape(lambda m=model: m.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+        counted = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["encoder"]))
+        # By hand, at width 128: per layer the 4 attention projections (128 x 128 + 128 each), the feed-forward
+        # block (128 x d_ff + d_ff + d_ff x 128 + 128) and two layer norms (2 x 128 each); one final layer norm.
+        by_hand = layers * (4 * (128 * 128 + 128) + 257 * d_ff + 128 + 2 * 256) + 256
+        assert counted == by_hand, shape
+        assert abs(counted / 396_800 - 1) < 0.01, (shape, counted)
+
+
 def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
     grid, sweep = sweep_grid("compare_classification_rnn_residual")
     depth, _ = sweep_grid("compare_classification_rnn_depth")
