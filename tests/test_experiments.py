@@ -57,9 +57,14 @@ def param_count(run, vocab: int | None = None) -> int:
     tokenizer.vocab_size, which SentencePiece gives exactly on these corpora."""
     vocab = vocab or run.tokenizer.vocab_size
     arch = Architecture(run.encoder, run.encoder_config, run.decoder, run.decoder_config, run.model, vocab, vocab)
-    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
-    shapes = jax.eval_shape(lambda: Seq2Seq(arch).init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    return model_params(Seq2Seq(arch))
+
+
+def model_params(model, keys=KEYS, part: str | None = None) -> int:
+    """Parameters of a flax model (or of its top-level `part`) from shapes only, for a 1 x 8 batch of `keys`."""
+    batch = {k: np.ones((1, 8), np.int32) for k in keys}
+    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes[part] if part else shapes))
 
 
 def test_every_experiment_file_documents_its_command():
@@ -197,10 +202,7 @@ def test_classification_grid_is_the_three_encoders_at_matched_parameters():
     for enc in KINDS:
         run = resolve(compose_config(["+experiment=compare_classification", f"+experiment/budget/params1m/encoder={enc}"]))
         assert (run.data.task, run.data.name, run.encoder) == ("classification", "ddtp_sections_en", enc)
-        batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
-        model = Classifier(architecture(run, run.tokenizer.vocab_size, 44, False))
-        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-        counts[enc] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+        counts[enc] = model_params(Classifier(architecture(run, run.tokenizer.vocab_size, 44, False)))
     # the params1m encoder (397,000) + the 2,000 x 128 embedding + the 44-way layer (128 x 44 + 44) = 658,676
     off = {k: v for k, v in counts.items() if abs(v / 658_676 - 1) > 0.01}
     assert not off, f"outside 658,676 ± 1%: {off} (all: {counts})"
@@ -240,10 +242,7 @@ def test_tagging_grid_is_the_three_encoders_at_matched_parameters():
         run = resolve(compose_config(["+experiment=compare_tagging", f"+experiment/budget/params1m/encoder={enc}"]))
         assert (run.data.task, run.data.name, run.encoder) == ("tagging", "ddtp_punct_en", enc)
         assert (run.trainer.budget, run.trainer.test) == ("flops", True)
-        batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
-        model = Tagger(architecture(run, run.tokenizer.vocab_size, 7, False))  # 7 tags: O and the 6 marks
-        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-        counts[enc] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+        counts[enc] = model_params(Tagger(architecture(run, run.tokenizer.vocab_size, 7, False)))  # 7 tags: O and the 6 marks
     # the params1m encoder (397,000) + the 2,000 x 128 embedding + the 7-way layer (128 x 7 + 7) = 653,903
     off = {k: v for k, v in counts.items() if abs(v / 653_903 - 1) > 0.01}
     assert not off, f"outside 653,903 ± 1%: {off} (all: {counts})"
@@ -259,10 +258,8 @@ def test_lm_grid_is_the_three_decoders_at_matched_parameters():
         run = resolve(compose_config(["+experiment=compare_lm", f"+experiment/budget/lm1m/decoder={dec}"]))
         assert (run.data.task, run.data.name, run.decoder) == ("lm", "ddtp_summ_en_lm", dec)
         assert (run.trainer.budget, run.trainer.test, run.model.tie_output) == ("flops", True, True)
-        batch = {k: np.ones((1, 8), np.int32) for k in ("target_in", "target_out", "target_segments", "target_positions")}
-        model = LanguageModel(architecture(run, run.tokenizer.vocab_size))
-        shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-        counts[dec] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+        counts[dec] = model_params(LanguageModel(architecture(run, run.tokenizer.vocab_size)),
+                                   keys=("target_in", "target_out", "target_segments", "target_positions"))
     # the tied 2,000 x 128 embedding (256,000) + a decoder without a memory of budget/lm1m (794,000) = 1,050,000
     off = {k: v for k, v in counts.items() if abs(v / 1_050_000 - 1) > 0.01}
     assert not off, f"outside 1,050,000 ± 1%: {off} (all: {counts})"
@@ -374,7 +371,6 @@ def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_paramet
     assert sweep["dir"].startswith("multirun/compare_classification_rnn_depth/")
     base = resolve(compose_config(["+experiment=compare_classification", "+experiment/budget/params1m/encoder=rnn"]))
     assert base.optim.learning_rate == 0.003
-    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
     for shape, (layers, units) in {"4x64": (4, 64), "2x96": (2, 96), "1x167": (1, 167)}.items():
         run = resolve(compose_config(["+experiment=compare_classification_rnn_depth",
                                       "+experiment/budget/params1m/encoder=rnn", f"+experiment/rnn_depth={shape}",
@@ -382,9 +378,7 @@ def test_rnn_depth_grid_is_the_classification_rnn_at_three_shapes_of_its_paramet
         # Only the stack's shape differs from compare_classification's rnn: at 0.003, 4x64 is that run exactly.
         shaped = dataclasses.replace(base.encoder_config, num_layers=layers, hidden_size=units)
         assert run == dataclasses.replace(base, encoder_config=shaped)
-        model = Classifier(architecture(run, run.tokenizer.vocab_size, 44, False))
-        shapes = jax.eval_shape(lambda m=model: m.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-        counted = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["encoder"]))
+        counted = model_params(Classifier(architecture(run, run.tokenizer.vocab_size, 44, False)), part="encoder")
         # By hand: per layer and direction, 4 gates of (input + units) x units weights and two biases of 4 x units;
         # the first layer reads the 128-wide embedding, the others both directions of the layer below.
         by_hand = sum(2 * 4 * units * ((128 if i == 0 else 2 * units) + units + 2) for i in range(layers))
@@ -466,7 +460,6 @@ def test_transformer_depth_grid_is_the_dropout_free_tagger_at_three_shapes_of_it
     # The budget's transformer, then its reshaping: the later file wins.
     assert list(grid).index("+experiment/budget/params1m/encoder") < list(grid).index("+experiment/transformer_depth")
     assert sweep["dir"].startswith("multirun/compare_tagging_transformer_depth/")
-    batch = {k: np.ones((1, 8), np.int32) for k in KEYS}
     for shape, (layers, d_ff) in {"1x1280": (1, 1280), "2x512": (2, 512), "4x128": (4, 128)}.items():
         for lr in (0.003, 0.01):
             chosen = ["+experiment/budget/params1m/encoder=transformer", f"optim.learning_rate={lr}"]
@@ -477,9 +470,7 @@ def test_transformer_depth_grid_is_the_dropout_free_tagger_at_three_shapes_of_it
             # compare_tagging_transformer_dropout's run without dropout but for the shape; 2 x 512 is that run
             shaped = dataclasses.replace(dropout.encoder_config, num_layers=layers, d_ff=d_ff)
             assert run == dataclasses.replace(dropout, encoder_config=shaped)
-        model = Tagger(architecture(run, run.tokenizer.vocab_size, 7, False))
-        shapes = jax.eval_shape(lambda m=model: m.init({"params": jax.random.PRNGKey(0)}, batch)["params"])
-        counted = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["encoder"]))
+        counted = model_params(Tagger(architecture(run, run.tokenizer.vocab_size, 7, False)), part="encoder")
         # By hand, at width 128: per layer the 4 attention projections (128 x 128 + 128 each), the feed-forward
         # block (128 x d_ff + d_ff + d_ff x 128 + 128) and two layer norms (2 x 128 each); one final layer norm.
         by_hand = layers * (4 * (128 * 128 + 128) + 257 * d_ff + 128 + 2 * 256) + 256
