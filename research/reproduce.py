@@ -107,11 +107,26 @@ def provenance(original: Path, again: Path) -> list[str]:
 
 def rerun(run_dir: Path, out: Path, overrides: list[str]) -> int:
     """Trains again from the saved Hydra config into `out`; returns the exit status."""
-    config_dir = (Path(run_dir) / ".hydra").resolve()
-    cmd = [sys.executable, "-m", "research.train", "--config-path", str(config_dir), "--config-name", "config",
-           f"hydra.run.dir={Path(out).resolve()}", *overrides]
+    cmd = rerun_command(run_dir, out, overrides)
     print("re-running:", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=REPO).returncode
+
+
+def rerun_command(run_dir: Path, out: Path, overrides: list[str]) -> list[str]:
+    """The train command of `rerun`. The output folder goes to Hydra quoted: a sweep's run folders are named
+    after their overrides (`optim.learning_rate=0.003,trainer.seed=0`), and the default `out` after the run,
+    whose '=' and ',' Hydra's override grammar would otherwise read as syntax."""
+    config_dir = (Path(run_dir) / ".hydra").resolve()
+    return [sys.executable, "-m", "research.train", "--config-path", str(config_dir), "--config-name", "config",
+            f"hydra.run.dir={_quoted(str(Path(out).resolve()))}", *overrides]
+
+
+def _quoted(value: str) -> str:
+    """`value` as one quoted string of Hydra's override grammar."""
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise ValueError(f"cannot pass {value!r} to Hydra: it holds both quote characters; choose another --out")
 
 
 def format_table(rows) -> str:

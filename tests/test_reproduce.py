@@ -95,3 +95,21 @@ def test_the_manifest_records_this_machine():
     assert here["cpu_flags"] == " ".join(sorted(here["cpu_flags"].split()))
     assert hardware.differences(here, dict(here)) == []
     assert hardware.differences(here, {**here, "cores": here["cores"] + 1}) == [f"cores: {here['cores']} -> {here['cores'] + 1}"]
+
+
+@pytest.mark.parametrize("name", ["encoder.dropout=0.0,optim.learning_rate=0.003,trainer.seed=0-2026-12-07_03-40-29",
+                                  "it's=1,b=2", 'say "x=1"'])
+def test_the_rerun_folder_reaches_hydra_whole_whatever_its_name(tmp_path, name):
+    """A sweep's run folders are named after their overrides, and the default re-run folder after the run: Hydra's
+    own override parser must read the command's `hydra.run.dir` back as that one path."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
+
+    cmd = reproduce.rerun_command(tmp_path / "run", tmp_path / name, ["trainer.seed=1"])
+    overrides = OverridesParser.create().parse_overrides(cmd[cmd.index("--config-name") + 2:])
+    assert [(o.key_or_group, o.value()) for o in overrides] == [("hydra.run.dir", str((tmp_path / name).resolve())),
+                                                                 ("trainer.seed", 1)]
+
+
+def test_a_rerun_folder_hydra_cannot_be_given_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="both quote characters"):
+        reproduce.rerun_command(tmp_path / "run", tmp_path / "it's \"odd\"", [])
