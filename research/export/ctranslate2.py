@@ -47,6 +47,9 @@ def check_exportable(cfg) -> None:
         raise NotExportable(
             f"encoder={cfg.encoder} decoder={cfg.decoder}: CTranslate2 runs Transformer encoders and decoders only "
             "(no RNN decoder, its issue #796, and no convolutional one); export a transformer+transformer run")
+    if cfg.encoder_config.positions == "relative":
+        raise NotExportable("encoder.positions=relative: this converter writes absolute position encodings only "
+                            "(sinusoidal or learned); export a run without relative positions")
     if not cfg.model.tie_output:
         raise NotExportable("model.tie_output=false: this converter writes the tied output layer only")
     if cfg.model.pointer_generator:

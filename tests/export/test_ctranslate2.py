@@ -62,6 +62,9 @@ def test_other_architectures_are_refused(tmp_path):
     cfg = resolve(compose_config(["encoder=rnn", "decoder=transformer"]))
     with pytest.raises(export.NotExportable, match="encoder=rnn decoder=transformer: CTranslate2 runs Transformer .* #796"):
         export.build_spec(cfg, {}, PIECES, PIECES)
+    cfg = resolve(compose_config(["encoder=transformer", "decoder=transformer", "encoder.positions=relative"]))
+    with pytest.raises(export.NotExportable, match="encoder.positions=relative: this converter writes absolute position"):
+        export.build_spec(cfg, {}, PIECES, PIECES)
     cfg = resolve(compose_config(["encoder=transformer", "decoder=transformer", "model.pointer_generator=true"]))
     with pytest.raises(export.NotExportable, match="model.pointer_generator=true: CTranslate2's Transformer has no copy attention"):
         export.build_spec(cfg, {}, PIECES, PIECES)

@@ -6,6 +6,8 @@ wrong order, a norm in the wrong place or a mask that leaks fails here.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from research.models.decoders.transformer import TransformerDecoder
 from research.models.encoders.transformer import TransformerConfig, TransformerEncoder
 from research.models.interfaces import EncoderOutput
+from research.models.layers.positions import relative_buckets
 
 B, S, T, D, H = 2, 6, 5, 16, 4
 
@@ -22,11 +25,11 @@ def _layer_norm(p, x, eps=1e-6):
     return (x - mean) / np.sqrt(var + eps) * p["scale"] + p["bias"]
 
 
-def _attention(p, xq, xkv, mask):
-    """mask [B, Tq, Tk] bool; a query that sees no key gets zeros."""
+def _attention(p, xq, xkv, mask, bias=0.0):
+    """mask [B, Tq, Tk] bool; bias [B, H, Tq, Tk] added to the scores; a query that sees no key gets zeros."""
     proj = lambda x, name: np.einsum("btd,dhk->bthk", x, p[name]["kernel"]) + p[name]["bias"]
     q, k, v = proj(xq, "query"), proj(xkv, "key"), proj(xkv, "value")
-    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1]) + bias
     scores = np.where(mask[:, None], scores, -np.inf)
     top = np.max(scores, -1, keepdims=True)
     e = np.where(mask[:, None], np.exp(scores - np.where(np.isfinite(top), top, 0.0)), 0.0)
@@ -57,11 +60,32 @@ def _segment_mask(q_seg, k_seg):
     return (q_seg[:, :, None] == k_seg[:, None, :]) & (k_seg[:, None, :] > 0)
 
 
+def _t5_bucket(distance, buckets, max_distance):
+    """One key-minus-query distance's bucket, from T5's rule (Raffel et al. 2020), in float64 scalars."""
+    half = buckets // 2
+    exact = half // 2
+    side = half if distance > 0 else 0
+    if abs(distance) < exact:
+        return side + abs(distance)
+    return side + min(exact + int(math.log(abs(distance) / exact) / math.log(max_distance / exact) * (half - exact)), half - 1)
+
+
+def _relative_bias(table, pos, c):
+    """[B, H, T, T]: each query-key pair's bucket looked up one at a time."""
+    b, t = pos.shape
+    bias = np.zeros((b, table.shape[1], t, t))
+    for r, q, k in np.ndindex(b, t, t):
+        bias[r, :, q, k] = table[_t5_bucket(int(pos[r, k] - pos[r, q]), c.relative_buckets, c.relative_max_distance)]
+    return bias
+
+
 def _encoder_reference(p, c, x, seg, pos):
-    x = x * np.sqrt(D) + _sinusoidal(pos, D)
+    relative = c.positions == "relative"
+    x = x * np.sqrt(D) + (0.0 if relative else _sinusoidal(pos, D))
+    bias = _relative_bias(p["relative_bias"]["bias"], pos, c) if relative else 0.0
     mask = _segment_mask(seg, seg)
     for i in range(c.num_layers):
-        x = _sublayer(c.norm, p[f"attn_block{i}"]["norm"], x, lambda h: _attention(p[f"self_attn{i}"], h, h, mask))
+        x = _sublayer(c.norm, p[f"attn_block{i}"]["norm"], x, lambda h: _attention(p[f"self_attn{i}"], h, h, mask, bias))
         x = _sublayer(c.norm, p[f"ffn_block{i}"]["norm"], x, lambda h: _ffn(p[f"ffn{i}"], h))
     return _layer_norm(p["final_norm"], x) if c.norm == "pre" else x
 
@@ -111,3 +135,70 @@ def test_encoder_and_decoder_match_the_numpy_reference(inputs, norm):
     expected = _decoder_reference(as_np(dec_params), c, memory, src_seg, y, tgt_seg, tgt_pos)
     real = tgt_seg > 0
     np.testing.assert_allclose(np.asarray(out)[real], expected[real], atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("buckets,max_distance", [(32, 128), (8, 20)])
+def test_relative_buckets_follow_t5s_rule(buckets, max_distance):
+    distances = np.arange(-300, 301)
+    got = np.asarray(relative_buckets(distances, buckets, max_distance))
+    np.testing.assert_array_equal(got, [_t5_bucket(int(d), buckets, max_distance) for d in distances])
+    if buckets == 32:  # by hand: 16 a side, exact below 8, then log-spaced up to 128
+        by_hand = {0: 0, -1: 1, -7: 7, -8: 8, -16: 10, -64: 14, -127: 15, -300: 15, 1: 17, 7: 23, 8: 24, 16: 26, 300: 31}
+        assert {d: int(got[d + 300]) for d in by_hand} == by_hand
+
+
+def _relative(norm="pre"):
+    return TransformerConfig(d_model=D, num_layers=2, num_heads=H, d_ff=24, dropout=0.3, norm=norm, positions="relative",
+                             relative_buckets=8, relative_max_distance=6)
+
+
+def _random_bias(params, seed=0):
+    """The table starts at zero, where any lookup would pass: random entries make every bucket count."""
+    table = params["relative_bias"]["bias"]
+    return {**params, "relative_bias": {"bias": np.random.default_rng(seed).normal(size=table.shape).astype(np.float32)}}
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_the_relative_encoder_matches_the_numpy_reference(inputs, norm):
+    x, src_seg, src_pos, *_ = inputs
+    c = _relative(norm)
+    encoder = TransformerEncoder(c)
+    params = _random_bias(encoder.init(jax.random.PRNGKey(0), x, src_seg, src_pos)["params"])
+    assert "positions" not in params  # no absolute encodings
+    enc = encoder.apply({"params": params}, x, src_seg, src_pos)
+    as_np = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)
+    memory = _encoder_reference(as_np(params), c, x, src_seg, src_pos)
+    real = src_seg > 0
+    np.testing.assert_allclose(np.asarray(enc.memory)[real], memory[real], atol=2e-5, rtol=1e-5)
+
+
+def test_the_relative_encoder_sees_distances_and_their_direction_only(inputs):
+    """Shifting every position leaves its output alone (sinusoidal positions do not); mirroring a segment's
+    tokens does not mirror its outputs, since a key before the query and one after it fall in different buckets."""
+    x, src_seg, src_pos, *_ = inputs
+    x, seg, pos = x[1:], src_seg[1:], src_pos[1:]  # the packed row: two segments
+
+    def encoder(c, bias):
+        module = TransformerEncoder(c)
+        params = module.init(jax.random.PRNGKey(0), x, seg, pos)["params"]
+        params = _random_bias(params) if bias else params
+        return lambda xx, p: np.asarray(module.apply({"params": params}, xx, seg, p).memory)
+
+    relative, sinusoidal = encoder(_relative(), True), encoder(TransformerConfig(d_model=D, num_layers=2, num_heads=H, d_ff=24), False)
+    np.testing.assert_allclose(relative(x, pos + 3), relative(x, pos), atol=1e-5)
+    assert not np.allclose(sinusoidal(x, pos + 3), sinusoidal(x, pos), atol=1e-3)
+    mirrored = x.copy()
+    mirrored[0, 2:] = x[0, 2:][::-1]  # the second segment: positions 0..3 at columns 2..5
+    assert not np.allclose(relative(mirrored, pos)[0, 2:][::-1], relative(x, pos)[0, 2:], atol=1e-3)
+
+
+def test_a_decoder_with_relative_positions_is_refused_not_left_without_positions(inputs):
+    """The config check names decoder.positions (tests/test_config_validation.py); a decoder built directly must not
+    run either, since Positions("relative") adds nothing and the cached attention takes no bias."""
+    from research.registry import ConfigError  # noqa: PLC0415
+
+    x, src_seg, _, y, tgt_seg, tgt_pos = inputs
+    decoder = TransformerDecoder(_relative())
+    enc_out = EncoderOutput(memory=x, segments=src_seg, final_state=x[:, 0])
+    with pytest.raises(ConfigError, match="decoder.positions: relative positions are written for the transformer encoder only"):
+        decoder.init(jax.random.PRNGKey(1), enc_out, y, tgt_seg, tgt_pos)

@@ -26,7 +26,7 @@ from research.models.layers.dropout import Dropout
 from research.models.layers.masks import causal_mask, segment_mask
 from research.models.layers.positions import Positions
 from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
-from research.registry import check
+from research.registry import ConfigError, check
 
 
 @DECODERS.register("transformer", config=TransformerConfig)
@@ -45,6 +45,9 @@ class TransformerDecoder(nn.Module):
 
     def setup(self):
         c = self.config
+        if c.positions == "relative":  # the cached and beam layouts of attention take no bias
+            raise ConfigError("decoder.positions: relative positions are written for the transformer encoder only; "
+                              "choose sinusoidal or learned for the decoder")
         mha = lambda name, p: MultiHeadAttention(c.num_heads, c.d_model, p, self.dtype, name=name)
         n = c.num_layers
         self.self_attn = [mha(f"self_attn{i}", c.attention_dropout) for i in range(n)]

@@ -28,18 +28,21 @@ def masked_softmax(scores, mask):
     return jnp.where(mask.any(-1, keepdims=True), jax.nn.softmax(scores, axis=-1), 0.0)
 
 
-def attend(q, k, v, mask, dropout_fn=None):
+def attend(q, k, v, mask, dropout_fn=None, bias=None):
     """Scaled dot-product attention.
 
     Args:
       q: [B, Tq, H, Dh]; k, v: [B, Tk, H, Dh]; mask: [B, Tq, Tk] bool.
       dropout_fn: applied to the weights in training, None otherwise.
+      bias: [B, H, Tq, Tk] added to the scaled scores (relative positions, `positions.RelativeBias`), or None.
     Returns:
       ([B, Tq, H, Dh] context, [B, H, Tq, Tk] weights): the weights before dropout, a distribution over
       the keys (what attention images show and copy attention scatters, research/models/layers/pointer_generator.py);
       the context is made of the dropped-out ones.
     """
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+    if bias is not None:
+        scores = scores.astype(jnp.float32) + bias
     weights = masked_softmax(scores, mask[:, None]).astype(v.dtype)  # [B, H, Tq, Tk]
     dropped = weights if dropout_fn is None else dropout_fn(weights)
     return jnp.einsum("bhqk,bkhd->bqhd", dropped, v), weights
@@ -64,11 +67,12 @@ class MultiHeadAttention(nn.Module):
         """[B, T, D_kv] -> ([B, T, H, Dh], [B, T, H, Dh])."""
         return self.key(x), self.value(x)
 
-    def attend_kv(self, x_q, k, v, mask, deterministic=True):
-        """Queries [B, Tq, D] over projected k/v; returns ([B, Tq, D], [B, H, Tq, Tk])."""
+    def attend_kv(self, x_q, k, v, mask, deterministic=True, bias=None):
+        """Queries [B, Tq, D] over projected k/v (scores plus `bias` [B, H, Tq, Tk] if given); returns
+        ([B, Tq, D], [B, H, Tq, Tk])."""
         q = self.query(x_q)
         dropout_fn = None if deterministic or self.dropout == 0 else (lambda w: self.drop(w, deterministic=False))
-        ctx, weights = attend(q, k, v, mask, dropout_fn)
+        ctx, weights = attend(q, k, v, mask, dropout_fn, bias)
         return self.out(ctx), weights
 
     def _row_queries(self, x_q, g: int):
@@ -137,6 +141,6 @@ class MultiHeadAttention(nn.Module):
         ctx = jnp.einsum("ghqs,ghsd->ghqd", weights, v)
         return self._hypothesis_out(ctx), weights.transpose(0, 2, 1, 3).reshape(x_q.shape[0], h, 1, s)
 
-    def __call__(self, x_q, x_kv, mask, deterministic=True):
+    def __call__(self, x_q, x_kv, mask, deterministic=True, bias=None):
         k, v = self.project_kv(x_kv)
-        return self.attend_kv(x_q, k, v, mask, deterministic)[0]
+        return self.attend_kv(x_q, k, v, mask, deterministic, bias)[0]

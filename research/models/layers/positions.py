@@ -1,4 +1,5 @@
-"""Position encodings computed from explicit positions, so packed segments restart at 0."""
+"""Position encodings computed from explicit positions, so packed segments restart at 0: absolute ones added to
+the embeddings (sinusoidal, learned), or relative ones added to the attention scores (`RelativeBias`)."""
 from __future__ import annotations
 
 import jax
@@ -21,19 +22,22 @@ def sinusoidal(positions, dim: int, dtype=jnp.float32):
 
 
 class Positions(nn.Module):
-    """Adds sinusoidal or learned position encodings to embeddings [B, T, D].
+    """Adds sinusoidal or learned position encodings to embeddings [B, T, D]; "relative" adds none (the
+    positions enter the attention scores instead, `RelativeBias`).
 
     A learned table has rows for positions 0 .. max_len - 1 only; later
     positions reuse the last row, so callers keep sequences within it
     (`learned_max_len` reads the limit back from the parameters).
     """
 
-    kind: str  # "sinusoidal" | "learned"
+    kind: str  # "sinusoidal" | "learned" | "relative"
     max_len: int
     dim: int
 
     @nn.compact
     def __call__(self, x, positions):
+        if self.kind == "relative":
+            return x
         if self.kind == "sinusoidal":
             return x + sinusoidal(positions, self.dim, x.dtype)
         table = nn.Embed(self.max_len, self.dim, embedding_init=nn.initializers.normal(self.dim ** -0.5), name=TABLE)
@@ -55,3 +59,41 @@ def learned_max_len(params, under: str) -> int | None:
         if names[-2:] == [TABLE, "embedding"] and under in names[:-2]:
             sizes.append(int(leaf.shape[0]))
     return min(sizes) if sizes else None
+
+
+def relative_buckets(distance, num_buckets: int, max_distance: int):
+    """Buckets of key-minus-query distances, as T5's bidirectional relative attention (Raffel et al. 2020).
+
+    Half the buckets are for keys before the query (and the query itself), half for keys after it. Within
+    a half, distances below a quarter of `num_buckets` each have their own bucket; longer ones share buckets
+    spaced evenly in log(distance) up to `max_distance`, and all beyond it the half's last bucket. Near
+    words, which decide most tags, are told apart exactly; far ones only roughly.
+
+    distance: int array (key position - query position) -> int32 bucket ids in [0, num_buckets), same shape.
+    """
+    half = num_buckets // 2
+    exact = half // 2
+    after = (distance > 0).astype(jnp.int32) * half
+    far = jnp.abs(distance)
+    scale = (half - exact) / np.log(max_distance / exact)
+    logged = exact + (jnp.log(jnp.maximum(far, 1).astype(jnp.float32) / exact) * scale).astype(jnp.int32)
+    return after + jnp.where(far < exact, far, jnp.minimum(logged, half - 1)).astype(jnp.int32)
+
+
+class RelativeBias(nn.Module):
+    """A learned scalar per head and distance bucket, added to the attention scores (T5's relative positions).
+
+    One table for all the layers of a stack, as T5 shares it. It starts at zero, so an untrained encoder sees
+    no order at all; the gradient of each bucket differs from the first step since text is ordered.
+    """
+
+    num_heads: int
+    num_buckets: int
+    max_distance: int
+
+    @nn.compact
+    def __call__(self, q_positions, k_positions):
+        """q_positions [B, Tq], k_positions [B, Tk] int -> float32 bias [B, H, Tq, Tk]."""
+        table = self.param("bias", nn.initializers.zeros, (self.num_buckets, self.num_heads))
+        buckets = relative_buckets(k_positions[:, None, :] - q_positions[:, :, None], self.num_buckets, self.max_distance)
+        return table[buckets].transpose(0, 3, 1, 2).astype(jnp.float32)
