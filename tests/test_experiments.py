@@ -478,6 +478,30 @@ def test_transformer_depth_grid_is_the_dropout_free_tagger_at_three_shapes_of_it
         assert abs(counted / 396_800 - 1) < 0.01, (shape, counted)
 
 
+def test_transformer_positions_grid_is_the_dropout_free_tagger_with_relative_positions_against_sinusoidal():
+    from research.models.tagger import Tagger, architecture  # noqa: PLC0415
+
+    grid, sweep = sweep_grid("compare_tagging_transformer_positions")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"], "trainer.seed": SEEDS,
+                    "encoder.dropout": ["0.0"], "encoder.positions": ["sinusoidal", "relative"],
+                    "optim.learning_rate": ["0.003", "0.01"]}
+    assert sweep["dir"].startswith("multirun/compare_tagging_transformer_positions/")
+    counts = {}
+    for positions in ("sinusoidal", "relative"):
+        for lr in (0.003, 0.01):
+            chosen = ["+experiment/budget/params1m/encoder=transformer", f"optim.learning_rate={lr}", "encoder.dropout=0.0"]
+            run = resolve(compose_config(["+experiment=compare_tagging_transformer_positions", *chosen,
+                                          f"encoder.positions={positions}"]))
+            depth = resolve(compose_config(["+experiment=compare_tagging_transformer_depth", *chosen,
+                                            "+experiment/transformer_depth=2x512"]))
+            # compare_tagging_transformer_depth's 2 x 512 run but for the positions; sinusoidal is that run
+            assert depth.encoder_config.positions == "sinusoidal"
+            assert run == dataclasses.replace(depth, encoder_config=dataclasses.replace(depth.encoder_config, positions=positions))
+        counts[positions] = model_params(Tagger(architecture(run, run.tokenizer.vocab_size, 7, False)))
+    # relative positions add one bias per head (4) and distance bucket (32)
+    assert counts["relative"] - counts["sinusoidal"] == 4 * 32
+
+
 def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
     grid, sweep = sweep_grid("compare_classification_rnn_residual")
     depth, _ = sweep_grid("compare_classification_rnn_depth")
