@@ -502,6 +502,19 @@ def test_transformer_positions_grid_is_the_dropout_free_tagger_with_relative_pos
     assert counts["relative"] - counts["sinusoidal"] == 4 * 32
 
 
+def test_transformer_relative_lr_grid_is_the_relative_tagger_at_three_peak_learning_rates():
+    grid, sweep = sweep_grid("compare_tagging_transformer_relative_lr")
+    positions, _ = sweep_grid("compare_tagging_transformer_positions")
+    # compare_tagging_transformer_positions' grid, in its order, with relative positions only and one more rate
+    assert grid == {**positions, "encoder.positions": ["relative"], "optim.learning_rate": ["0.003", "0.01", "0.03"]}
+    assert list(grid) == list(positions)
+    assert sweep["dir"].startswith("multirun/compare_tagging_transformer_relative_lr/")
+    chosen = ["+experiment/budget/params1m/encoder=transformer", "encoder.dropout=0.0", "encoder.positions=relative"]
+    for lr in (0.003, 0.01):  # the runs both sweeps make are the same runs
+        assert (resolve(compose_config(["+experiment=compare_tagging_transformer_relative_lr", *chosen, f"optim.learning_rate={lr}"]))
+                == resolve(compose_config(["+experiment=compare_tagging_transformer_positions", *chosen, f"optim.learning_rate={lr}"])))
+
+
 def test_rnn_residual_grid_is_the_rnn_depth_grid_with_residual_connections():
     grid, sweep = sweep_grid("compare_classification_rnn_residual")
     depth, _ = sweep_grid("compare_classification_rnn_depth")
