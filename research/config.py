@@ -218,8 +218,6 @@ def resolve(cfg: DictConfig) -> RunConfig:
           "tokenizer.joint=true (and leave model.pointer_generator=false for separate vocabularies)")
     encoder_config = ENCODERS.config(enc_name, container["encoder"])  # the encoder's errors first, as before
     decoder_config = DECODERS.config(dec_name, container["decoder"])
-    check(getattr(decoder_config, "positions", "") != "relative", "decoder.positions",
-          "relative positions are written for the transformer encoder only; choose sinusoidal or learned")
     attention = getattr(decoder_config, "attention", "")  # only the RNN decoder can have none
     for key, on in (("trainer.lambda_coverage", built["trainer"].lambda_coverage > 0),
                     ("decode.coverage_penalty", built["decode"].coverage_penalty != "none")):

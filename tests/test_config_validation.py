@@ -38,9 +38,8 @@ IMPOSSIBLE = [
     (TT, ["encoder.attention_dropout=1.5"], "encoder.attention_dropout: must be in [0, 1)"),
     (TT, ["encoder.norm=mid"], "encoder.norm: 'mid' is not one of pre, post"),
     (TT, ["decoder.positions=rotary"], "decoder.positions: 'rotary' is not one of sinusoidal, learned, relative"),
-    (TT, ["decoder.positions=relative"], "decoder.positions: relative positions are written for the transformer encoder only"),
     (TT, ["encoder.positions=relative", "encoder.relative_buckets=6"], "encoder.relative_buckets: must be a positive multiple of 4"),
-    (TT, ["encoder.positions=relative", "encoder.relative_max_distance=8"], "encoder.relative_max_distance: must exceed relative_buckets / 4 = 8"),
+    (TT, ["encoder.positions=relative", "encoder.relative_max_distance=8"], "encoder.relative_max_distance: must exceed relative_buckets / 2 = 16"),
     # unknown components and unknown keys
     (TT, ["encoder.name=lstmx"], f"unknown encoder 'lstmx'; registered encoders: {REGISTERED}"),
     (TT, ["decoder.name=gpt"], f"unknown decoder 'gpt'; registered decoders: {REGISTERED}"),

@@ -47,9 +47,6 @@ def check_exportable(cfg) -> None:
         raise NotExportable(
             f"encoder={cfg.encoder} decoder={cfg.decoder}: CTranslate2 runs Transformer encoders and decoders only "
             "(no RNN decoder, its issue #796, and no convolutional one); export a transformer+transformer run")
-    if cfg.encoder_config.positions == "relative":
-        raise NotExportable("encoder.positions=relative: this converter writes absolute position encodings only "
-                            "(sinusoidal or learned); export a run without relative positions")
     if not cfg.model.tie_output:
         raise NotExportable("model.tie_output=false: this converter writes the tied output layer only")
     if cfg.model.pointer_generator:
@@ -105,9 +102,19 @@ def _positions(side_params, side_cfg, rows: int) -> np.ndarray:
     return _np(sinusoidal(np.arange(rows)[None, :], side_cfg.d_model))[0]
 
 
+def _relative(side_spec, side_params, side_cfg) -> None:
+    """T5's relative positions (no position encodings): our one table [buckets, heads] given to every
+    self-attention layer. CTranslate2 buckets distances two-sided in the encoder and one-sided in the decoder,
+    as ours does (tests/export checks the scores at distances past the exact buckets)."""
+    table = _np(side_params["relative_bias"]["bias"])
+    for layer in side_spec.layer:
+        layer.self_attention.relative_attention_bias = table
+        layer.self_attention.relative_attention_max_distance = np.dtype("int32").type(side_cfg.relative_max_distance)
+
+
 def build_spec(cfg, params, source_pieces: list[str], target_pieces: list[str], max_positions: int = 1024):
     """The CTranslate2 TransformerSpec of a run's config and parameters (vocabularies registered)."""
-    from ctranslate2.specs import TransformerSpec  # noqa: PLC0415  (the optional `serve` extra)
+    from ctranslate2.specs import TransformerDecoderSpec, TransformerEncoderSpec, TransformerSpec  # noqa: PLC0415  (the optional `serve` extra)
 
     check_exportable(cfg)
     enc, dec = cfg.encoder_config, cfg.decoder_config
@@ -115,7 +122,8 @@ def build_spec(cfg, params, source_pieces: list[str], target_pieces: list[str], 
         raise NotExportable(f"encoder and decoder differ in num_heads ({enc.num_heads}, {dec.num_heads}) or norm "
                             f"({enc.norm}, {dec.norm}); CTranslate2's TransformerSpec has one of each")
     pre = enc.norm == "pre"
-    spec = TransformerSpec.from_config((enc.num_layers, dec.num_layers), enc.num_heads, pre_norm=pre)
+    side = lambda make, c, **kw: make(c.num_layers, c.num_heads, pre_norm=pre, relative_attention_bias=c.positions == "relative", **kw)
+    spec = TransformerSpec(side(TransformerEncoderSpec, enc), side(TransformerDecoderSpec, dec))
     spec.config.layer_norm_epsilon = LAYER_NORM_EPSILON
     p = params
     target_table = _np(p["target_embed"]["embedding"])
@@ -123,10 +131,12 @@ def build_spec(cfg, params, source_pieces: list[str], target_pieces: list[str], 
     spec.encoder.embeddings[0].weight = source_table
     spec.decoder.embeddings.weight = target_table
     spec.encoder.scale_embeddings = spec.decoder.scale_embeddings = True
-    rows = max_positions
-    spec.encoder.position_encodings.encodings = _positions(p["encoder"], enc, enc.max_len if enc.positions == "learned" else rows)
-    spec.decoder.position_encodings.encodings = _positions(p["decoder"], dec, dec.max_len if dec.positions == "learned" else rows)
     e, d = p["encoder"], p["decoder"]
+    for side_spec, side_params, c in ((spec.encoder, e, enc), (spec.decoder, d, dec)):
+        if c.positions == "relative":
+            _relative(side_spec, side_params, c)
+        else:
+            side_spec.position_encodings.encodings = _positions(side_params, c, c.max_len if c.positions == "learned" else max_positions)
     for i, layer in enumerate(spec.encoder.layer):
         _self_attention(layer.self_attention, e[f"self_attn{i}"])
         _norm(layer.self_attention.layer_norm, e[f"attn_block{i}"]["norm"])

@@ -35,6 +35,11 @@ def _model(encoder, decoder, spm_dir, *extra):
     # Plain random init: logits of order 1, so float32 rounding (which differs
     # between the two paths' summation orders) stays far below the tolerance.
     params = init(model, batch, seed=1)
+    # A relative-position decoder's bias table starts at zero, where a step that dropped or misplaced the bias
+    # would still agree: random entries make every distance bucket count.
+    if "relative_bias" in params["decoder"]:
+        table = params["decoder"]["relative_bias"]["bias"]
+        params["decoder"]["relative_bias"]["bias"] = np.random.default_rng(0).normal(size=table.shape).astype(np.float32)
     # Raise the EOS logit so that EOS wins at about a third of the positions:
     # rows then end at different steps, and the EOS handling is exercised.
     # With copy attention the output layer's share of the mixed distribution
@@ -68,6 +73,8 @@ def _check_rows(tokens, lengths):
                             for e, d in PAIRS]  # about a minute each on 2 cores: `make test-slow`
                          + [pytest.param("cnn", "rnn", ("decoder.coverage=true", "model.pointer_generator=true"),
                                          id="cnn-rnn-copy-coverage")]
+                         # The transformer decoder with relative positions: each step's bias over its history.
+                         + [pytest.param("transformer", "transformer", ("decoder.positions=relative",), id="transformer-transformer-relative")]
                          # Without input feeding the RNN decoder's full-sequence pass runs layer by layer, the
                          # attention over all steps at once (decoders/rnn.py `_layerwise`): each attention kind.
                          + [pytest.param(e, "rnn", ("decoder.input_feeding=false", f"decoder.attention={kind}"),

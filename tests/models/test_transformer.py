@@ -60,22 +60,27 @@ def _segment_mask(q_seg, k_seg):
     return (q_seg[:, :, None] == k_seg[:, None, :]) & (k_seg[:, None, :] > 0)
 
 
-def _t5_bucket(distance, buckets, max_distance):
-    """One key-minus-query distance's bucket, from T5's rule (Raffel et al. 2020), in float64 scalars."""
-    half = buckets // 2
+def _t5_bucket(distance, buckets, max_distance, bidirectional=True):
+    """One key-minus-query distance's bucket, from T5's rule (Raffel et al. 2020), in float64 scalars: half the
+    buckets for each side, or (one-sided, a causal decoder's) all for keys at or before the query."""
+    if bidirectional:
+        half = buckets // 2
+        side = half if distance > 0 else 0
+        far = abs(distance)
+    else:
+        half, side, far = buckets, 0, max(-distance, 0)
     exact = half // 2
-    side = half if distance > 0 else 0
-    if abs(distance) < exact:
-        return side + abs(distance)
-    return side + min(exact + int(math.log(abs(distance) / exact) / math.log(max_distance / exact) * (half - exact)), half - 1)
+    if far < exact:
+        return side + far
+    return side + min(exact + int(math.log(far / exact) / math.log(max_distance / exact) * (half - exact)), half - 1)
 
 
-def _relative_bias(table, pos, c):
+def _relative_bias(table, pos, c, bidirectional=True):
     """[B, H, T, T]: each query-key pair's bucket looked up one at a time."""
     b, t = pos.shape
     bias = np.zeros((b, table.shape[1], t, t))
     for r, q, k in np.ndindex(b, t, t):
-        bias[r, :, q, k] = table[_t5_bucket(int(pos[r, k] - pos[r, q]), c.relative_buckets, c.relative_max_distance)]
+        bias[r, :, q, k] = table[_t5_bucket(int(pos[r, k] - pos[r, q]), c.relative_buckets, c.relative_max_distance, bidirectional)]
     return bias
 
 
@@ -91,11 +96,13 @@ def _encoder_reference(p, c, x, seg, pos):
 
 
 def _decoder_reference(p, c, memory, src_seg, y, seg, pos):
-    x = y * np.sqrt(D) + _sinusoidal(pos, D)
+    relative = c.positions == "relative"
+    x = y * np.sqrt(D) + (0.0 if relative else _sinusoidal(pos, D))
+    bias = _relative_bias(p["relative_bias"]["bias"], pos, c, bidirectional=False) if relative else 0.0
     causal = _segment_mask(seg, seg) & np.tril(np.ones((T, T), bool))[None]
     cross = _segment_mask(seg, src_seg)
     for i in range(c.num_layers):
-        self_attend = lambda h: _attention(p[f"self_attn{i}"], h, h, causal)
+        self_attend = lambda h: _attention(p[f"self_attn{i}"], h, h, causal, bias)
         cross_attend = lambda h: _attention(p[f"cross_attn{i}"], h, memory, cross)
         x = _sublayer(c.norm, p[f"self_attn_block{i}"]["norm"], x, self_attend)
         x = _sublayer(c.norm, p[f"cross_attn_block{i}"]["norm"], x, cross_attend)
@@ -138,12 +145,16 @@ def test_encoder_and_decoder_match_the_numpy_reference(inputs, norm):
 
 
 @pytest.mark.parametrize("buckets,max_distance", [(32, 128), (8, 20)])
-def test_relative_buckets_follow_t5s_rule(buckets, max_distance):
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_relative_buckets_follow_t5s_rule(buckets, max_distance, bidirectional):
     distances = np.arange(-300, 301)
-    got = np.asarray(relative_buckets(distances, buckets, max_distance))
-    np.testing.assert_array_equal(got, [_t5_bucket(int(d), buckets, max_distance) for d in distances])
-    if buckets == 32:  # by hand: 16 a side, exact below 8, then log-spaced up to 128
+    got = np.asarray(relative_buckets(distances, buckets, max_distance, bidirectional))
+    np.testing.assert_array_equal(got, [_t5_bucket(int(d), buckets, max_distance, bidirectional) for d in distances])
+    if buckets == 32 and bidirectional:  # by hand: 16 a side, exact below 8, then log-spaced up to 128
         by_hand = {0: 0, -1: 1, -7: 7, -8: 8, -16: 10, -64: 14, -127: 15, -300: 15, 1: 17, 7: 23, 8: 24, 16: 26, 300: 31}
+        assert {d: int(got[d + 300]) for d in by_hand} == by_hand
+    if buckets == 32 and not bidirectional:  # by hand: all 32 for keys before, exact below 16, then log-spaced up to 128
+        by_hand = {0: 0, -1: 1, -15: 15, -16: 16, -32: 21, -64: 26, -127: 31, -300: 31, 1: 0, 300: 0}
         assert {d: int(got[d + 300]) for d in by_hand} == by_hand
 
 
@@ -192,13 +203,37 @@ def test_the_relative_encoder_sees_distances_and_their_direction_only(inputs):
     assert not np.allclose(relative(mirrored, pos)[0, 2:][::-1], relative(x, pos)[0, 2:], atol=1e-3)
 
 
-def test_a_decoder_with_relative_positions_is_refused_not_left_without_positions(inputs):
-    """The config check names decoder.positions (tests/test_config_validation.py); a decoder built directly must not
-    run either, since Positions("relative") adds nothing and the cached attention takes no bias."""
-    from research.registry import ConfigError  # noqa: PLC0415
-
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_the_relative_decoder_matches_the_numpy_reference(inputs, norm):
+    """Its self-attention gets the one-sided bias of each query-key pair; cross-attention none (as T5)."""
     x, src_seg, _, y, tgt_seg, tgt_pos = inputs
-    decoder = TransformerDecoder(_relative())
+    # Row 0 one whole segment: distances up to 4, past where one-sided and two-sided buckets first differ (3).
+    tgt_seg, tgt_pos = tgt_seg.copy(), tgt_pos.copy()
+    tgt_seg[0], tgt_pos[0] = 1, np.arange(T)
+    c = _relative(norm)
+    decoder = TransformerDecoder(c)
     enc_out = EncoderOutput(memory=x, segments=src_seg, final_state=x[:, 0])
-    with pytest.raises(ConfigError, match="decoder.positions: relative positions are written for the transformer encoder only"):
-        decoder.init(jax.random.PRNGKey(1), enc_out, y, tgt_seg, tgt_pos)
+    params = _random_bias(decoder.init(jax.random.PRNGKey(1), enc_out, y, tgt_seg, tgt_pos)["params"])
+    assert "positions" not in params and params["relative_bias"]["bias"].shape == (8, H)
+    out = decoder.apply({"params": params}, enc_out, y, tgt_seg, tgt_pos)
+    as_np = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)
+    expected = _decoder_reference(as_np(params), c, x.astype(np.float64), src_seg, y, tgt_seg, tgt_pos)
+    real = tgt_seg > 0
+    np.testing.assert_allclose(np.asarray(out)[real], expected[real], atol=2e-5, rtol=1e-5)
+
+
+def test_the_relative_decoder_sees_distances_only(inputs):
+    """Shifting every target position leaves the relative decoder's output alone; the sinusoidal decoder's changes."""
+    x, src_seg, _, y, tgt_seg, tgt_pos = inputs
+    enc_out = EncoderOutput(memory=x, segments=src_seg, final_state=x[:, 0])
+
+    def decoder(c, bias):
+        module = TransformerDecoder(c)
+        params = module.init(jax.random.PRNGKey(1), enc_out, y, tgt_seg, tgt_pos)["params"]
+        params = _random_bias(params) if bias else params
+        return lambda p: np.asarray(module.apply({"params": params}, enc_out, y, tgt_seg, p))
+
+    relative, sinusoidal = decoder(_relative(), True), decoder(TransformerConfig(d_model=D, num_layers=2, num_heads=H, d_ff=24), False)
+    real = tgt_seg > 0
+    np.testing.assert_allclose(relative(tgt_pos + 5)[real], relative(tgt_pos)[real], atol=1e-5)
+    assert not np.allclose(sinusoidal(tgt_pos + 5)[real], sinusoidal(tgt_pos)[real], atol=1e-3)

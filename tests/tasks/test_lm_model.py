@@ -64,18 +64,32 @@ def test_the_lm_has_no_parameter_that_reads_a_memory(texts, tmp_path, decoder):
     assert arch.meta()["kind"] == "language_model" and "encoder" not in arch.meta()
 
 
-def _model(decoder, texts, tmp_path):
-    """An untied LM with plain random init (logits of order 1: a tied random model mostly repeats its input)."""
-    cfg = run_config(decoder, tmp_path, "model.tie_output=false")
+def _model(decoder, texts, tmp_path, *extra):
+    """An untied LM with plain random init (logits of order 1: a tied random model mostly repeats its input).
+    A relative-position table gets random entries: at its initial zeros any misplaced bias would pass."""
+    cfg = run_config(decoder, tmp_path, "model.tie_output=false", *extra)
     model, _ = tasks.get("lm").build_model(cfg, texts.tokenizer)
     docs = _documents(texts, 4)
-    return cfg, model, init(model, text_batch(docs, 32), seed=1), docs
+    params = init(model, text_batch(docs, 32), seed=1)
+    if "relative_bias" in params["decoder"]:
+        table = params["decoder"]["relative_bias"]["bias"]
+        params["decoder"]["relative_bias"]["bias"] = np.random.default_rng(0).normal(size=table.shape).astype(np.float32)
+    return cfg, model, params, docs
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.slow  # `make test-slow`: 2026-12-03 durations, 30-380 s each
 def test_cached_steps_equal_the_full_forward_pass_and_packed_rows_equal_rows_alone(texts, tmp_path, decoder):
-    cfg, model, params, docs = _model(decoder, texts, tmp_path)
+    _check_cached_and_packed(*_model(decoder, texts, tmp_path))
+
+
+def test_relative_positions_cached_steps_equal_the_full_pass_and_packed_rows_equal_rows_alone(texts, tmp_path):
+    """The transformer LM with T5's one-sided relative positions (decoder.positions=relative): each step's bias over
+    its history is the full pass's, and packed documents, whose positions restart, see only their own distances."""
+    _check_cached_and_packed(*_model("transformer", texts, tmp_path, "decoder.positions=relative"))
+
+
+def _check_cached_and_packed(cfg, model, params, docs):
     batch = text_batch(docs, 32)
     full = np.asarray(model.apply({"params": params}, batch))  # [B, T, V]
     method = type(model)

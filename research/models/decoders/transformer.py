@@ -24,9 +24,9 @@ from research.models.interfaces import Stationary
 from research.models.layers.attention import MultiHeadAttention
 from research.models.layers.dropout import Dropout
 from research.models.layers.masks import causal_mask, segment_mask
-from research.models.layers.positions import Positions
+from research.models.layers.positions import Positions, RelativeBias
 from research.models.layers.transformer_blocks import FeedForward, Residual, embed_positions
-from research.registry import ConfigError, check
+from research.registry import check
 
 
 @DECODERS.register("transformer", config=TransformerConfig)
@@ -45,9 +45,6 @@ class TransformerDecoder(nn.Module):
 
     def setup(self):
         c = self.config
-        if c.positions == "relative":  # the cached and beam layouts of attention take no bias
-            raise ConfigError("decoder.positions: relative positions are written for the transformer encoder only; "
-                              "choose sinusoidal or learned for the decoder")
         mha = lambda name, p: MultiHeadAttention(c.num_heads, c.d_model, p, self.dtype, name=name)
         n = c.num_layers
         self.self_attn = [mha(f"self_attn{i}", c.attention_dropout) for i in range(n)]
@@ -58,6 +55,10 @@ class TransformerDecoder(nn.Module):
                         block(f"ffn_block{i}")) for i in range(n)]
         self.final_norm = nn.LayerNorm(dtype=self.dtype, name="final_norm") if c.norm == "pre" else None
         self.positions = Positions(c.positions, c.max_len, c.d_model, name="positions")
+        # One table for every layer's self-attention, one-sided since no query sees a later key (T5's decoder);
+        # cross-attention has none, as in T5: source and target positions are not on one axis.
+        self.relative_bias = (RelativeBias(c.num_heads, c.relative_buckets, c.relative_max_distance, bidirectional=False,
+                                           name="relative_bias") if c.positions == "relative" else None)
         self.drop = Dropout(c.dropout)  # on the embeddings; each block has its own
 
     def _layers(self, x, self_attend, cross_attend, deterministic):
@@ -73,7 +74,8 @@ class TransformerDecoder(nn.Module):
         """y: [B, T, E] embedded shifted targets -> features [B, T, d_model]."""
         x = embed_positions(y, positions, self.positions, self.drop, deterministic)
         self_mask = causal_mask(segments)
-        self_attend = lambda i, h: self.self_attn[i](h, h, self_mask, deterministic)
+        bias = self.relative_bias(positions, positions) if self.relative_bias is not None else None
+        self_attend = lambda i, h: self.self_attn[i](h, h, self_mask, deterministic, bias)
         check(not self.return_attention or self.memory, "model.pointer_generator", "needs a decoder with a memory to copy from")
         if not self.memory:
             return self._layers(x, self_attend, None, deterministic)
@@ -127,6 +129,9 @@ class TransformerDecoder(nn.Module):
         row, slot = rows // kk, rows % kk
         history = cache["history"].at[rows, index].set(slot, mode="drop")  # past the buffer: dropped, as masked
         self_mask = (jnp.arange(max_len)[None, :] <= index[:, None])[:, None, :]  # [N, 1, L]
+        bias = None
+        if self.relative_bias is not None:  # the query at `index` over positions 0 .. L - 1: [N, H, 1, L]
+            bias = self.relative_bias(index[:, None], jnp.broadcast_to(jnp.arange(max_len), (index.shape[0], max_len)))
         new_kv = []
 
         def self_attend(i, h):
@@ -135,7 +140,7 @@ class TransformerDecoder(nn.Module):
             ck = ck.replace(value=ck.value.at[row, :, :, slot, index].set(k[:, 0], mode="drop"))
             cv = cv.replace(value=cv.value.at[row, :, slot, index].set(v[:, 0], mode="drop"))
             new_kv.append((ck, cv))
-            return self.self_attn[i].attend_history(h, ck.value, cv.value, history, self_mask)
+            return self.self_attn[i].attend_history(h, ck.value, cv.value, history, self_mask, bias)
 
         seen = []
 

@@ -28,9 +28,9 @@ class TransformerConfig:
     dropout: float = 0.1  # on residual branches and embeddings
     attention_dropout: float = 0.0
     norm: str = "pre"  # pre | post: pre-LN trains without warm-up tricks; post-LN is the 2017 original
-    positions: str = "sinusoidal"  # sinusoidal | learned | relative (encoder only: T5's bias on the attention scores)
+    positions: str = "sinusoidal"  # sinusoidal | learned | relative (T5's bias on the self-attention scores)
     max_len: int = 1024  # learned positions only
-    relative_buckets: int = 32  # relative positions only: distance buckets, half for each side (T5's default)
+    relative_buckets: int = 32  # relative positions only: distance buckets (T5's default); the encoder's half for each side
     relative_max_distance: int = 128  # relative positions only: distances beyond share the last bucket of a side
 
     def __post_init__(self):
@@ -42,8 +42,9 @@ class TransformerConfig:
               f"'{self.positions}' is not one of sinusoidal, learned, relative")
         check(self.relative_buckets >= 4 and self.relative_buckets % 4 == 0, "relative_buckets",
               "must be a positive multiple of 4 (half per side, and in each half exact buckets for a quarter)")
-        check(self.relative_max_distance > self.relative_buckets // 4, "relative_max_distance",
-              f"must exceed relative_buckets / 4 = {self.relative_buckets // 4}, the last exactly bucketed distance")
+        check(self.relative_max_distance > self.relative_buckets // 2, "relative_max_distance",
+              f"must exceed relative_buckets / 2 = {self.relative_buckets // 2}, the last exactly bucketed distance "
+              "of the decoder's one-sided buckets (the encoder's are exact up to a quarter)")
         check(self.num_layers > 0, "num_layers", "must be positive")
         check(self.d_ff > 0, "d_ff", "must be positive")
         check(self.max_len > 0, "max_len", "must be positive")

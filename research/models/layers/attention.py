@@ -87,7 +87,7 @@ class MultiHeadAttention(nn.Module):
         g, h, kk, dh = ctx.shape
         return self.out(ctx.transpose(0, 2, 1, 3).reshape(g * kk, 1, h, dh))
 
-    def attend_history(self, x_q, k, v, history, mask):
+    def attend_history(self, x_q, k, v, history, mask, bias=None):
         """One query per hypothesis over buffers that hold each source row's beams side by side.
 
         Args:
@@ -97,6 +97,8 @@ class MultiHeadAttention(nn.Module):
             the score matmul reads them as they lie; with Dh last XLA copies them transposed first.
           history: [N, L] int32, the slot that holds position l of each hypothesis's history.
           mask: [N, 1, L] bool, the positions written so far.
+          bias: [N, H, 1, L] added to each hypothesis's scores of its positions (relative positions), or None.
+            It depends on the position only, so every beam slot of a position gets the same.
         Returns:
           [N, 1, D], as `attend_kv` on each hypothesis's own history.
 
@@ -109,6 +111,9 @@ class MultiHeadAttention(nn.Module):
         q = self._row_queries(x_q, g)  # [G, H, K, Dh]
         keys = k.reshape(g, h, dh, kk * length)
         scores = jnp.einsum("ghqd,ghdm->ghqm", q, keys) / jnp.sqrt(dh).astype(q.dtype)  # [G, H, K, K x L]
+        if bias is not None:  # [N, H, 1, L] -> [G, H, K, 1, L], the same for each of the K slots
+            per_row = bias[:, :, 0].reshape(g, kk, h, 1, length).transpose(0, 2, 1, 3, 4)
+            scores = (scores.astype(jnp.float32).reshape(g, h, kk, kk, length) + per_row).reshape(g, h, kk, kk * length)
         own = history.reshape(g, kk, 1, length) == jnp.arange(kk)[None, None, :, None]  # [G, K, K, L]
         keep = (own & mask.reshape(g, kk, 1, length))[:, None].reshape(g, 1, kk, kk * length)
         weights = masked_softmax(scores, keep).astype(v.dtype)

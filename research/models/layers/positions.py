@@ -61,39 +61,47 @@ def learned_max_len(params, under: str) -> int | None:
     return min(sizes) if sizes else None
 
 
-def relative_buckets(distance, num_buckets: int, max_distance: int):
-    """Buckets of key-minus-query distances, as T5's bidirectional relative attention (Raffel et al. 2020).
+def relative_buckets(distance, num_buckets: int, max_distance: int, bidirectional: bool = True):
+    """Buckets of key-minus-query distances, as T5's relative attention (Raffel et al. 2020).
 
-    Half the buckets are for keys before the query (and the query itself), half for keys after it. Within
-    a half, distances below a quarter of `num_buckets` each have their own bucket; longer ones share buckets
-    spaced evenly in log(distance) up to `max_distance`, and all beyond it the half's last bucket. Near
-    words, which decide most tags, are told apart exactly; far ones only roughly.
+    Bidirectional (the encoder): half the buckets are for keys before the query (and the query itself),
+    half for keys after it. One-sided (a causal decoder, `bidirectional=False`): every bucket is for keys
+    at or before the query, since it never sees one after (those distances share bucket 0). Within a side,
+    distances below half its buckets each have their own bucket; longer ones share buckets spaced evenly
+    in log(distance) up to `max_distance`, and all beyond it the side's last bucket. Near words, which
+    decide most tags and the next target piece, are told apart exactly; far ones only roughly.
 
     distance: int array (key position - query position) -> int32 bucket ids in [0, num_buckets), same shape.
     """
-    half = num_buckets // 2
-    exact = half // 2
-    after = (distance > 0).astype(jnp.int32) * half
-    far = jnp.abs(distance)
-    scale = (half - exact) / np.log(max_distance / exact)
+    if bidirectional:
+        side = num_buckets // 2
+        offset = (distance > 0).astype(jnp.int32) * side
+        far = jnp.abs(distance)
+    else:
+        side, offset, far = num_buckets, 0, jnp.maximum(-distance, 0)
+    exact = side // 2
+    scale = (side - exact) / np.log(max_distance / exact)
     logged = exact + (jnp.log(jnp.maximum(far, 1).astype(jnp.float32) / exact) * scale).astype(jnp.int32)
-    return after + jnp.where(far < exact, far, jnp.minimum(logged, half - 1)).astype(jnp.int32)
+    return offset + jnp.where(far < exact, far, jnp.minimum(logged, side - 1)).astype(jnp.int32)
 
 
 class RelativeBias(nn.Module):
     """A learned scalar per head and distance bucket, added to the attention scores (T5's relative positions).
 
-    One table for all the layers of a stack, as T5 shares it. It starts at zero, so an untrained encoder sees
+    One table for all the layers of a stack, as T5 shares it. It starts at zero, so an untrained stack sees
     no order at all; the gradient of each bucket differs from the first step since text is ordered.
+    `bidirectional=False` buckets for a causal decoder (`relative_buckets`).
     """
 
     num_heads: int
     num_buckets: int
     max_distance: int
+    bidirectional: bool = True
 
     @nn.compact
     def __call__(self, q_positions, k_positions):
         """q_positions [B, Tq], k_positions [B, Tk] int -> float32 bias [B, H, Tq, Tk]."""
         table = self.param("bias", nn.initializers.zeros, (self.num_buckets, self.num_heads))
-        buckets = relative_buckets(k_positions[:, None, :] - q_positions[:, :, None], self.num_buckets, self.max_distance)
-        return table[buckets].transpose(0, 3, 1, 2).astype(jnp.float32)
+        distance = k_positions[:, None, :] - q_positions[:, :, None]
+        buckets = relative_buckets(distance, self.num_buckets, self.max_distance, self.bidirectional)
+        return jnp.take(table, buckets, axis=0).transpose(0, 3, 1, 2).astype(jnp.float32)
