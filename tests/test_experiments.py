@@ -317,6 +317,43 @@ def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
         assert run == dataclasses.replace(small, trainer=dataclasses.replace(small.trainer, budget_amount=1.64e13))
 
 
+def test_translation_positions_grid_is_the_longer_transformer_encoder_with_relative_positions_against_sinusoidal():
+    grid, sweep = sweep_grid("compare_translation_positions")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"],
+                    "+experiment/budget/params1m/decoder": ["cnn", "transformer"],
+                    "encoder.positions": ["sinusoidal", "relative"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_positions/")
+    for dec in ("cnn", "transformer"):
+        pair = pair_overrides("compare_translation_small", "transformer", dec)
+        longer = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
+        counts = {}
+        for positions in ("sinusoidal", "relative"):
+            run = resolve(compose_config(["+experiment=compare_translation_positions", *pair, f"encoder.positions={positions}"]))
+            # compare_translation_longer's run but for the encoder's positions; sinusoidal is that run
+            assert run == dataclasses.replace(longer, encoder_config=dataclasses.replace(longer.encoder_config, positions=positions))
+            assert getattr(run.decoder_config, "positions", "sinusoidal") == "sinusoidal"  # the cnn decoder has learned ones
+            counts[positions] = param_count(run)
+        assert counts["relative"] - counts["sinusoidal"] == 4 * 32  # one bias per head and distance bucket
+
+
+def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
+    from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
+
+    grid, sweep = sweep_grid("compare_lm_positions")
+    assert grid == {"+experiment/budget/lm1m/decoder": ["transformer"], "decoder.positions": ["sinusoidal", "relative"],
+                    "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_lm_positions/")
+    chosen = ["+experiment/budget/lm1m/decoder=transformer"]
+    lm = resolve(compose_config(["+experiment=compare_lm", *chosen]))
+    counts = {}
+    for positions in ("sinusoidal", "relative"):
+        run = resolve(compose_config(["+experiment=compare_lm_positions", *chosen, f"decoder.positions={positions}"]))
+        assert run == dataclasses.replace(lm, decoder_config=dataclasses.replace(lm.decoder_config, positions=positions))
+        counts[positions] = model_params(LanguageModel(architecture(run, run.tokenizer.vocab_size)),
+                                         keys=("target_in", "target_out", "target_segments", "target_positions"))
+    assert counts["relative"] - counts["sinusoidal"] == 4 * 32
+
+
 def test_x4_translation_grid_is_the_small_ones_cnn_encoder_at_four_times_the_flops():
     grid, sweep = sweep_grid("compare_translation_x4")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn"],
