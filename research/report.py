@@ -8,7 +8,9 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
                                seeds, paired significance against the best, the group not
                                significantly different from it; the task's baselines such as
                                summarization's leads, tested alike), quality against compute, the
-                               tables below, the plots and how the sweep was run
+                               tables below, the plots and how the sweep was run; for tasks that
+                               write text (translation, summarization) the share of test hypotheses
+                               that repeat a word 3-gram, beside the references' (analysis/repetition.py)
   report.csv                   one row per run: encoder, decoder, seed, parameters, final
                                validation metrics, test metrics (from eval_test.json when
                                `python -m research.evaluate` wrote one), tokens/s, compile s, wall s;
@@ -37,7 +39,7 @@ import sys
 from pathlib import Path
 
 from research import console, sweep, tasks
-from research.analysis import decide, lengths, plots, sections, tables, tuning
+from research.analysis import decide, lengths, plots, repetition, sections, tables, tuning
 from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, write_csv
 from research.training import hardware
 
@@ -123,7 +125,7 @@ def machines(runs: list[Path]) -> dict[str, int]:
 
 
 def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
-             by_length: dict | None = None, found: dict | None = None) -> str:
+             by_length: dict | None = None, found: dict | None = None, repeated: dict | None = None) -> str:
     metric = rows[0]["metric"]
     cols = columns(rows)
     val = [c for c in cols if c.startswith("validation_")]
@@ -154,6 +156,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
         lines += sections.tuned_lines(found, d)
     if by_length:
         lines += sections.length_lines(by_length)
+    if repeated:
+        lines += sections.repetition_lines(repeated)
     lines += ["## By architecture (mean ± std over seeds)", ""]
     header = ["architecture", "runs", "parameters", f"validation {metric}", "validation loss",
               *[f"test {c[5:]}" for c in test if c == f"test_{metric}"], "tokens/s", "wall s"]
@@ -191,7 +195,7 @@ def tuned(root: Path, rows: list[dict], groups: list[dict], keys: list[str], ref
 def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None, splits=None,
            tune: list[str] | None = None) -> dict:
     """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict",
-    "tuned"}. `tune`: override keys each architecture is compared at its best setting of (`tuned`).
+    "tuned", "repetition"}. `tune`: override keys each architecture is compared at its best setting of (`tuned`).
 
     `references(run_dir)` gives a run's test references, `splits(run_dir)` what baselines need
     (`splits_of`); both default to reading the run's data config.
@@ -243,8 +247,12 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
                         for g in groups})
     regenerate = regenerate or (f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
                                 + (f" --tune {' '.join(tune)}" if tune else ""))
-    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length, found))
-    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict, "tuned": found}
+    text = tasks.by_metric(rows[0]["metric"]).writes_text
+    repeated = repetition.by_architecture(root, rows, references or references_of) if text else None
+    (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length, found,
+                                            repeated))
+    return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict, "tuned": found,
+            "repetition": repeated}
 
 
 def with_baselines(rows: list[dict], found: dict[str, dict]) -> list[dict]:

@@ -202,6 +202,25 @@ def test_the_report_decides_with_intervals_paired_tests_and_a_compute_frontier(t
     assert (tmp_path / "report" / "metric_vs_compute.png").stat().st_size > 0
 
 
+def test_the_report_counts_hypotheses_that_repeat_a_phrase_beside_the_references(tmp_path):
+    """Translation writes text: the report gives each architecture's share of test hypotheses repeating a word
+    3-gram, mean and std over seeds, by a hand count of the hypotheses below."""
+    looping = lambda seed: ["the cat sat the cat sat", *REFS[1:]] if seed == 0 else \
+        ["the cat sat the cat sat", "a quick brown a quick brown", *REFS[2:]]
+    for seed in range(2):  # cnn: the references (none repeats); rnn: 1 and 2 of 24 hypotheses loop
+        for enc, hyps in (("cnn", list(REFS)), ("rnn", looping(seed))):
+            _decided_run(tmp_path / f"{enc}{seed}", enc, seed, 5, 1.0)
+            _evaluated(tmp_path / f"{enc}{seed}", 1.0, hyps, REFS)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS)
+    found = out["repetition"]
+    assert found["n"] == 3 and found["references"] == 0.0
+    assert found["mean"] == pytest.approx({"cnn+rnn": 0.0, "rnn+rnn": (1 / 24 + 2 / 24) / 2})
+    assert found["std"]["rnn+rnn"] == pytest.approx(2 ** 0.5 * (1 / 24) / 2) and found["std"]["cnn+rnn"] == 0.0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Repetition" in md and "the references: 0.0%" in md
+    assert md.index("| rnn+rnn | 6.2 ± 2.9 |") < md.index("| cnn+rnn | 0.0 ± 0.0 |")  # most first
+
+
 def test_without_p_values_the_report_says_why(tmp_path):
     for seed in range(2):
         _hydra(fake_run(tmp_path / "one" / str(seed), 2.0, 5.0 + seed, seed), ["encoder=rnn", f"trainer.seed={seed}"])
@@ -263,6 +282,7 @@ def test_a_language_model_report_takes_the_lowest_perplexity_as_best(tmp_path):
     rows = [line.split("|")[1].strip() for line in decision.splitlines() if line.startswith("| ") and "runs" not in line
             and not line.startswith("| ---")]
     assert rows == ["transformer", "cnn", "rnn"]  # lowest perplexity first
+    assert out["repetition"] is None and "## Repetition" not in md  # its hyps_test.txt lines are scores, not text
 
 
 def test_tune_compares_each_architecture_at_its_best_validated_setting_as_a_report_of_those_runs_alone(tmp_path):

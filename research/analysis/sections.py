@@ -28,6 +28,18 @@ def length_lines(found: dict) -> list[str]:
     return lines + [""]
 
 
+def repetition_lines(found: dict) -> list[str]:
+    """The repetition table (`analysis/repetition.py`): per architecture, the share of test hypotheses that
+    repeat a word n-gram, most first, beside the references' share."""
+    n = found["n"]
+    lines = ["## Repetition", "", f"Test hypotheses that repeat a word {n}-gram (%), mean ± std over seeds; "
+             f"the references: {100 * found['references']:.1f}%. More than the references means a decoder that "
+             "says a phrase again, which the scores punish without naming.", ""]
+    cell = lambda a: f"{100 * found['mean'][a]:.1f}" + ("" if found["std"][a] is None else f" ± {100 * found['std'][a]:.1f}")
+    order = sorted(found["mean"], key=lambda a: -found["mean"][a])
+    return lines + [tables.table(["architecture", f"repeat a {n}-gram (%)"], [[a, cell(a)] for a in order]), ""]
+
+
 def decision_lines(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
     """The section that answers the question: by the scored figure, with intervals, p-values and the group;
     scores to `d` places (`tables.places`)."""

@@ -65,6 +65,9 @@ class Task:
     # (research/analysis/decide.py); None: the task has none
     baselines: Callable[[list[str], list[str]], dict[str, list[str]]] | None = None
     lower_is_better: bool = False  # `metric`'s better direction: True for perplexity (research/tasks/lm.py)
+    # True: hypotheses are free text, where a repeated phrase is a fault (translation, summarization): reports
+    # count the hypotheses that repeat one (research/analysis/repetition.py)
+    writes_text: bool = False
 
     # --- hooks (defaults: the seq2seq tasks', research/tasks/seq2seq.py) ---
     # (data config, split names) -> {split: random access to {"source": str, "target": str, ...}}

@@ -9,7 +9,7 @@ from research.decoding import metrics
 from research.tasks import Task, register
 
 TASK = register(Task(
-    name="summarization", metric="rougeL",
+    name="summarization", metric="rougeL", writes_text=True,
     score=lambda hyps, refs, data: metrics.rouge(hyps, refs),
     paired_test=significance.summarization,
     test_description="a paired bootstrap over per-document ROUGE (1,000 resamples, seed 12345).",
