@@ -73,7 +73,8 @@ def intervals(rows: list[dict], column: str) -> dict[str, confidence.Interval]:
     return {arch: confidence.t_interval(v) for arch, v in groups.items()}
 
 
-def _hypotheses(run: Path) -> list[str]:
+def read_test_hypotheses(run: Path) -> list[str]:
+    """A run's hyps_test.txt, one hypothesis per line (what the paired tests and the repetition count read)."""
     return (run / "hyps_test.txt").read_text(encoding="utf-8").split("\n")[:-1]
 
 
@@ -91,7 +92,7 @@ def significance(root: Path, rows: list[dict], best: str, references) -> dict[st
     if not seeds:
         return {}
     refs = references(by_arch[best][seeds[0]])
-    joined = {arch: [h for s in seeds for h in _hypotheses(runs[s])] for arch, runs in by_arch.items()}
+    joined = {arch: [h for s in seeds for h in read_test_hypotheses(runs[s])] for arch, runs in by_arch.items()}
     for arch, hyps in joined.items():
         if len(hyps) != len(refs) * len(seeds):
             raise MixedSweep(f"{arch}: {len(hyps)} test hypotheses over {len(seeds)} seeds for {len(refs)} references")
@@ -129,7 +130,7 @@ def baselines(root: Path, rows: list[dict], best: str, seeds: list[int], splits)
         if len(hyps) != len(refs):
             raise MixedSweep(f"{runs[seeds[0]]}: baseline {name} has {len(hyps)} test predictions for "
                              f"{len(refs)} references")
-    joined = [h for s in seeds for h in _hypotheses(runs[s])]
+    joined = [h for s in seeds for h in read_test_hypotheses(runs[s])]
     p_values = task.paired_test(joined, {n: list(h) * len(seeds) for n, h in systems.items()}, list(refs) * len(seeds))
     return {n: {"scores": task.score(h, refs, data), "p": p_values[n]} for n, h in systems.items()}
 

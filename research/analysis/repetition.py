@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from research.analysis.decide import read_test_hypotheses
+
 N = 3  # word trigrams: bigrams repeat in real text ("of the ... of the"), 4-grams too rarely to count loops early
 
 
@@ -34,8 +36,7 @@ def by_architecture(root: Path, rows: list[dict], references) -> dict | None:
         return None
     found: dict[str, list[float]] = {}
     for r, run in zip(rows, runs):
-        lines = (run / "hyps_test.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        found.setdefault(r["architecture"], []).append(share(lines))
+        found.setdefault(r["architecture"], []).append(share(read_test_hypotheses(run)))
     return {"n": N, "references": share(list(references(runs[0]))),
             "mean": {a: statistics.fmean(v) for a, v in found.items()},
             "std": {a: statistics.stdev(v) if len(v) > 1 else None for a, v in found.items()}}
