@@ -336,6 +336,29 @@ def test_translation_positions_grid_is_the_longer_transformer_encoder_with_relat
         assert counts["relative"] - counts["sinusoidal"] == 4 * 32  # one bias per head and distance bucket
 
 
+def test_translation_positions_t5_grid_crosses_the_encoders_and_the_decoders_positions_of_the_longer_transformer_pair():
+    grid, sweep = sweep_grid("compare_translation_positions_t5")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"],
+                    "+experiment/budget/params1m/decoder": ["transformer"],
+                    "encoder.positions": ["sinusoidal", "relative"], "decoder.positions": ["sinusoidal", "relative"],
+                    "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_positions_t5/")
+    pair = pair_overrides("compare_translation_small", "transformer", "transformer")
+    longer = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
+    counts = {}
+    for enc, dec in itertools.product(("sinusoidal", "relative"), repeat=2):
+        run = resolve(compose_config(["+experiment=compare_translation_positions_t5", *pair,
+                                      f"encoder.positions={enc}", f"decoder.positions={dec}"]))
+        # compare_translation_longer's transformer pair but for the two sides' positions
+        assert run == dataclasses.replace(longer, encoder_config=dataclasses.replace(longer.encoder_config, positions=enc),
+                                          decoder_config=dataclasses.replace(longer.decoder_config, positions=dec))
+        counts[enc, dec] = param_count(run)
+    base = counts["sinusoidal", "sinusoidal"]
+    # one bias per head and distance bucket for each relative side
+    assert {k: v - base for k, v in counts.items()} == {("sinusoidal", "sinusoidal"): 0, ("relative", "sinusoidal"): 128,
+                                                      ("sinusoidal", "relative"): 128, ("relative", "relative"): 256}
+
+
 def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
     from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
 
