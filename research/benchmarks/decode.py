@@ -29,6 +29,14 @@ decoding exactly `OUTPUT_LEN` tokens per row and reporting tokens per second
                        `Translator.translate_batch` with token lists, beam 1 and
                        4, intra_threads = cores
   A peer that is not installed keeps its row with a status saying so.
+  positions (the same transformer-transformer model, each variant its own
+                       random weights at one seed)
+    sinusoidal         our cached greedy and beam-4 as configured
+    relative_decoder   decoder.positions=relative: each step adds the one-sided
+                       relative bias over the hypothesis's history
+    relative           both sides relative (T5's layout)
+                       timed in turns, as the peers; vs_sinusoidal = the
+                       variant's beam-4 tokens/s over the sinusoidal model's
 
 Equal work: our searches and the PyTorch peer take an EOS id that no token
 equals (`NEVER`), so no row ends early, whatever the untrained model emits.
@@ -84,13 +92,14 @@ def _search(prepare, model, cfg, beam_size: int = 1):
     return jax.jit(run)
 
 
-def _model(pair: str, shape: Shape, precision: str = "fp32"):
+def _model(pair: str, shape: Shape, precision: str = "fp32", extra=()):
     """(Setup, batch, params): the pair's random model at `shape`, one fixed seed for every engine.
 
-    `precision` bf16 computes in bf16 over fp32 parameters, as `trainer.precision` does in training.
+    `precision` bf16 computes in bf16 over fp32 parameters, as `trainer.precision` does in training;
+    `extra` are more Hydra overrides (the positions rows).
     """
     encoder, decoder = pair.split("-")
-    s = models.setup(encoder, decoder, shape, precision=precision)
+    s = models.setup(encoder, decoder, shape, precision=precision, extra=extra)
     batch = {k: jnp.asarray(v) for k, v in models.random_batch(shape).items()}
     params = jax.jit(lambda r: s.model.init({"params": r}, batch)["params"])(jax.random.PRNGKey(0))
     return s, batch, params
@@ -230,6 +239,34 @@ def time_peers(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1
     return {name: rows[name] for name in ENGINES}
 
 
+POSITIONS = {"sinusoidal": (), "relative_decoder": ("decoder.positions=relative",),
+             "relative": ("encoder.positions=relative", "decoder.positions=relative")}
+
+
+def time_positions(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1, precision: str = "fp32") -> dict:
+    """{variant: row}: what relative positions cost our searches on the transformer-transformer model.
+
+    The variants' greedy searches are timed in turns, then their beam-4 searches,
+    so that a slow stretch of a shared machine lands on every side of a ratio.
+    """
+    searches, rows = {}, {}
+    for name, extra in POSITIONS.items():
+        s, batch, params = _model(PEER_PAIR, shape, precision, extra)
+        searches[name], rows[name] = {}, {"overrides": " ".join(extra) or "(as configured)"}
+        for search, k in SEARCHES.items():
+            searches[name][search], rows[name][f"{search}_compile_s"] = _compiled(generate.prepare, s, params, batch, k)
+            _check(f"{name} {search}", searches[name][search])
+    for search in SEARCHES:
+        timed = time_alternating([searches[name][search] for name in POSITIONS], warmup=warmup, repeats=repeats)
+        for name, t in zip(POSITIONS, timed):
+            rows[name].update(_rate(search, t, shape.batch))
+    for row in rows.values():
+        row["vs_sinusoidal"] = row["beam4_tokens_per_s"] / rows["sinusoidal"]["beam4_tokens_per_s"]
+    del searches
+    gc.collect()
+    return rows
+
+
 def _ratio(ours: dict, peer: dict | None) -> float | None:
     theirs = (peer or {}).get("beam4_tokens_per_s")
     return ours["beam4_tokens_per_s"] / theirs if theirs else None
@@ -237,7 +274,10 @@ def _ratio(ours: dict, peer: dict | None) -> float | None:
 
 def decode_section(pairs=PAIRS, *, repeats: int = 3, shape: Shape = DECODE_SHAPE, with_torch: bool = True,
                    with_ctranslate2: bool = True, precision: str = "fp32") -> dict:
-    """-> {"settings": ..., <decoder>: row per pair, "peers": {engine: row}} (module docstring)."""
+    """-> {"settings": ..., <decoder>: row per pair, "peers": {engine: row}, "positions": {variant: row}}.
+
+    "peers" and "positions" come with the transformer-transformer pair (module docstring).
+    """
     decoders = [pair.split("-")[1] for pair in pairs]
     if len(set(decoders)) != len(decoders):
         raise ValueError(f"pairs {list(pairs)}: the section has one row per decoder kind, so one pair per decoder")
@@ -260,4 +300,5 @@ def decode_section(pairs=PAIRS, *, repeats: int = 3, shape: Shape = DECODE_SHAPE
         out[decoder] = row
     if peers is not None:
         out["peers"] = peers
+        out["positions"] = time_positions(shape, repeats=repeats, precision=precision)
     return out

@@ -28,7 +28,9 @@ PREFERRED = {"train": ("tokens_per_s", "vs_torch", "mfu_best_peak", "mfu", "comp
              "decode": ("pair", "cached_tokens_per_s", "beam4_tokens_per_s", "vs_torch", "vs_ctranslate2",
                         "vs_ctranslate2_int8", "uncached_tokens_per_s", "speedup"),
              "decode_peers": ("status", "greedy_tokens_per_s", "beam4_tokens_per_s", "greedy_ms", "beam4_ms",
-                              "threads", "compute_type")}
+                              "threads", "compute_type"),
+             "decode_positions": ("overrides", "beam4_tokens_per_s", "vs_sinusoidal", "greedy_tokens_per_s",
+                                  "beam4_ms", "greedy_ms")}
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "torch")
 PERCENT = ("mfu", "mfu_best_peak", "rounds_mfu_best_peak")  # fractions shown as percentages
 
@@ -136,8 +138,8 @@ def decode_tables(section: dict) -> str:
 
     A section of an older bench.json (rows keyed by pair, no settings or peers) renders as one table.
     """
-    settings, peers = section.get("settings"), section.get("peers")
-    rows = {k: v for k, v in section.items() if k not in ("settings", "peers")}
+    settings, peers, positions = section.get("settings"), section.get("peers"), section.get("positions")
+    rows = {k: v for k, v in section.items() if k not in ("settings", "peers", "positions")}
     parts = []
     if settings:
         parts.append(f"Batch {settings['batch']}, source length {settings['source_len']}, "
@@ -150,4 +152,7 @@ def decode_tables(section: dict) -> str:
         pair = (settings or {}).get("peers_pair", "transformer-transformer")
         parts += [f"Peers on the same {pair} weights, each search timed in turns with ours:",
                   table(peers, PREFERRED["decode_peers"], "engine")]
+    if positions:
+        parts += ["Positions on the same model, our searches timed in turns (vs_sinusoidal: beam-4 tokens/s over "
+                  "the sinusoidal model's):", table(positions, PREFERRED["decode_positions"], "positions")]
     return "\n\n".join(parts)

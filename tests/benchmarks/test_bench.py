@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -189,8 +190,12 @@ def test_decode_section_rows_ratios_and_markdown(monkeypatch):
              "ctranslate2": {"status": "ok", "beam4_tokens_per_s": 600.0, "compute_type": "float32"},
              "ctranslate2_int8": {"status": "not installed: pip install -e '.[serve]'"}}
     monkeypatch.setattr(decode, "time_peers", lambda shape, **_: copy.deepcopy(peers))
+    positions = {"sinusoidal": {"overrides": "(as configured)", "beam4_tokens_per_s": 300.0, "vs_sinusoidal": 1.0},
+                 "relative": {"overrides": "encoder.positions=relative decoder.positions=relative",
+                              "beam4_tokens_per_s": 270.0, "vs_sinusoidal": 0.9}}
+    monkeypatch.setattr(decode, "time_positions", lambda shape, **_: copy.deepcopy(positions))
     out = decode.decode_section(shape=TINY)
-    assert set(out) == {"settings", "transformer", "rnn", "cnn", "peers"}
+    assert set(out) == {"settings", "transformer", "rnn", "cnn", "peers", "positions"}
     t = out["transformer"]
     assert (t["pair"], t["beam4_tokens_per_s"], t["cached_tokens_per_s"]) == ("transformer-transformer", 300.0, 100.0)
     assert (t["vs_torch"], t["vs_ctranslate2"], t["vs_ctranslate2_int8"]) == (pytest.approx(1.5), pytest.approx(0.5), None)
@@ -201,10 +206,42 @@ def test_decode_section_rows_ratios_and_markdown(monkeypatch):
                  "vs_ctranslate2_int8 | speedup | beam4_ms | beam4_compile_s |",
                  "| transformer | transformer-transformer | 100.00 | 300.00 | 1.50 | 0.5 | – | 3.00 | 5.00 | 1.50 |",
                  "| rnn | rnn-rnn | 100.00 | 40.00 | – | – | – | 3.00 | 2.00 | 1.00 |",
-                 "| ctranslate2_int8 | not installed: pip install -e '.[serve]' | – | – | – | – | – | – |"]:
+                 "| ctranslate2_int8 | not installed: pip install -e '.[serve]' | – | – | – | – | – | – |",
+                 "| positions | overrides | beam4_tokens_per_s | vs_sinusoidal |",
+                 "| relative | encoder.positions=relative decoder.positions=relative | 270.00 | 0.9 |"]:
         assert line in lines, line
     with pytest.raises(ValueError, match="one pair per decoder"):
         decode.decode_section(["rnn-rnn", "cnn-rnn"], shape=TINY)
+
+
+def test_positions_rows_time_relative_models_in_turns_against_the_sinusoidal_one(monkeypatch):
+    """Each variant's searches really run (tokens checked), built with its overrides, and the ratio is over sinusoidal."""
+    built, real_model = [], decode._model
+
+    def model(pair, shape, precision="fp32", extra=()):
+        s, batch, params = real_model(pair, shape, precision, extra)
+        tables = [path for path, _ in jax.tree_util.tree_flatten_with_path(params)[0] if "relative_bias" in str(path)]
+        built.append((s.run.encoder_config.positions, s.run.decoder_config.positions, len(tables)))
+        return s, batch, params
+
+    calls = []
+
+    def alternating(fns, **_):
+        calls.append(len(fns))
+        for fn in fns:
+            fn()  # the searches still run
+        return [{"median_s": m} for m in (0.1, 0.125, 0.2)]
+
+    monkeypatch.setattr(decode, "_model", model)
+    monkeypatch.setattr(decode, "time_alternating", alternating)
+    rows = decode.time_positions(TINY, repeats=1, warmup=0)
+    assert built == [("sinusoidal", "sinusoidal", 0), ("sinusoidal", "relative", 1), ("relative", "relative", 2)]
+    assert calls == [3, 3]  # greedy in turns, then beam-4 in turns
+    assert list(rows) == ["sinusoidal", "relative_decoder", "relative"]
+    tokens = TINY.batch * decode.OUTPUT_LEN
+    assert rows["relative_decoder"]["beam4_tokens_per_s"] == pytest.approx(tokens / 0.125)
+    assert [rows[k]["vs_sinusoidal"] for k in rows] == pytest.approx([1.0, 0.8, 0.5])
+    assert rows["relative_decoder"]["overrides"] == "decoder.positions=relative"
 
 
 def test_the_accelerator_run_keeps_its_own_target_and_the_cpu_run_its_four():
