@@ -10,7 +10,8 @@ skipped with a warning that lists them. Writes into `--out` (default: MULTIRUN_D
                                summarization's leads, tested alike), quality against compute, the
                                tables below, the plots and how the sweep was run; for tasks that
                                write text (translation, summarization) the share of test hypotheses
-                               that repeat a word 3-gram, beside the references' (analysis/repetition.py)
+                               that repeat a word 3-gram, beside the references', overall and by
+                               source length and whether the source repeats a word (analysis/repetition.py)
   report.csv                   one row per run: encoder, decoder, seed, parameters, final
                                validation metrics, test metrics (from eval_test.json when
                                `python -m research.evaluate` wrote one), tokens/s, compile s, wall s;
@@ -193,12 +194,12 @@ def tuned(root: Path, rows: list[dict], groups: list[dict], keys: list[str], ref
 
 
 def report(root: Path, out: Path | None = None, regenerate: str | None = None, references=None, splits=None,
-           tune: list[str] | None = None) -> dict:
+           tune: list[str] | None = None, sources=None) -> dict:
     """Writes the report files for the sweep in `root`; returns {"rows", "groups", "skipped", "out", "verdict",
     "tuned", "repetition"}. `tune`: override keys each architecture is compared at its best setting of (`tuned`).
 
-    `references(run_dir)` gives a run's test references, `splits(run_dir)` what baselines need
-    (`splits_of`); both default to reading the run's data config.
+    `references(run_dir)` gives a run's test references, `sources(run_dir)` its test sources, `splits(run_dir)`
+    what baselines need (`splits_of`); all default to reading the run's data config.
     """
     root = Path(root)
     out = Path(out) if out else root
@@ -248,7 +249,8 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     regenerate = regenerate or (f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
                                 + (f" --tune {' '.join(tune)}" if tune else ""))
     text = tasks.by_metric(rows[0]["metric"]).writes_text
-    repeated = repetition.by_architecture(root, rows, references or references_of) if text else None
+    repeated = (repetition.by_architecture(root, rows, references or references_of, sources or sources_of)
+                if text else None)
     (out / "report.md").write_text(markdown(root, rows, groups, images, skipped, regenerate, verdict, by_length, found,
                                             repeated))
     return {"rows": rows, "groups": groups, "skipped": skipped, "out": out, "verdict": verdict, "tuned": found,
@@ -272,11 +274,20 @@ def with_baselines(rows: list[dict], found: dict[str, dict]) -> list[dict]:
 
 def references_of(run: Path) -> list[str]:
     """The references of a run's test split, in corpus order (what its hyps_test.txt lines answer)."""
+    return _test_field(run, "target")
+
+
+def sources_of(run: Path) -> list[str]:
+    """The sources of a run's test split, in corpus order."""
+    return _test_field(run, "source")
+
+
+def _test_field(run: Path, field: str) -> list[str]:
     from research.evaluate import read_split  # noqa: PLC0415
     from research.run_dir import load_config  # noqa: PLC0415
 
     examples = read_split(load_config(run).data, "test")
-    return [examples[i]["target"] for i in range(len(examples))]
+    return [examples[i][field] for i in range(len(examples))]
 
 
 def splits_of(run: Path) -> tuple[list[str], list[str], list[str], object]:

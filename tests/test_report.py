@@ -147,6 +147,9 @@ def test_runs_from_hosts_with_one_model_name_but_other_flags_count_as_two_machin
 
 REFS = ["the cat sat on the mat", "a quick brown fox jumps", "package for the gnome desktop",
         "library for parsing json files", "tools to convert images", "python bindings for the library"] * 4
+# Their sources (what the breakdown of repetition by source reads): lengths 2 to 7 words, one in three repeats a word.
+SRCS = ["die katze", "ein schneller fuchs fuchs", "paket für den gnome desktop", "bibliothek bibliothek für json",
+        "werkzeuge zum umwandeln von bildern bildern", "python anbindungen für die bibliothek und mehr"] * 4
 
 
 def _hyps(quality: int, seed: int) -> list[str]:
@@ -176,7 +179,7 @@ def test_the_report_decides_with_intervals_paired_tests_and_a_compute_frontier(t
     for i, (enc, quality, cost) in enumerate([("rnn", 3, 2.0), ("cnn", 5, 1.0), ("transformer", 5, 3.0)]):
         for seed in range(3):
             hyps[(enc, seed)] = _decided_run(tmp_path / f"{enc}{seed}", enc, seed, quality, cost)
-    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS, sources=lambda run: SRCS)
     v = out["verdict"]
     groups = {g["architecture"]: g for g in out["groups"]}
     assert v["column"] == "test_bleu" and v["seeds"] == [0, 1, 2]
@@ -211,7 +214,7 @@ def test_the_report_counts_hypotheses_that_repeat_a_phrase_beside_the_references
         for enc, hyps in (("cnn", list(REFS)), ("rnn", looping(seed))):
             _decided_run(tmp_path / f"{enc}{seed}", enc, seed, 5, 1.0)
             _evaluated(tmp_path / f"{enc}{seed}", 1.0, hyps, REFS)
-    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS)
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS, sources=lambda run: SRCS)
     found = out["repetition"]
     assert found["n"] == 3 and found["references"] == 0.0
     assert found["mean"] == pytest.approx({"cnn+rnn": 0.0, "rnn+rnn": (1 / 24 + 2 / 24) / 2})
@@ -219,6 +222,21 @@ def test_the_report_counts_hypotheses_that_repeat_a_phrase_beside_the_references
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Repetition" in md and "the references: 0.0%" in md
     assert md.index("| rnn+rnn | 6.2 ± 2.9 |") < md.index("| cnn+rnn | 0.0 ± 0.0 |")  # most first
+    # By source (SRCS: lengths 2, 4, 5, 4, 6, 7, so thirds at 4 and 6 words; words repeat in sources 1, 3 and 4 of
+    # each six). The looping hypotheses are example 0 (seed 0) and examples 0 and 1 (seed 1): source 0 has 2 words
+    # and repeats none, source 1 has 4 and repeats "fuchs".
+    src = found["by_source"]
+    assert src["groups"] == {"source repeats a word": 12, "source repeats none": 12, "source of at most 4 words": 12,
+                             "source of 5 to 6 words": 8, "source of more than 6 words": 4}
+    assert src["mean"]["rnn+rnn"] == pytest.approx({
+        "source repeats a word": (0 + 1 / 12) / 2, "source repeats none": 1 / 12, "source of at most 4 words": (1 / 12 + 2 / 12) / 2,
+        "source of 5 to 6 words": 0.0, "source of more than 6 words": 0.0})
+    assert set(src["references"].values()) == {0.0} and set(src["mean"]["cnn+rnn"].values()) == {0.0}
+    assert ("| architecture | source repeats a word (12) | source repeats none (12) | source of at most 4 words (12) | "
+            "source of 5 to 6 words (8) | source of more than 6 words (4) |") in md
+    assert md.index("| references | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 |") < md.index("| rnn+rnn | 4.2 | 8.3 | 12.5 | 0.0 | 0.0 |")
+    with pytest.raises(ValueError, match="sources 23, references 24"):
+        report.report(tmp_path, tmp_path / "report", references=lambda run: REFS, sources=lambda run: SRCS[1:])
 
 
 def test_without_p_values_the_report_says_why(tmp_path):
@@ -301,7 +319,7 @@ def test_tune_compares_each_architecture_at_its_best_validated_setting_as_a_repo
             (run / "summary.json").write_text(json.dumps({**s, "encoder": enc}))
             _hydra(run, [f"encoder={enc}", f"optim.learning_rate={lr}", f"trainer.seed={seed}"])
             _evaluated(run, 1.0, _hyps(quality, seed), REFS)
-    out = report.report(sweep, tmp_path / "report", references=lambda run: REFS, tune=["optim.learning_rate"])
+    out = report.report(sweep, tmp_path / "report", references=lambda run: REFS, sources=lambda run: SRCS, tune=["optim.learning_rate"])
     assert out["verdict"]["best"] == "cnn+rnn optim.learning_rate=0.01"  # the main decision is unchanged: by test
     found = out["tuned"]
     assert [(c["family"], c["chosen"]) for c in found["choice"]] == [("cnn+rnn", "cnn+rnn optim.learning_rate=0.001"),
@@ -310,7 +328,7 @@ def test_tune_compares_each_architecture_at_its_best_validated_setting_as_a_repo
     for enc, lr in (("cnn", "0.001"), ("rnn", "0.01")):
         for seed in range(3):
             shutil.copytree(sweep / f"{enc}-{lr}-{seed}", chosen / f"{enc}-{lr}-{seed}")
-    alone = report.report(chosen, tmp_path / "alone", references=lambda run: REFS)
+    alone = report.report(chosen, tmp_path / "alone", references=lambda run: REFS, sources=lambda run: SRCS)
     assert found["verdict"]["best"] == alone["verdict"]["best"] == "rnn+rnn optim.learning_rate=0.01"
     keys = ("architecture", "runs", "test_bleu_mean", "test_bleu_std", "ci_low", "ci_high", "p_bleu_ar", "in_best_group")
     assert [{k: g.get(k) for k in keys} for g in found["groups"]] == [{k: g.get(k) for k in keys} for g in alone["groups"]]

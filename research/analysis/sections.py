@@ -29,15 +29,25 @@ def length_lines(found: dict) -> list[str]:
 
 
 def repetition_lines(found: dict) -> list[str]:
-    """The repetition table (`analysis/repetition.py`): per architecture, the share of test hypotheses that
-    repeat a word n-gram, most first, beside the references' share."""
+    """The repetition tables (`analysis/repetition.py`): per architecture, the share of test hypotheses that
+    repeat a word n-gram, most first, beside the references' share; then the same by source group."""
     n = found["n"]
     lines = ["## Repetition", "", f"Test hypotheses that repeat a word {n}-gram (%), mean ± std over seeds; "
              f"the references: {100 * found['references']:.1f}%. More than the references means a decoder that "
              "says a phrase again, which the scores punish without naming.", ""]
     cell = lambda a: f"{100 * found['mean'][a]:.1f}" + ("" if found["std"][a] is None else f" ± {100 * found['std'][a]:.1f}")
     order = sorted(found["mean"], key=lambda a: -found["mean"][a])
-    return lines + [tables.table(["architecture", f"repeat a {n}-gram (%)"], [[a, cell(a)] for a in order]), ""]
+    lines += [tables.table(["architecture", f"repeat a {n}-gram (%)"], [[a, cell(a)] for a in order]), ""]
+    src = found.get("by_source")
+    if src:
+        groups = list(src["groups"])
+        lines += ["By source: the same share (%) within each group of test examples (their number in brackets), "
+                  "mean over seeds. A reference seldom repeats a phrase unless its source repeats a word, so a repeat "
+                  "where the source repeats none is a loop:", ""]
+        body = [["references", *[f"{100 * src['references'][g]:.1f}" for g in groups]]]
+        body += [[a, *[f"{100 * src['mean'][a][g]:.1f}" for g in groups]] for a in order]
+        lines += [tables.table(["architecture", *[f"{g} ({src['groups'][g]})" for g in groups]], body), ""]
+    return lines
 
 
 def decision_lines(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:

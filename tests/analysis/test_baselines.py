@@ -49,7 +49,7 @@ def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_
     for seed in range(2):
         _summ_run(tmp_path / f"cnn{seed}", "cnn", seed, good)
         _summ_run(tmp_path / f"rnn{seed}", "rnn", seed, weak)
-    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS,
+    out = report.report(tmp_path, tmp_path / "report", references=lambda run: REFS, sources=lambda run: DOCS,
                         splits=lambda run: (DOCS, REFS, TRAIN, None))
     v = out["verdict"]
     assert v["best"] == "cnn+rnn" and set(v["baselines"]) == {"lead-1 sentence", "lead-4 words"}
@@ -75,7 +75,7 @@ def test_a_summarization_report_scores_and_tests_the_leads_against_the_best(tmp_
 
 
 def test_a_translation_report_has_no_baselines(tmp_path):
-    run = fake_run(tmp_path / "a", 2.0, 1.0)
+    fake_run(tmp_path / "a", 2.0, 1.0)
     assert report.report(tmp_path, tmp_path / "report")["verdict"]["baselines"] == {}
 
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from research.analysis.repetition import repeats, share
+from research.analysis.repetition import by_source, repeats, share, source_groups
 
 
 @pytest.mark.parametrize("text,n,expected", [
@@ -37,3 +37,28 @@ def test_share_equals_a_brute_force_count(n):
     assert 0.05 < expected < 0.95  # lines of both kinds
     assert share(lines, n) == expected
     assert share([], n) == 0.0
+
+
+def test_source_groups_against_a_hand_count():
+    sources = ["a b", "a a", "a b c", "a b c d", "x y x z", "p q r s t", "u v w u v w"]  # lengths 2 2 3 4 4 5 6
+    groups = source_groups(sources)
+    # thirds: the lengths at 7 // 3 = 2 and 14 // 3 = 4 of the sorted [2, 2, 3, 4, 4, 5, 6] are 3 and 4
+    assert groups == {"source repeats a word": [1, 4, 6], "source repeats none": [0, 2, 3, 5],
+                      "source of at most 3 words": [0, 1, 2], "source of 4 words": [3, 4],
+                      "source of more than 4 words": [5, 6]}
+    # every length the same: the middle and top thirds are empty and left out
+    assert list(source_groups(["a b", "c d", "e f"])) == ["source repeats none", "source of at most 2 words"]
+
+
+def test_by_source_shares_per_group_and_seed():
+    sources = ["a a", "b c", "d e f", "g g h"]  # repeats: 0 and 3; thirds at lengths 2 and 3 (sorted [2, 2, 3, 3])
+    references = ["x y z x y z", "x y", "x y z", "k l m k l m"]  # the references repeat where the sources do
+    hyps = {"looper": [["p q r p q r"] * 4, ["p q r p q r", "s", "p q r p q r", "t"]]}
+    found = by_source(hyps, references, sources)
+    assert found["groups"] == {"source repeats a word": 2, "source repeats none": 2, "source of at most 2 words": 2,
+                               "source of 3 words": 2}  # no source is longer than the top third's boundary, 3
+    assert found["references"] == {"source repeats a word": 1.0, "source repeats none": 0.0,
+                                   "source of at most 2 words": 0.5, "source of 3 words": 0.5}
+    # seed 0 loops everywhere; seed 1 on examples 0 and 2 (one repeating source, one not; one per length third)
+    assert found["mean"]["looper"] == pytest.approx({g: 0.75 for g in found["groups"]})
+    assert found["std"]["looper"] == pytest.approx({g: 0.5 ** 0.5 / 2 for g in found["groups"]})
