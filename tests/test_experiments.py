@@ -359,17 +359,19 @@ def test_translation_positions_t5_grid_crosses_the_encoders_and_the_decoders_pos
                                                       ("sinusoidal", "relative"): 128, ("relative", "relative"): 256}
 
 
-def test_translation_positions_lr_grid_is_the_relative_transformer_cnn_run_at_two_higher_rates():
+def test_translation_positions_lr_grid_is_the_transformer_cnn_pair_of_both_positions_at_two_higher_rates():
     grid, sweep = sweep_grid("compare_translation_positions_lr")
     assert grid == {"+experiment/budget/params1m/encoder": ["transformer"], "+experiment/budget/params1m/decoder": ["cnn"],
-                    "encoder.positions": ["relative"], "optim.learning_rate": ["0.006", "0.01"], "trainer.seed": SEEDS}
+                    "encoder.positions": ["sinusoidal", "relative"], "optim.learning_rate": ["0.006", "0.01"],
+                    "trainer.seed": SEEDS}
     assert sweep["dir"].startswith("multirun/compare_translation_positions_lr/")
-    chosen = [*pair_overrides("compare_translation_small", "transformer", "cnn"), "encoder.positions=relative"]
-    relative = resolve(compose_config(["+experiment=compare_translation_positions", *chosen]))
-    assert relative.optim.learning_rate == 0.003
-    for lr in (0.006, 0.01):  # compare_translation_positions' relative transformer+cnn run but for the rate
-        run = resolve(compose_config(["+experiment=compare_translation_positions_lr", *chosen, f"optim.learning_rate={lr}"]))
-        assert run == dataclasses.replace(relative, optim=dataclasses.replace(relative.optim, learning_rate=lr))
+    for positions in ("sinusoidal", "relative"):
+        chosen = [*pair_overrides("compare_translation_small", "transformer", "cnn"), f"encoder.positions={positions}"]
+        at_003 = resolve(compose_config(["+experiment=compare_translation_positions", *chosen]))
+        assert at_003.optim.learning_rate == 0.003
+        for lr in (0.006, 0.01):  # compare_translation_positions' transformer+cnn run but for the rate
+            run = resolve(compose_config(["+experiment=compare_translation_positions_lr", *chosen, f"optim.learning_rate={lr}"]))
+            assert run == dataclasses.replace(at_003, optim=dataclasses.replace(at_003.optim, learning_rate=lr))
 
 
 def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
