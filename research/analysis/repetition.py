@@ -4,7 +4,9 @@ A hypothesis "repeats" when some word n-gram (n = 3 by default) occurs in it twi
 rarely do (1.9% of the ddtp_de_en test references), so the share of test hypotheses that repeat measures how
 often a decoder says a phrase again, which BLEU and ROUGE punish without saying why. The report gives it per
 architecture beside the references' own share: compare_translation_positions found a model with the better
-teacher-forced loss but the worse BLEU, and this share is where the difference showed.
+teacher-forced loss but the worse BLEU, and this share is where the difference showed (though at a better
+learning rate, compare_translation_positions_lr, the same model loops as often and wins: a high share
+names a behaviour, not by itself the cause of a score).
 
 Where a decoder loops, the breakdown by source (`by_source`) says: the same share among test examples whose
 source repeats a word and among those whose source repeats none, and per third of the test set by source
