@@ -82,9 +82,10 @@ def by_architecture(root: Path, rows: list[dict], references, sources=None) -> d
     for r, lines in zip(rows, texts):
         hypotheses.setdefault(r["architecture"], []).append(lines)
     refs = list(references(runs[0]))
+    shares = {a: [share(h) for h in v] for a, v in hypotheses.items()}
     found = {"n": N, "references": share(refs),
-             "mean": {a: statistics.fmean(share(h) for h in v) for a, v in hypotheses.items()},
-             "std": {a: statistics.stdev(share(h) for h in v) if len(v) > 1 else None for a, v in hypotheses.items()},
+             "mean": {a: statistics.fmean(v) for a, v in shares.items()},
+             "std": {a: statistics.stdev(v) if len(v) > 1 else None for a, v in shares.items()},
              "by_source": None}
     if sources is not None:
         srcs = list(sources(runs[0]))

@@ -219,6 +219,18 @@ def _engines(s, batch, params, with_torch: bool, with_ctranslate2: bool):
     return engines
 
 
+def _time_in_turns(searches: dict[str, dict], rows: dict[str, dict], batch: int, *, warmup: int, repeats: int) -> None:
+    """Checks every search's output lengths, then times each search kind across the `searches` ({name: {search:
+    blocking fn}}) in turns, so that a slow stretch of a shared machine lands on every side of a ratio; adds
+    the rates to `rows[name]`."""
+    for search in SEARCHES:
+        fns = [by_kind[search] for by_kind in searches.values()]
+        for name, fn in zip(searches, fns):
+            _check(f"{name} {search}", fn)
+        for name, t in zip(searches, time_alternating(fns, warmup=warmup, repeats=repeats)):
+            rows[name].update(_rate(search, t, batch))
+
+
 def time_peers(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1, with_torch: bool = True,
                with_ctranslate2: bool = True, precision: str = "fp32") -> dict:
     """{engine: row} for the transformer-transformer model; greedy and beam-4 each timed in turns."""
@@ -228,12 +240,8 @@ def time_peers(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1
     rows = {name: {"status": e} for name, e in engines.items() if isinstance(e, str)}
     for name, (_, info) in running.items():
         rows[name] = {"status": "ok", **info}
-    for search in SEARCHES:
-        fns = [searches[search] for searches, _ in running.values()]
-        for name, fn in zip(running, fns):
-            _check(f"{name} {search}", fn)
-        for name, t in zip(running, time_alternating(fns, warmup=warmup, repeats=repeats)):
-            rows[name].update(_rate(search, t, shape.batch))
+    _time_in_turns({name: searches for name, (searches, _) in running.items()}, rows, shape.batch,
+                   warmup=warmup, repeats=repeats)
     del params, engines, running
     gc.collect()
     return {name: rows[name] for name in ENGINES}
@@ -246,8 +254,7 @@ POSITIONS = {"sinusoidal": (), "relative_decoder": ("decoder.positions=relative"
 def time_positions(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int = 1, precision: str = "fp32") -> dict:
     """{variant: row}: what relative positions cost our searches on the transformer-transformer model.
 
-    The variants' greedy searches are timed in turns, then their beam-4 searches,
-    so that a slow stretch of a shared machine lands on every side of a ratio.
+    The variants' greedy searches are timed in turns, then their beam-4 searches (`_time_in_turns`).
     """
     searches, rows = {}, {}
     for name, extra in POSITIONS.items():
@@ -255,11 +262,7 @@ def time_positions(shape: Shape = DECODE_SHAPE, *, repeats: int = 3, warmup: int
         searches[name], rows[name] = {}, {"overrides": " ".join(extra) or "(as configured)"}
         for search, k in SEARCHES.items():
             searches[name][search], rows[name][f"{search}_compile_s"] = _compiled(generate.prepare, s, params, batch, k)
-            _check(f"{name} {search}", searches[name][search])
-    for search in SEARCHES:
-        timed = time_alternating([searches[name][search] for name in POSITIONS], warmup=warmup, repeats=repeats)
-        for name, t in zip(POSITIONS, timed):
-            rows[name].update(_rate(search, t, shape.batch))
+    _time_in_turns(searches, rows, shape.batch, warmup=warmup, repeats=repeats)
     for row in rows.values():
         row["vs_sinusoidal"] = row["beam4_tokens_per_s"] / rows["sinusoidal"]["beam4_tokens_per_s"]
     del searches
