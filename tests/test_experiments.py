@@ -374,6 +374,20 @@ def test_translation_positions_lr_grid_is_the_transformer_cnn_pair_of_both_posit
             assert run == dataclasses.replace(at_003, optim=dataclasses.replace(at_003.optim, learning_rate=lr))
 
 
+def test_translation_longer_lr_grid_is_the_longer_sweeps_four_pairs_at_twice_its_rate():
+    grid, sweep = sweep_grid("compare_translation_longer_lr")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
+                    "+experiment/budget/params1m/decoder": ["cnn", "transformer"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_longer_lr/")
+    for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
+        pair = pair_overrides("compare_translation_small", enc, dec)
+        longer = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
+        assert longer.optim.learning_rate == 0.003
+        run = resolve(compose_config(["+experiment=compare_translation_longer_lr", *pair]))
+        # compare_translation_longer's run of the pair but for the rate
+        assert run == dataclasses.replace(longer, optim=dataclasses.replace(longer.optim, learning_rate=0.006))
+
+
 def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
     from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
 
