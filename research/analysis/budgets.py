@@ -75,9 +75,10 @@ def _float(text: str, where: str) -> float:
     return value
 
 
-def read(path: Path, flops: float | None = None) -> Sweep:
+def read(path: Path, flops: float | None = None, column: str | None = None) -> Sweep:
     """The sweep of a report folder (or its report.csv); `flops` states its budget where the report has no
-    `train_flops` column, and must agree with that column (within SAME_BUDGET) where it has one."""
+    `train_flops` column, and must agree with that column (within SAME_BUDGET) where it has one. `column`: the
+    score to read (`validation_bleu`), every run's; by default `score_column`'s choice."""
     path = Path(path)
     table = path / "report.csv" if path.is_dir() else path
     if not table.is_file():
@@ -100,7 +101,10 @@ def read(path: Path, flops: float | None = None) -> Sweep:
         tasks.by_metric(metric)
     except ValueError as e:
         raise BadReport(f"{table}: {e}") from None
-    column = score_column(table, rows, metric)
+    if column is None:
+        column = score_column(table, rows, metric)
+    elif not all(r.get(column) for r in rows):
+        raise BadReport(f"{table}: not every run has a {column} score")
     parsed = []
     for r in rows:
         where = f"{table}, run {r.get('run', '?')}"

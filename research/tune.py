@@ -1,0 +1,136 @@
+"""`python -m research.tune REPORT[@KEY=VALUE] REPORT[@KEY=VALUE] ... --key KEY --out DIR`: one comparison across
+the values of a setting, each value recorded by its own sweep.
+
+compare_translation_longer ran four pairs at learning rate 0.003 and compare_translation_longer_lr the same pairs
+at 0.006: `python -m research.tune experiments/results/compare_translation_longer@optim.learning_rate=0.003
+experiments/results/compare_translation_longer_lr@optim.learning_rate=0.006 --key optim.learning_rate --out DIR`.
+A report whose runs vary the key themselves needs no value stated. Writes into --out:
+
+  tune.md    each architecture at its value with the best validation mean, ranked on test, with its gap to the
+             best paired by seed; the ranking at each value; each architecture's score at every value; and its
+             change from value to value, paired by seed (research/analysis/settings.py says why and how)
+  tune.csv   one row per architecture and value: runs, seeds, validation mean, test mean, std, interval, rank,
+             and whether the value is the one chosen
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from research import console, sweep
+from research.analysis import budgets, confidence, settings, tables
+from research.analysis.runs import write_csv
+
+
+def rows(s: settings.Settings) -> list[dict]:
+    """tune.csv: one row per architecture and value."""
+    chosen = settings.choose(s)
+    out = []
+    for arch in settings.architectures(s):
+        for value in s.values:
+            if arch not in s.test[value]:
+                continue
+            i = confidence.t_interval(list(s.test[value][arch].values()))
+            out.append({"architecture": arch, s.key: value, "runs": i.n,
+                        "seeds": " ".join(map(str, sorted(s.test[value][arch]))),
+                        f"validation_{s.metric}_mean": confidence.t_interval(list(s.validation[value][arch].values())).mean,
+                        f"test_{s.metric}_mean": i.mean, f"test_{s.metric}_std": i.std, "ci_low": i.low, "ci_high": i.high,
+                        "rank_at_value": settings.ranking(s, value).index(arch) + 1, "chosen": value == chosen[arch]})
+    return out
+
+
+def _mean_std(seeds: dict[int, float], d: int) -> str:
+    i = confidence.t_interval(list(seeds.values()))
+    return f"{i.mean:.{d}f}" + ("" if i.std is None else f" ± {i.std:.{d}f}")
+
+
+def _signed(i: confidence.Interval, d: int) -> str:
+    return f"{i.mean:+.{d}f}" + ("" if i.std is None else f" ± {i.std:.{d}f}")
+
+
+def _p(found: budgets.Paired | None) -> str:
+    return "" if found is None else tables.p_value(found.p)
+
+
+def markdown(s: settings.Settings, command: str) -> str:
+    lower = settings.lower_is_better(s)
+    d = tables.places([v for by in (s.test, s.validation) for at in by.values() for seeds in at.values()
+                       for v in seeds.values()])
+    archs = settings.architectures(s)
+    chosen = settings.choose(s)
+    lines = [f"# Across {s.key}: " + ", ".join(f"{v} ({' '.join(s.reports[v])})" for v in s.values), "",
+             f"One comparison at {len(s.values)} values of {s.key}, each from its own sweep, all at {s.flops:.3g} "
+             f"training FLOPs a run, scored by **test {s.metric}** ({'lower' if lower else 'higher'} is better). "
+             "Each architecture's value is chosen on its validation mean over seeds; the test set then decides. "
+             "Differences are paired by seed (p: Student's paired t over the seeds both have); each sweep's "
+             "report.md holds the tests on its test hypotheses. Command:", "", f"    {command}", "",
+             "## Each at its chosen value", ""]
+    body = []
+    for t in settings.tuned(s):
+        arch, value = t["architecture"], t["value"]
+        i = confidence.t_interval(list(t["test"].values()))
+        gap = t["gap"]
+        body.append([arch, value, f"{confidence.t_interval(list(s.validation[value][arch].values())).mean:.{d}f}",
+                     f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}",
+                     "" if gap is None else f"{gap.interval.mean:+.{d}f}",
+                     "" if gap is None else tables.interval(gap.interval.low, gap.interval.high, d), _p(gap)])
+    lines += [tables.table(["architecture", f"chosen {s.key}", f"validation {s.metric}", f"test {s.metric}, mean ± std",
+                            f"gap to {archs[0]}", "95% CI", "p"], body), ""]
+    lines += ["Ranked at each value alone (test mean):", ""]
+    lines += [f"- {s.key}={v}: " + ", ".join(f"{a} {settings._mean(s.test[v][a]):.{d}f}" for a in settings.ranking(s, v))
+              for v in s.values]
+    lines += ["", "## Score at each value", "", f"Test {s.metric} mean ± std over seeds (validation mean in brackets); "
+              "**bold**: the value chosen on validation.", ""]
+    body = []
+    for arch in archs:
+        cells = []
+        for v in s.values:
+            if arch not in s.test[v]:
+                cells.append("")
+                continue
+            cell = f"{_mean_std(s.test[v][arch], d)} ({settings._mean(s.validation[v][arch]):.{d}f}, n={len(s.test[v][arch])})"
+            cells.append(f"**{cell}**" if chosen[arch] == v else cell)
+        body.append([arch, *cells])
+    lines += [tables.table(["architecture", *[f"{s.key}={v}" for v in s.values]], body), ""]
+    lines += ["## Change from value to value", "", f"Test {s.metric} at the later value minus at the earlier, seed by "
+              f"seed; {'negative' if lower else 'positive'} is better.", ""]
+    body = [[c["architecture"], f"{c['from']} → {c['to']}", " ".join(map(str, c["change"].seeds)),
+             _signed(c["change"].interval, d), tables.interval(c["change"].interval.low, c["change"].interval.high, d),
+             _p(c["change"])] for c in settings.changes(s)]
+    lines += [tables.table(["architecture", s.key, "seeds", "change, mean ± std", "95% CI", "p"], body), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    console.setup_logging()
+    p = argparse.ArgumentParser(prog="python -m research.tune", description=__doc__.split("\n\n")[0])
+    p.add_argument("reports", nargs="+", help="report folders (or report.csv files), each optionally REPORT@KEY=VALUE")
+    p.add_argument("--key", required=True, help="the setting compared (optim.learning_rate)")
+    p.add_argument("--out", type=Path, required=True, help="where to write tune.md and tune.csv")
+    args = p.parse_args(argv)
+    key = sweep.override_key(args.key)
+    try:
+        found = []
+        for arg in args.reports:
+            path, stated_key, value = settings.parse(arg)
+            if stated_key is not None and stated_key != key:
+                raise budgets.BadReport(f"{arg}: states {stated_key}, but --key is {key}")
+            found.append(settings.read(path, key, value))
+        s = settings.together(key, found)
+    except budgets.BadReport as e:
+        raise SystemExit(f"error: {e}") from None
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --out {args.out}: {e.strerror}") from None
+    command = "python -m research.tune " + " ".join(args.reports) + f" --key {args.key} --out {args.out}"
+    table = rows(s)
+    write_csv(args.out / "tune.csv", table, list(table[0]))
+    (args.out / "tune.md").write_text(markdown(s, command))
+    print(f"{len(s.values)} values of {key}, {len(settings.architectures(s))} architectures -> {args.out / 'tune.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""One comparison across the values of a setting (`research.tune`), checked against hand counts and scipy's one-sample
+t-test on the seed differences (the paired test computed another way), on report.csv files written the way
+`python -m research.report` writes them."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+from scipy import stats
+
+from research import tune
+from research.analysis import budgets, settings
+from tests.helpers.reports import grid, report
+
+LR = "optim.learning_rate"
+
+
+def at(folder, test: dict[str, list[float]], validation: dict[str, list[float]], flops=1e12, metric="bleu", extra=()):
+    """A report of `test` scores by architecture and seed, with the `validation` scores given (not derived)."""
+    runs = [(*r, *extra) for r in grid(test)]
+    val = [v for vs in validation.values() for v in vs]
+    return report(folder, runs, flops=flops, metric=metric, drop=(f"validation_{metric}",),
+                  extra={f"validation_{metric}": val})
+
+
+def test_a_stated_value_applies_to_every_run_and_an_override_to_its_own(tmp_path):
+    stated = settings.read(at(tmp_path / "a", {"cnn+cnn": [7.0, 8.0]}, {"cnn+cnn": [3.0, 4.0]}), LR, "0.003")
+    assert [(r["value"], r["seed"], r["test"], r["validation"]) for r in stated] == [("0.003", 0, 7.0, 3.0),
+                                                                                    ("0.003", 1, 8.0, 4.0)]
+    # a sweep that varied the rate itself: each run's own override gives its value, none stated
+    runs = [("cnn", "cnn", 0, 9.0, f"+{LR}=0.006"), ("cnn", "cnn", 0, 6.0, f"{LR}=0.01")]
+    varied = settings.read(report(tmp_path / "b", runs), LR)
+    assert [(r["value"], r["test"], r["validation"]) for r in varied] == [("0.006", 9.0, 8.0), ("0.01", 6.0, 5.0)]
+
+
+def test_runs_without_a_value_or_with_two_are_refused(tmp_path):
+    plain = at(tmp_path / "a", {"cnn+cnn": [7.0]}, {"cnn+cnn": [3.0]})
+    with pytest.raises(budgets.BadReport, match=f"run 0: no {LR} override; state the report's value as .*@{LR}=VALUE"):
+        settings.read(plain, LR)
+    overridden = report(tmp_path / "b", [("cnn", "cnn", 0, 9.0, f"{LR}=0.006")])
+    with pytest.raises(budgets.BadReport, match=f"run 0: its override {LR}=0.006 disagrees with the {LR}=0.003 stated"):
+        settings.read(overridden, LR, "0.003")
+    no_test = report(tmp_path / "c", grid({"cnn+cnn": [7.0]}), drop=("test_bleu",))
+    with pytest.raises(budgets.BadReport, match="not every run has a test_bleu score; a setting is chosen on validation"):
+        settings.read(no_test, LR, "0.003")
+
+
+@pytest.mark.parametrize("arg, expected", [("r", ("r", None, None)), (f"x/r@+{LR}=0.01", ("x/r", LR, "0.01")),
+                                           ("a@b/r@k=v", ("a@b/r", "k", "v"))])
+def test_report_arguments_parse_into_path_key_and_value(arg, expected):
+    path, key, value = settings.parse(arg)
+    assert (str(path), key, value) == expected
+
+
+@pytest.mark.parametrize("arg", ["r@0.003", "r@=0.003", f"r@{LR}="])
+def test_a_stated_setting_without_key_and_value_is_refused(arg):
+    with pytest.raises(budgets.BadReport, match="after the @ give the report's setting as KEY=VALUE"):
+        settings.parse(arg)
+
+
+def two_rates(tmp_path, metric="bleu"):
+    """cnn+cnn best at 0.003 by validation and test; transformer+cnn better at 0.006 on validation but not on test
+    (so the choice must not read test); cnn+transformer only at 0.003."""
+    low = at(tmp_path / "low", {"cnn+cnn": [10.0, 11.0, 12.0], "transformer+cnn": [8.0, 8.5, 9.5],
+                                "cnn+transformer": [5.0, 6.0, 7.0]},
+             {"cnn+cnn": [6.0, 6.5, 7.0], "transformer+cnn": [4.0, 4.0, 4.0], "cnn+transformer": [3.0, 3.0, 3.0]},
+             metric=metric)
+    high = at(tmp_path / "high", {"cnn+cnn": [9.0, 10.5, 10.0], "transformer+cnn": [8.0, 8.0, 9.0]},
+              {"cnn+cnn": [5.0, 5.0, 5.0], "transformer+cnn": [4.5, 4.5, 4.5]}, metric=metric)
+    return settings.together(LR, [settings.read(high, LR, "0.006"), settings.read(low, LR, "0.003")])
+
+
+def test_the_values_are_ordered_and_architectures_named_across_reports(tmp_path):
+    s = two_rates(tmp_path)
+    assert s.values == ("0.003", "0.006") and s.reports == {"0.003": ("low",), "0.006": ("high",)}
+    assert set(s.test["0.003"]) == {"cnn+cnn", "transformer+cnn", "cnn+transformer"}
+    assert s.test["0.006"] == {"cnn+cnn": {0: 9.0, 1: 10.5, 2: 10.0}, "transformer+cnn": {0: 8.0, 1: 8.0, 2: 9.0}}
+    assert s.validation["0.006"]["transformer+cnn"] == {0: 4.5, 1: 4.5, 2: 4.5}
+
+
+def test_each_architecture_gets_the_value_of_its_best_validation_mean_and_test_decides_among_them(tmp_path):
+    s = two_rates(tmp_path)
+    # validation means by hand: cnn+cnn 6.5 at 0.003 against 5.0; transformer+cnn 4.0 against 4.5
+    assert settings.choose(s) == {"cnn+cnn": "0.003", "transformer+cnn": "0.006", "cnn+transformer": "0.003"}
+    found = settings.tuned(s)
+    # test means at the chosen values: 11.0, 8.333 (not 0.003's 8.667, which validation did not choose), 6.0
+    assert [(t["architecture"], t["value"]) for t in found] == [("cnn+cnn", "0.003"), ("transformer+cnn", "0.006"),
+                                                               ("cnn+transformer", "0.003")]
+    assert found[0]["gap"] is None
+    diffs = [8.0 - 10.0, 8.0 - 11.0, 9.0 - 12.0]  # transformer+cnn at 0.006 minus cnn+cnn at 0.003, seed by seed
+    gap = found[1]["gap"]
+    assert gap.seeds == (0, 1, 2) and gap.interval.mean == pytest.approx(sum(diffs) / 3)
+    assert gap.p == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
+    assert found[2]["gap"].interval.mean == pytest.approx(-5.0) and found[2]["gap"].p is None  # no spread: no test
+
+
+def test_a_lower_is_better_metric_chooses_the_lowest_validation_mean(tmp_path):
+    s = two_rates(tmp_path, metric="perplexity")
+    assert settings.choose(s) == {"cnn+cnn": "0.006", "transformer+cnn": "0.003", "cnn+transformer": "0.003"}
+    assert settings.ranking(s, "0.003") == ["cnn+transformer", "transformer+cnn", "cnn+cnn"]
+
+
+def test_changes_from_value_to_value_are_paired_by_seed(tmp_path):
+    s = two_rates(tmp_path)
+    found = {c["architecture"]: c for c in settings.changes(s)}
+    assert set(found) == {"cnn+cnn", "transformer+cnn"}  # cnn+transformer is at one value
+    diffs = [9.0 - 10.0, 10.5 - 11.0, 10.0 - 12.0]
+    c = found["cnn+cnn"]
+    assert (c["from"], c["to"]) == ("0.003", "0.006") and c["change"].interval.mean == pytest.approx(sum(diffs) / 3)
+    assert c["change"].p == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def test_reports_that_cannot_be_one_comparison_are_refused(tmp_path):
+    a = settings.read(at(tmp_path / "a", {"cnn+cnn": [7.0]}, {"cnn+cnn": [3.0]}), LR, "0.003")
+    again = settings.read(at(tmp_path / "b", {"cnn+cnn": [7.5]}, {"cnn+cnn": [3.5]}), LR, "0.003")
+    with pytest.raises(budgets.BadReport, match="needs two values or more"):
+        settings.together(LR, [a, again])
+    twice = settings.read(at(tmp_path / "c", {"cnn+cnn": [8.0]}, {"cnn+cnn": [4.0]}), LR, "0.006")
+    with pytest.raises(budgets.BadReport, match=r"cnn\+cnn has two runs of seed 0 at optim.learning_rate=0.003 \(a, run 0 "
+                                                r"and b, run 0\)"):
+        settings.together(LR, [a, again, twice])
+    bigger = settings.read(at(tmp_path / "d", {"cnn+cnn": [8.0]}, {"cnn+cnn": [4.0]}, flops=2e12), LR, "0.006")
+    with pytest.raises(budgets.BadReport, match="a setting compared across budgets is confounded"):
+        settings.together(LR, [a, bigger])
+    other_task = settings.read(at(tmp_path / "e", {"cnn+cnn": [8.0]}, {"cnn+cnn": [4.0]}, metric="rougeL"), LR, "0.006")
+    with pytest.raises(budgets.BadReport, match="e is scored by rougeL, a by bleu"):
+        settings.together(LR, [a, other_task])
+    elsewhere = settings.read(at(tmp_path / "f", {"rnn+rnn": [8.0]}, {"rnn+rnn": [4.0]}), LR, "0.006")
+    with pytest.raises(budgets.BadReport, match="no architecture is at two values"):
+        settings.together(LR, [a, elsewhere])
+
+
+def test_the_command_writes_the_tuned_ranking_and_a_row_per_architecture_and_value(tmp_path):
+    two_rates(tmp_path)  # writes the reports
+    out = tmp_path / "out"
+    assert tune.main([f"{tmp_path / 'low'}@{LR}=0.003", f"{tmp_path / 'high'}@{LR}=0.006", "--key", LR,
+                      "--out", str(out)]) == 0
+    with (out / "tune.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [(r["architecture"], r[LR], r["chosen"], r["rank_at_value"]) for r in table] == [
+        ("cnn+cnn", "0.003", "True", "1"), ("cnn+cnn", "0.006", "False", "1"),
+        ("transformer+cnn", "0.003", "False", "2"), ("transformer+cnn", "0.006", "True", "2"),
+        ("cnn+transformer", "0.003", "True", "3")]
+    assert float(table[3]["test_bleu_mean"]) == pytest.approx(25 / 3)
+    assert float(table[3]["validation_bleu_mean"]) == pytest.approx(4.5)
+    text = (out / "tune.md").read_text()
+    assert "| transformer+cnn | 0.006 | 4.50 | 8.33 ± 0.58 [6.90, 9.77] | -2.67 |" in text
+    assert f"- {LR}=0.006: cnn+cnn 9.83, transformer+cnn 8.33" in text
+    assert "| cnn+cnn | **11.00 ± 1.00 (6.50, n=3)** | 9.83 ± 0.76 (5.00, n=3) |" in text
+
+
+def test_the_command_refuses_a_stated_key_other_than_the_one_compared(tmp_path):
+    two_rates(tmp_path)
+    with pytest.raises(SystemExit, match=r"states optim.warmup, but --key is optim.learning_rate"):
+        tune.main([f"{tmp_path / 'low'}@optim.warmup=10", f"{tmp_path / 'high'}@{LR}=0.006", "--key", LR,
+                   "--out", str(tmp_path / "o")])
