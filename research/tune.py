@@ -71,14 +71,16 @@ def markdown(s: settings.Settings, command: str) -> str:
         arch, value = t["architecture"], t["value"]
         i = confidence.t_interval(list(t["test"].values()))
         gap = t["gap"]
-        body.append([arch, value, f"{confidence.t_interval(list(s.validation[value][arch].values())).mean:.{d}f}",
-                     f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}",
-                     "" if gap is None else f"{gap.interval.mean:+.{d}f}",
-                     "" if gap is None else tables.interval(gap.interval.low, gap.interval.high, d), _p(gap)])
+        if gap is None:  # the best itself, or no seed in common with it
+            cells = ["", "", ""] if arch == archs[0] else ["no seed in common", "", ""]
+        else:
+            cells = [f"{gap.interval.mean:+.{d}f}", tables.interval(gap.interval.low, gap.interval.high, d), _p(gap)]
+        body.append([arch, value, f"{settings.mean(s.validation[value][arch]):.{d}f}",
+                     f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}".strip(), *cells])
     lines += [tables.table(["architecture", f"chosen {s.key}", f"validation {s.metric}", f"test {s.metric}, mean ± std",
                             f"gap to {archs[0]}", "95% CI", "p"], body), ""]
     lines += ["Ranked at each value alone (test mean):", ""]
-    lines += [f"- {s.key}={v}: " + ", ".join(f"{a} {settings._mean(s.test[v][a]):.{d}f}" for a in settings.ranking(s, v))
+    lines += [f"- {s.key}={v}: " + ", ".join(f"{a} {settings.mean(s.test[v][a]):.{d}f}" for a in settings.ranking(s, v))
               for v in s.values]
     lines += ["", "## Score at each value", "", f"Test {s.metric} mean ± std over seeds (validation mean in brackets); "
               "**bold**: the value chosen on validation.", ""]
@@ -89,7 +91,7 @@ def markdown(s: settings.Settings, command: str) -> str:
             if arch not in s.test[v]:
                 cells.append("")
                 continue
-            cell = f"{_mean_std(s.test[v][arch], d)} ({settings._mean(s.validation[v][arch]):.{d}f}, n={len(s.test[v][arch])})"
+            cell = f"{_mean_std(s.test[v][arch], d)} ({settings.mean(s.validation[v][arch]):.{d}f}, n={len(s.test[v][arch])})"
             cells.append(f"**{cell}**" if chosen[arch] == v else cell)
         body.append([arch, *cells])
     lines += [tables.table(["architecture", *[f"{s.key}={v}" for v in s.values]], body), ""]

@@ -128,7 +128,8 @@ def lower_is_better(s: Settings) -> bool:
     return tasks.by_metric(s.metric).lower_is_better
 
 
-def _mean(seeds: dict[int, float]) -> float:
+def mean(seeds: dict[int, float]) -> float:
+    """The mean over seeds of one architecture's scores at one value."""
     return statistics.fmean(seeds.values())
 
 
@@ -136,7 +137,7 @@ def architectures(s: Settings) -> list[str]:
     """Every architecture, in the order of its best test mean at its chosen value (`choose`), the better first."""
     sign = 1.0 if lower_is_better(s) else -1.0
     chosen = choose(s)
-    return sorted(chosen, key=lambda a: (sign * _mean(s.test[chosen[a]][a]), a))
+    return sorted(chosen, key=lambda a: (sign * mean(s.test[chosen[a]][a]), a))
 
 
 def choose(s: Settings) -> dict[str, str]:
@@ -145,14 +146,14 @@ def choose(s: Settings) -> dict[str, str]:
     out = {}
     for arch in sorted({a for v in s.values for a in s.validation[v]}):
         have = [v for v in s.values if arch in s.validation[v]]
-        out[arch] = min(have, key=lambda v: (sign * _mean(s.validation[v][arch]), s.values.index(v)))
+        out[arch] = min(have, key=lambda v: (sign * mean(s.validation[v][arch]), s.values.index(v)))
     return out
 
 
 def ranking(s: Settings, value: str) -> list[str]:
     """The architectures at `value`, by test mean, the better first."""
     sign = 1.0 if lower_is_better(s) else -1.0
-    return sorted(s.test[value], key=lambda a: (sign * _mean(s.test[value][a]), a))
+    return sorted(s.test[value], key=lambda a: (sign * mean(s.test[value][a]), a))
 
 
 def tuned(s: Settings) -> list[dict]:

@@ -154,3 +154,11 @@ def test_the_command_refuses_a_stated_key_other_than_the_one_compared(tmp_path):
     with pytest.raises(SystemExit, match=r"states optim.warmup, but --key is optim.learning_rate"):
         tune.main([f"{tmp_path / 'low'}@optim.warmup=10", f"{tmp_path / 'high'}@{LR}=0.006", "--key", LR,
                    "--out", str(tmp_path / "o")])
+
+
+def test_an_architecture_that_shares_no_seed_with_the_best_says_so(tmp_path):
+    best = at(tmp_path / "a", {"cnn+cnn": [10.0, 11.0]}, {"cnn+cnn": [5.0, 5.0]})
+    other = report(tmp_path / "b", [("cnn", "cnn", 0, 9.0), ("rnn", "rnn", 7, 4.0)])  # rnn+rnn: seed 7 only
+    out = tmp_path / "out"
+    tune.main([f"{best}@{LR}=0.003", f"{other}@{LR}=0.006", "--key", LR, "--out", str(out)])
+    assert "| rnn+rnn | 0.006 | 3.00 | 4.00 | no seed in common |  |  |" in (out / "tune.md").read_text()
