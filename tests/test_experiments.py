@@ -388,6 +388,26 @@ def test_translation_longer_lr_grid_is_the_longer_sweeps_four_pairs_at_twice_its
         assert run == dataclasses.replace(longer, optim=dataclasses.replace(longer.optim, learning_rate=0.006))
 
 
+def test_translation_positions_t5_lr_grid_is_the_t5_sweeps_two_by_two_at_twice_its_rate():
+    t5_grid, _ = sweep_grid("compare_translation_positions_t5")
+    grid, sweep = sweep_grid("compare_translation_positions_t5_lr")
+    assert grid == t5_grid
+    assert sweep["dir"].startswith("multirun/compare_translation_positions_t5_lr/")
+    pair = pair_overrides("compare_translation_small", "transformer", "transformer")
+    for enc, dec in itertools.product(("sinusoidal", "relative"), repeat=2):
+        chosen = [*pair, f"encoder.positions={enc}", f"decoder.positions={dec}"]
+        t5 = resolve(compose_config(["+experiment=compare_translation_positions_t5", *chosen]))
+        assert t5.optim.learning_rate == 0.003
+        run = resolve(compose_config(["+experiment=compare_translation_positions_t5_lr", *chosen]))
+        # compare_translation_positions_t5's run but for the rate
+        assert run == dataclasses.replace(t5, optim=dataclasses.replace(t5.optim, learning_rate=0.006))
+    # its sinusoidal arm is compare_translation_longer_lr's transformer pair
+    longer = resolve(compose_config(["+experiment=compare_translation_longer_lr", *pair]))
+    sinusoidal = resolve(compose_config(["+experiment=compare_translation_positions_t5_lr", *pair,
+                                         "encoder.positions=sinusoidal", "decoder.positions=sinusoidal"]))
+    assert sinusoidal == longer
+
+
 def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
     from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
 
