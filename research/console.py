@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Callable, TextIO
 
 import absl.logging  # noqa: F401  absl's logger made first: a plain "absl" logger made by us would name absl as the caller
@@ -279,3 +280,12 @@ def progress(total: int | None, description: str, unit: str = "it", *, initial: 
     if is_terminal(stream):
         return _Bar(total, description, unit, initial, scale, stream)
     return _Lines(total, description, unit, initial, scale, every_s, clock)
+
+
+def out_folder(path: Path) -> Path:
+    """An entry point's --out folder, made with its parents, or the exit that names it and why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --out {path}: {e.strerror}") from None
+    return path

@@ -192,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         sweeps = budgets.together([budgets.read(*parse(a)) for a in args.reports])
     except budgets.BadReport as e:
         raise SystemExit(f"error: {e}") from None
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SystemExit(f"error: --out {args.out}: {e.strerror}") from None
+    console.out_folder(args.out)
     command = "python -m research.scaling " + " ".join(args.reports) + f" --out {args.out}"
     table = rows(sweeps)
     write_csv(args.out / "scaling.csv", table, list(table[0]))

@@ -122,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         s = settings.together(key, found)
     except budgets.BadReport as e:
         raise SystemExit(f"error: {e}") from None
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SystemExit(f"error: --out {args.out}: {e.strerror}") from None
+    console.out_folder(args.out)
     command = "python -m research.tune " + " ".join(args.reports) + f" --key {args.key} --out {args.out}"
     table = rows(s)
     write_csv(args.out / "tune.csv", table, list(table[0]))

@@ -249,3 +249,10 @@ def test_a_first_run_prints_nothing_a_user_cannot_act_on(tmp_path):
         assert noise not in console_text, noise
     assert "preparing train: " in console_text and "decoding" in console_text
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
+
+
+def test_an_out_folder_is_made_with_its_parents_or_refused_naming_it(tmp_path):
+    assert console.out_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match=f"error: --out {tmp_path / 'file' / 'c'}: Not a directory"):
+        console.out_folder(tmp_path / "file" / "c")
