@@ -34,7 +34,7 @@ def rows(s: settings.Settings) -> list[dict]:
             i = confidence.t_interval(list(s.test[value][arch].values()))
             out.append({"architecture": arch, s.key: value, "runs": i.n,
                         "seeds": " ".join(map(str, sorted(s.test[value][arch]))),
-                        f"validation_{s.metric}_mean": confidence.t_interval(list(s.validation[value][arch].values())).mean,
+                        f"validation_{s.metric}_mean": settings.mean(s.validation[value][arch]),
                         f"test_{s.metric}_mean": i.mean, f"test_{s.metric}_std": i.std, "ci_low": i.low, "ci_high": i.high,
                         "rank_at_value": settings.ranking(s, value).index(arch) + 1, "chosen": value == chosen[arch]})
     return out

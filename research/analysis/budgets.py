@@ -157,7 +157,7 @@ def _named(sweep: Sweep, named: list[dict]) -> Sweep:
     return dataclasses.replace(sweep, scores=scores)
 
 
-def _varies(override: str) -> bool:
+def tells_sweeps_apart(override: str) -> bool:
     """Overrides that tell one sweep of a comparison from another rather than one architecture from another:
     the experiment file and the budget."""
     key = sweep.override_key(override)
@@ -223,7 +223,7 @@ def together(sweeps: list[Sweep]) -> list[Sweep]:
                             "report them together with python -m research.report instead")
     # Named across the runs of all the sweeps: an override that every run of one sweep shares (so that its own
     # report leaves it out of the names) still tells its runs from another sweep's, where it varies.
-    pooled = [[dict(r, _overrides=[o for o in r["_overrides"] if not _varies(o)]) for r in s.runs] for s in ordered]
+    pooled = [[dict(r, _overrides=[o for o in r["_overrides"] if not tells_sweeps_apart(o)]) for r in s.runs] for s in ordered]
     runs.architectures([r for rows in pooled for r in rows])  # names every row in place
     ordered = [_named(s, rows) for s, rows in zip(ordered, pooled)]
     if not any(sum(arch in s.scores for s in ordered) > 1 for arch in {a for s in ordered for a in s.scores}):

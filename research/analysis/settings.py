@@ -113,7 +113,7 @@ def together(key: str, reports: list[list[dict]]) -> Settings:
 
 def _shared(override: str, key: str) -> bool:
     """Overrides that tell one report or value from another rather than one architecture from another."""
-    return sweep.override_key(override) == key or budgets._varies(override)
+    return sweep.override_key(override) == key or budgets.tells_sweeps_apart(override)
 
 
 def _ordered(values: list[str]) -> list[str]:
