@@ -388,6 +388,19 @@ def test_translation_longer_lr_grid_is_the_longer_sweeps_four_pairs_at_twice_its
         assert run == dataclasses.replace(longer, optim=dataclasses.replace(longer.optim, learning_rate=0.006))
 
 
+def test_translation_longer_lr_low_grid_is_the_longer_sweeps_four_pairs_at_half_its_rate():
+    longer_grid, _ = sweep_grid("compare_translation_longer_lr")
+    grid, sweep = sweep_grid("compare_translation_longer_lr_low")
+    assert grid == longer_grid
+    assert sweep["dir"].startswith("multirun/compare_translation_longer_lr_low/")
+    for enc, dec in itertools.product(("cnn", "transformer"), repeat=2):
+        pair = pair_overrides("compare_translation_small", enc, dec)
+        longer = resolve(compose_config(["+experiment=compare_translation_longer", *pair]))
+        run = resolve(compose_config(["+experiment=compare_translation_longer_lr_low", *pair]))
+        # compare_translation_longer's run of the pair but for the rate
+        assert run == dataclasses.replace(longer, optim=dataclasses.replace(longer.optim, learning_rate=0.0015))
+
+
 def test_translation_positions_t5_lr_grid_is_the_t5_sweeps_two_by_two_at_twice_its_rate():
     t5_grid, _ = sweep_grid("compare_translation_positions_t5")
     grid, sweep = sweep_grid("compare_translation_positions_t5_lr")
