@@ -10,7 +10,8 @@ A report whose runs vary the key themselves needs no value stated. Writes into -
              best paired by seed; the ranking at each value; each architecture's score at every value; and its
              change from value to value, paired by seed (research/analysis/settings.py says why and how)
   tune.csv   one row per architecture and value: runs, seeds, validation mean, test mean, std, interval, rank,
-             and whether the value is the one chosen
+             whether the value is the one chosen, and on the chosen row "lowest" or "highest" where it is the
+             lowest or highest value the architecture was run at (not bracketed; a better one may lie beyond)
 """
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ import sys
 from pathlib import Path
 
 from research import console, sweep
-from research.analysis import budgets, confidence, settings, tables
+from research.analysis import budgets, confidence, sections, settings, tables
 from research.analysis.runs import write_csv
 
 
 def rows(s: settings.Settings) -> list[dict]:
     """tune.csv: one row per architecture and value."""
     chosen = settings.choose(s)
+    edges = settings.edges(s)
     out = []
     for arch in settings.architectures(s):
         for value in s.values:
@@ -36,7 +38,8 @@ def rows(s: settings.Settings) -> list[dict]:
                         "seeds": " ".join(map(str, sorted(s.test[value][arch]))),
                         f"validation_{s.metric}_mean": settings.mean(s.validation[value][arch]),
                         f"test_{s.metric}_mean": i.mean, f"test_{s.metric}_std": i.std, "ci_low": i.low, "ci_high": i.high,
-                        "rank_at_value": settings.ranking(s, value).index(arch) + 1, "chosen": value == chosen[arch]})
+                        "rank_at_value": settings.ranking(s, value).index(arch) + 1, "chosen": value == chosen[arch],
+                        "edge": (edges.get(arch) or "") if value == chosen[arch] else ""})
     return out
 
 
@@ -59,6 +62,7 @@ def markdown(s: settings.Settings, command: str) -> str:
                        for v in seeds.values()])
     archs = settings.architectures(s)
     chosen = settings.choose(s)
+    edges = settings.edges(s)
     lines = [f"# Across {s.key}: " + ", ".join(f"{v} ({' '.join(s.reports[v])})" for v in s.values), "",
              f"One comparison at {len(s.values)} values of {s.key}, each from its own sweep, all at {s.flops:.3g} "
              f"training FLOPs a run, scored by **test {s.metric}** ({'lower' if lower else 'higher'} is better). "
@@ -75,10 +79,12 @@ def markdown(s: settings.Settings, command: str) -> str:
             cells = ["", "", ""] if arch == archs[0] else ["no seed in common", "", ""]
         else:
             cells = [f"{gap.interval.mean:+.{d}f}", tables.interval(gap.interval.low, gap.interval.high, d), _p(gap)]
-        body.append([arch, value, f"{settings.mean(s.validation[value][arch]):.{d}f}",
+        where = edges.get(arch)
+        body.append([arch, value + (f" ({where} tried)" if where else ""), f"{settings.mean(s.validation[value][arch]):.{d}f}",
                      f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}".strip(), *cells])
     lines += [tables.table(["architecture", f"chosen {s.key}", f"validation {s.metric}", f"test {s.metric}, mean ± std",
                             f"gap to {archs[0]}", "95% CI", "p"], body), ""]
+    lines += sections.edge_lines({a: {s.key: where} for a, where in edges.items() if where})
     lines += ["Ranked at each value alone (test mean):", ""]
     lines += [f"- {s.key}={v}: " + ", ".join(f"{a} {settings.mean(s.test[v][a]):.{d}f}" for a in settings.ranking(s, v))
               for v in s.values]

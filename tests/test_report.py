@@ -336,6 +336,8 @@ def test_tune_compares_each_architecture_at_its_best_validated_setting_as_a_repo
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Each architecture at its best optim.learning_rate" in md
     assert "| cnn+rnn | **optim.learning_rate=0.001** 21.00 (3 runs); optim.learning_rate=0.01 19.00 (3 runs) |" in md
+    assert ("so not bracketed: a better value may lie beyond it, and the comparison below holds for the values tried "
+            "only. cnn+rnn (the lowest optim.learning_rate tried); rnn+rnn (the highest optim.learning_rate tried).") in md
     assert "--tune optim.learning_rate" in md  # the report command regenerates this section
     with (tmp_path / "report" / "report_by_architecture.csv").open() as f:
         by_arch = {r["architecture"]: r for r in csv.DictReader(f)}

@@ -134,4 +134,15 @@ def tuned_lines(found: dict, d: int = 2) -> list[str]:
                           for s in c["settings"])
         body.append([c["family"], tried])
     lines += [tables.table(["architecture", f"validation {metric} at each setting (mean over seeds)"], body), ""]
+    lines += edge_lines({c["family"]: c["edges"] for c in found["choice"]})
     return lines + decision_table(found["groups"], found["verdict"], d)
+
+
+def edge_lines(edges: dict[str, dict[str, str]]) -> list[str]:
+    """A sentence naming each architecture whose chosen value of a numeric setting is the lowest or highest tried
+    (`tuning.edge`), or none where every choice lies inside the values tried."""
+    named = [f"{arch} (the {where} {key} tried)" for arch, found in edges.items() for key, where in found.items()]
+    if not named:
+        return []
+    return ["Chosen at an edge of the values tried, so not bracketed: a better value may lie beyond it, and the "
+            "comparison below holds for the values tried only. " + "; ".join(named) + ".", ""]

@@ -24,7 +24,7 @@ import statistics
 from pathlib import Path
 
 from research import sweep, tasks
-from research.analysis import budgets, runs
+from research.analysis import budgets, runs, tuning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +148,13 @@ def choose(s: Settings) -> dict[str, str]:
         have = [v for v in s.values if arch in s.validation[v]]
         out[arch] = min(have, key=lambda v: (sign * mean(s.validation[v][arch]), s.values.index(v)))
     return out
+
+
+def edges(s: Settings) -> dict[str, str | None]:
+    """architecture -> "lowest" or "highest" where its chosen value is the lowest or highest it was run at (of two or
+    more numeric values), else None: such a choice is not bracketed (`tuning.edge`)."""
+    return {arch: tuning.edge(value, [v for v in s.values if arch in s.validation[v]])
+            for arch, value in choose(s).items()}
 
 
 def ranking(s: Settings, value: str) -> list[str]:

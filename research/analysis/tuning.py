@@ -54,7 +54,9 @@ def families(rows: list[dict], keys: list[str]) -> dict[str, str]:
 
 def choose(rows: list[dict], groups: list[dict], keys: list[str]) -> list[dict]:
     """For each family (`families`), in order of its chosen setting's validation mean, the better first:
-    {"family", "chosen": the architecture chosen, "settings": [{"architecture", "setting", "runs", "mean"}]}.
+    {"family", "chosen": the architecture chosen, "settings": [{"architecture", "setting", "values": key -> value,
+    "runs", "mean"}], "edges": tuned key -> "lowest" or "highest" where the chosen value is at that edge of the
+    scored settings' values (`edge`)}.
 
     The score is the mean over seeds of the task metric's final validation value (`validation_<metric>`);
     the better is the higher, or the lower where the task's metric is lower-is-better (perplexity). A setting
@@ -69,8 +71,9 @@ def choose(rows: list[dict], groups: list[dict], keys: list[str]) -> list[dict]:
         fam = out.setdefault(family_of[r["run"]], {"family": family_of[r["run"]], "settings": {}})
         if r["architecture"] not in fam["settings"]:
             mean = by_arch[r["architecture"]].get(f"validation_{metric}_mean")
-            setting = " ".join(o.lstrip("+~") for o in r["_overrides"] if override_key(o) in wanted)
-            fam["settings"][r["architecture"]] = {"architecture": r["architecture"], "setting": setting,
+            tuned = [o.lstrip("+~") for o in r["_overrides"] if override_key(o) in wanted]
+            fam["settings"][r["architecture"]] = {"architecture": r["architecture"], "setting": " ".join(tuned),
+                                                  "values": {override_key(o): o.split("=", 1)[1] for o in tuned},
                                                   "runs": by_arch[r["architecture"]]["runs"],
                                                   "mean": mean if mean is not None and math.isfinite(mean) else None}
     for fam in out.values():
@@ -80,5 +83,21 @@ def choose(rows: list[dict], groups: list[dict], keys: list[str]) -> list[dict]:
         best = (min if lower else max)(scored, key=lambda s: s["mean"])  # the first listed wins a tie
         fam["chosen"], fam["score"] = best["architecture"], best["mean"]
         fam["settings"] = list(fam["settings"].values())  # in the runs' order
+        fam["edges"] = {k: found for k in wanted
+                        if (found := edge(best["values"].get(k), [s["values"].get(k) for s in scored]))}
     ordered = sorted(out.values(), key=lambda f: f["score"] if lower else -f["score"])
-    return [{k: f[k] for k in ("family", "chosen", "settings")} for f in ordered]
+    return [{k: f[k] for k in ("family", "chosen", "settings", "edges")} for f in ordered]
+
+
+def edge(chosen: str | None, tried: list[str | None]) -> str | None:
+    """"lowest" or "highest" where `chosen` is the smallest or largest of two or more numeric values `tried`, else
+    None (inside them, one value, or not numbers). Why: a setting chosen at the edge of a grid is not bracketed; the
+    best value may lie beyond it, and a ranking of architectures at their best settings says less than it seems."""
+    try:
+        numbers = sorted({float(v) for v in tried})
+        at = float(chosen)
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) < 2:
+        return None
+    return "lowest" if at == numbers[0] else "highest" if at == numbers[-1] else None

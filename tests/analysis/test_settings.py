@@ -94,6 +94,19 @@ def test_each_architecture_gets_the_value_of_its_best_validation_mean_and_test_d
     assert found[2]["gap"].interval.mean == pytest.approx(-5.0) and found[2]["gap"].p is None  # no spread: no test
 
 
+def test_a_choice_at_the_lowest_or_highest_value_an_architecture_ran_at_is_not_bracketed(tmp_path):
+    s = two_rates(tmp_path)
+    # two values: either choice is at an edge; one value: nothing was chosen from
+    assert settings.edges(s) == {"cnn+cnn": "lowest", "transformer+cnn": "highest", "cnn+transformer": None}
+    middle = at(tmp_path / "mid", {"cnn+cnn": [11.5, 11.0, 12.5], "transformer+cnn": [8.0, 8.0, 8.0]},
+                {"cnn+cnn": [7.5, 7.5, 7.5], "transformer+cnn": [4.2, 4.2, 4.2]})
+    three = settings.together(LR, [settings.read(tmp_path / "low", LR, "0.003"),
+                                   settings.read(middle, LR, "0.0045"), settings.read(tmp_path / "high", LR, "0.006")])
+    # validation by hand: cnn+cnn 6.5, 7.5, 5.0 (0.0045 inside); transformer+cnn 4.0, 4.2, 4.5 (0.006 still the top)
+    assert settings.choose(three) == {"cnn+cnn": "0.0045", "transformer+cnn": "0.006", "cnn+transformer": "0.003"}
+    assert settings.edges(three) == {"cnn+cnn": None, "transformer+cnn": "highest", "cnn+transformer": None}
+
+
 def test_a_lower_is_better_metric_chooses_the_lowest_validation_mean(tmp_path):
     s = two_rates(tmp_path, metric="perplexity")
     assert settings.choose(s) == {"cnn+cnn": "0.006", "transformer+cnn": "0.003", "cnn+transformer": "0.003"}
@@ -144,7 +157,10 @@ def test_the_command_writes_the_tuned_ranking_and_a_row_per_architecture_and_val
     assert float(table[3]["test_bleu_mean"]) == pytest.approx(25 / 3)
     assert float(table[3]["validation_bleu_mean"]) == pytest.approx(4.5)
     text = (out / "tune.md").read_text()
-    assert "| transformer+cnn | 0.006 | 4.50 | 8.33 ± 0.58 [6.90, 9.77] | -2.67 |" in text
+    assert "| transformer+cnn | 0.006 (highest tried) | 4.50 | 8.33 ± 0.58 [6.90, 9.77] | -2.67 |" in text
+    assert ("so not bracketed: a better value may lie beyond it, and the comparison below holds for the values tried "
+            f"only. cnn+cnn (the lowest {LR} tried); transformer+cnn (the highest {LR} tried).") in text
+    assert [r["edge"] for r in table] == ["lowest", "", "", "highest", ""]  # cnn+transformer ran at one value only
     assert f"- {LR}=0.006: cnn+cnn 9.83, transformer+cnn 8.33" in text
     assert "| cnn+cnn | **11.00 ± 1.00 (6.50, n=3)** | 9.83 ± 0.76 (5.00, n=3) |" in text
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from research.analysis import tuning
+from research.analysis import sections, tuning
 from research.analysis.runs import aggregate, architectures
 
 
@@ -33,6 +33,27 @@ def test_each_family_gets_the_setting_with_the_best_mean_and_families_are_ordere
     rnn = {s["setting"]: s["mean"] for s in choice[1]["settings"]}
     assert rnn == pytest.approx({"optim.learning_rate=0.001": 0.32, "optim.learning_rate=0.01": 0.30})
     assert {s["runs"] for c in choice for s in c["settings"]} == {3}
+
+
+@pytest.mark.parametrize("chosen, tried, expected", [
+    ("0.01", ["0.001", "0.01"], "highest"), ("1e-3", ["0.001", "0.01"], "lowest"),
+    ("0.003", ["0.001", "0.003", "0.01"], None), ("0.01", ["0.01"], None), ("mean", ["mean", "max"], None),
+    (None, [None, None], None)])
+def test_a_chosen_value_is_at_an_edge_where_it_is_the_smallest_or_largest_number_tried(chosen, tried, expected):
+    assert tuning.edge(chosen, tried) == expected
+
+
+def test_each_family_says_which_tuned_numeric_keys_it_was_chosen_at_the_edge_of():
+    rows = _rows(SCORES)
+    choice = tuning.choose(rows, aggregate(rows), ["optim.learning_rate"])
+    assert [c["edges"] for c in choice] == [{"optim.learning_rate": "highest"}, {"optim.learning_rate": "lowest"}]
+    # a third rate between the two that beats both: cnn's choice is then bracketed, rnn's still is not
+    rows = _rows({**SCORES, ("cnn", 0.003): [0.70, 0.70, 0.70], ("rnn", 0.003): [0.31, 0.31, 0.31]})
+    choice = tuning.choose(rows, aggregate(rows), ["optim.learning_rate"])
+    assert {c["family"]: c["edges"] for c in choice} == {"cnn": {}, "rnn": {"optim.learning_rate": "lowest"}}
+    lines = "\n".join(sections.edge_lines({c["family"]: c["edges"] for c in choice}))
+    assert lines.endswith("rnn (the lowest optim.learning_rate tried).\n")
+    assert sections.edge_lines({"cnn": {}}) == []
 
 
 def test_a_lower_is_better_metric_chooses_the_lowest_mean():
