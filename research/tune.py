@@ -4,7 +4,10 @@ the values of a setting, each value recorded by its own sweep.
 compare_translation_longer ran four pairs at learning rate 0.003 and compare_translation_longer_lr the same pairs
 at 0.006: `python -m research.tune experiments/results/compare_translation_longer@optim.learning_rate=0.003
 experiments/results/compare_translation_longer_lr@optim.learning_rate=0.006 --key optim.learning_rate --out DIR`.
-A report whose runs vary the key themselves needs no value stated. Writes into --out:
+A report whose runs vary the key themselves needs no value stated. `--default encoder.positions=sinusoidal` says
+that an override restates what runs without it resolve to, so that both name one architecture (report.csv records
+overrides, not resolved configs); a run found in two reports with the same scores is then counted once. Writes
+into --out:
 
   tune.md    each architecture at its value with the best validation mean, ranked on test, with its gap to the
              best paired by seed; the ranking at each value; each architecture's score at every value; and its
@@ -56,7 +59,7 @@ def _p(found: budgets.Paired | None) -> str:
     return "" if found is None else tables.p_value(found.p)
 
 
-def markdown(s: settings.Settings, command: str) -> str:
+def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ()) -> str:
     lower = settings.lower_is_better(s)
     d = tables.places([v for by in (s.test, s.validation) for at in by.values() for seeds in at.values()
                        for v in seeds.values()])
@@ -68,8 +71,19 @@ def markdown(s: settings.Settings, command: str) -> str:
              f"training FLOPs a run, scored by **test {s.metric}** ({'lower' if lower else 'higher'} is better). "
              "Each architecture's value is chosen on its validation mean over seeds; the test set then decides. "
              "Differences are paired by seed (p: Student's paired t over the seeds both have); each sweep's "
-             "report.md holds the tests on its test hypotheses. Command:", "", f"    {command}", "",
-             "## Each at its chosen value", ""]
+             "report.md holds the tests on its test hypotheses. Command:", "", f"    {command}", ""]
+    if defaults:
+        lines += ["Taken as what the runs without them resolve to, and left out of the architecture names (stated in "
+                  "the command): " + ", ".join(f"`{o}`" for o in defaults) + ".", ""]
+    if s.repeats:
+        grouped: dict[tuple, list[int]] = {}
+        for arch, value, seed, report, first in s.repeats:
+            grouped.setdefault((arch, value, report, first), []).append(seed)
+        lines += [f"Counted once, since the same configuration and seed gave the same test and validation {s.metric} "
+                  "in two reports: " + "; ".join(f"{arch} at {s.key}={value}, seeds {' '.join(map(str, seeds))}, of "
+                                                 f"{report} (repeating {first})"
+                                                 for (arch, value, report, first), seeds in grouped.items()) + ".", ""]
+    lines += ["## Each at its chosen value", ""]
     body = []
     for t in settings.tuned(s):
         arch, value = t["architecture"], t["value"]
@@ -116,23 +130,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("reports", nargs="+", help="report folders (or report.csv files), each optionally REPORT@KEY=VALUE")
     p.add_argument("--key", required=True, help="the setting compared (optim.learning_rate)")
     p.add_argument("--out", type=Path, required=True, help="where to write tune.md and tune.csv")
+    p.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override that restates a default (encoder.positions=sinusoidal): left out of the "
+                        "architecture names, so runs with it and runs without it are one architecture; repeatable")
     args = p.parse_args(argv)
     key = sweep.override_key(args.key)
+    defaults = tuple(args.default)
     try:
+        for d in defaults:
+            if "=" not in d or not d.split("=", 1)[0] or not d.split("=", 1)[1]:
+                raise budgets.BadReport(f"--default {d}: give it as KEY=VALUE (encoder.positions=sinusoidal)")
+            if sweep.override_key(d) == key:
+                raise budgets.BadReport(f"--default {d}: {key} is the setting compared, not a default")
         found = []
         for arg in args.reports:
             path, stated_key, value = settings.parse(arg)
             if stated_key is not None and stated_key != key:
                 raise budgets.BadReport(f"{arg}: states {stated_key}, but --key is {key}")
             found.append(settings.read(path, key, value))
-        s = settings.together(key, found)
+        s = settings.together(key, found, defaults)
     except budgets.BadReport as e:
         raise SystemExit(f"error: {e}") from None
     console.out_folder(args.out)
-    command = "python -m research.tune " + " ".join(args.reports) + f" --key {args.key} --out {args.out}"
+    command = ("python -m research.tune " + " ".join(args.reports) + f" --key {args.key}"
+               + "".join(f" --default {d}" for d in defaults) + f" --out {args.out}")
     table = rows(s)
     write_csv(args.out / "tune.csv", table, list(table[0]))
-    (args.out / "tune.md").write_text(markdown(s, command))
+    (args.out / "tune.md").write_text(markdown(s, command, defaults))
     print(f"{len(s.values)} values of {key}, {len(settings.architectures(s))} architectures -> {args.out / 'tune.md'}")
     return 0
 

@@ -36,6 +36,7 @@ class Settings:
     validation: dict[str, dict[str, dict[int, float]]]  # the same, validation scores
     reports: dict[str, tuple[str, ...]]  # value -> the reports its runs came from
     flops: float  # the budget all the reports share (their runs' mean training FLOPs)
+    repeats: tuple[tuple, ...] = ()  # (architecture, value, seed, report, the report it repeats): counted once
 
 
 def parse(arg: str) -> tuple[Path, str | None, str | None]:
@@ -73,8 +74,14 @@ def read(path: Path, key: str, value: str | None = None) -> list[dict]:
     return out
 
 
-def together(key: str, reports: list[list[dict]]) -> Settings:
-    """The runs of several reports (`read`) as one comparison across the values of `key`."""
+def together(key: str, reports: list[list[dict]], defaults: tuple[str, ...] = ()) -> Settings:
+    """The runs of several reports (`read`) as one comparison across the values of `key`.
+
+    `defaults` are overrides (`encoder.positions=sinusoidal`) that restate what the runs without them resolve to:
+    they are left out of the architecture names, so the arm of a sweep that varied the setting and a sweep that
+    left it at its default name one architecture. report.csv holds overrides, not resolved configs, so this is the
+    caller's statement. A run of one architecture, seed and value in two reports is counted once where its test and
+    validation scores are the same (one configuration run twice: training is deterministic), else refused."""
     if len({r["value"] for rows in reports for r in rows}) < 2:
         raise budgets.BadReport(f"a comparison across values of {key} needs two values or more")
     rows = [dict(r) for found in reports for r in found]
@@ -87,19 +94,27 @@ def together(key: str, reports: list[list[dict]]) -> Settings:
             raise budgets.BadReport(f"{first['report']} spent {first['flops']:.3g} training FLOPs a run and "
                                     f"{r['report']} {r['flops']:.3g}: a setting compared across budgets is confounded "
                                     "with them (python -m research.scaling compares budgets)")
+    stated = {_setting(d) for d in defaults}
     for r in rows:
-        r["_overrides"] = [o for o in r["_overrides"] if not _shared(o, key)]
+        r["_overrides"] = [o for o in r["_overrides"] if not _shared(o, key) and _setting(o) not in stated]
     runs.architectures(rows)
     values = _ordered([r["value"] for r in rows])
     test: dict[str, dict[str, dict[int, float]]] = {v: {} for v in values}
     validation: dict[str, dict[str, dict[int, float]]] = {v: {} for v in values}
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, dict] = {}
+    repeats = []
     for r in rows:
         at = (r["value"], r["architecture"], r["seed"])
         if at in seen:
-            raise budgets.BadReport(f"{r['architecture']} has two runs of seed {r['seed']} at {key}={r['value']} "
-                                    f"({seen[at]} and {r['report']}, run {r['run']})")
-        seen[at] = f"{r['report']}, run {r['run']}"
+            first = seen[at]
+            if (first["test"], first["validation"]) != (r["test"], r["validation"]):
+                raise budgets.BadReport(
+                    f"{r['architecture']} has two runs of seed {r['seed']} at {key}={r['value']} with different scores "
+                    f"({first['report']}, run {first['run']}: test {first['test']}, validation {first['validation']}; "
+                    f"{r['report']}, run {r['run']}: test {r['test']}, validation {r['validation']})")
+            repeats.append((r["architecture"], r["value"], r["seed"], r["report"], first["report"]))
+            continue
+        seen[at] = r
         test[r["value"]].setdefault(r["architecture"], {})[r["seed"]] = r["test"]
         validation[r["value"]].setdefault(r["architecture"], {})[r["seed"]] = r["validation"]
     archs = {a for v in values for a in test[v]}
@@ -108,12 +123,17 @@ def together(key: str, reports: list[list[dict]]) -> Settings:
                                 + "; ".join(f"{key}={v}: {', '.join(sorted(test[v]))}" for v in values) + ")")
     reports_of = {v: tuple(dict.fromkeys(r["report"] for r in rows if r["value"] == v)) for v in values}
     return Settings(key, tuple(values), first["metric"], test, validation, reports_of,
-                    statistics.fmean(r["flops"] for r in rows))
+                    statistics.fmean(r["flops"] for r in rows), tuple(repeats))
 
 
 def _shared(override: str, key: str) -> bool:
     """Overrides that tell one report or value from another rather than one architecture from another."""
     return sweep.override_key(override) == key or budgets.tells_sweeps_apart(override)
+
+
+def _setting(override: str) -> tuple[str, str]:
+    """An override as (key, value), so that `+encoder.positions=x` and `encoder.positions=x` are one setting."""
+    return sweep.override_key(override), override.split("=", 1)[1] if "=" in override else ""
 
 
 def _ordered(values: list[str]) -> list[str]:

@@ -129,8 +129,9 @@ def test_reports_that_cannot_be_one_comparison_are_refused(tmp_path):
     with pytest.raises(budgets.BadReport, match="needs two values or more"):
         settings.together(LR, [a, again])
     twice = settings.read(at(tmp_path / "c", {"cnn+cnn": [8.0]}, {"cnn+cnn": [4.0]}), LR, "0.006")
-    with pytest.raises(budgets.BadReport, match=r"cnn\+cnn has two runs of seed 0 at optim.learning_rate=0.003 \(a, run 0 "
-                                                r"and b, run 0\)"):
+    with pytest.raises(budgets.BadReport, match=r"cnn\+cnn has two runs of seed 0 at optim.learning_rate=0.003 with "
+                                                r"different scores \(a, run 0: test 7.0, validation 3.0; b, run 0: "
+                                                r"test 7.5, validation 3.5\)"):
         settings.together(LR, [a, again, twice])
     bigger = settings.read(at(tmp_path / "d", {"cnn+cnn": [8.0]}, {"cnn+cnn": [4.0]}, flops=2e12), LR, "0.006")
     with pytest.raises(budgets.BadReport, match="a setting compared across budgets is confounded"):
@@ -178,3 +179,35 @@ def test_an_architecture_that_shares_no_seed_with_the_best_says_so(tmp_path):
     out = tmp_path / "out"
     tune.main([f"{best}@{LR}=0.003", f"{other}@{LR}=0.006", "--key", LR, "--out", str(out)])
     assert "| rnn+rnn | 0.006 | 3.00 | 4.00 | no seed in common |  |  |" in (out / "tune.md").read_text()
+
+
+def test_a_stated_default_names_one_architecture_and_a_run_repeated_with_the_same_scores_counts_once(tmp_path):
+    # a sweep that varied the positions (sinusoidal, the default, and relative) at 0.006 ...
+    varied = report(tmp_path / "varied", [("t", "cnn", 0, 9.0, f"{LR}=0.006", "encoder.positions=sinusoidal"),
+                                          ("t", "cnn", 0, 12.0, f"{LR}=0.006", "encoder.positions=relative"),
+                                          ("t", "cnn", 0, 8.0, f"{LR}=0.01", "+encoder.positions=sinusoidal")])
+    # ... and one that left them at the default, at 0.003 and 0.006: its run at 0.006 is the same as varied's first
+    plain = report(tmp_path / "plain", [("t", "cnn", 0, 7.0, f"{LR}=0.003"), ("t", "cnn", 0, 9.0, f"{LR}=0.006")])
+    apart = settings.together(LR, [settings.read(varied, LR), settings.read(plain, LR)])
+    assert set(apart.test["0.006"]) == {"t+cnn", "t+cnn encoder.positions=sinusoidal", "t+cnn encoder.positions=relative"}
+    one = settings.together(LR, [settings.read(varied, LR), settings.read(plain, LR)],
+                            defaults=("encoder.positions=sinusoidal",))
+    assert one.test == {"0.003": {"t+cnn": {0: 7.0}}, "0.006": {"t+cnn": {0: 9.0}, "t+cnn encoder.positions=relative":
+                                                                 {0: 12.0}}, "0.01": {"t+cnn": {0: 8.0}}}
+    assert one.repeats == (("t+cnn", "0.006", 0, "plain", "varied"),)
+    assert settings.edges(one)["t+cnn"] is None  # 0.006 lies between 0.003 and 0.01 once the two are one
+    out = tmp_path / "out"
+    tune.main([str(varied), str(plain), "--key", LR, "--default", "encoder.positions=sinusoidal", "--out", str(out)])
+    text = (out / "tune.md").read_text()
+    assert "--key optim.learning_rate --default encoder.positions=sinusoidal --out" in text
+    assert "Counted once, since the same configuration and seed gave the same test and validation bleu in two " \
+           "reports: t+cnn at optim.learning_rate=0.006, seeds 0, of plain (repeating varied)." in text
+
+
+@pytest.mark.parametrize("default, message", [("encoder.positions", "give it as KEY=VALUE"),
+                                              (f"{LR}=0.003", f"{LR} is the setting compared, not a default")])
+def test_a_default_without_a_value_or_of_the_compared_key_is_refused(tmp_path, default, message):
+    two_rates(tmp_path)
+    with pytest.raises(SystemExit, match=message):
+        tune.main([f"{tmp_path / 'low'}@{LR}=0.003", f"{tmp_path / 'high'}@{LR}=0.006", "--key", LR,
+                   "--default", default, "--out", str(tmp_path / "o")])
