@@ -12,6 +12,8 @@ into --out:
   tune.md    each architecture at its value with the best validation mean, ranked on test, with its gap to the
              best paired by seed; the ranking at each value; each architecture's score at every value; and its
              change from value to value, paired by seed (research/analysis/settings.py says why and how)
+  tune.png   each architecture's test score at each value: every run, the mean and its 95% t interval, the value
+             chosen on validation ringed
   tune.csv   one row per architecture and value: runs, seeds, validation mean, test mean, std, interval, rank,
              whether the value is the one chosen, and on the chosen row "lowest" or "highest" where it is the
              lowest or highest value the architecture was run at (not bracketed; a better one may lie beyond)
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 from research import console, sweep
-from research.analysis import budgets, confidence, sections, settings, tables
+from research.analysis import budgets, confidence, plots, sections, settings, tables
 from research.analysis.runs import write_csv
 
 
@@ -44,6 +46,26 @@ def rows(s: settings.Settings) -> list[dict]:
                         "rank_at_value": settings.ranking(s, value).index(arch) + 1, "chosen": value == chosen[arch],
                         "edge": (edges.get(arch) or "") if value == chosen[arch] else ""})
     return out
+
+
+def positions(s: settings.Settings) -> dict[str, float]:
+    """value -> where tune.png draws it on its log axis: the number itself, or 2**i for the i-th of values that
+    are not all positive numbers (evenly spaced, in `values`' order: a weight decay of 0 has no logarithm)."""
+    try:
+        found = {v: float(v) for v in s.values}
+    except ValueError:
+        found = {}
+    if found and min(found.values()) > 0:
+        return found
+    return {v: 2.0 ** i for i, v in enumerate(s.values)}
+
+
+def curves(s: settings.Settings) -> dict[str, list[tuple[float, list[float], confidence.Interval]]]:
+    """What tune.png draws: per architecture, best first, (x, its runs' test scores, their interval) at each value
+    it has."""
+    x = positions(s)
+    return {a: [(x[v], list(s.test[v][a].values()), confidence.t_interval(list(s.test[v][a].values())))
+                for v in s.values if a in s.test[v]] for a in settings.architectures(s)}
 
 
 def _mean_std(seeds: dict[int, float], d: int) -> str:
@@ -114,7 +136,7 @@ def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ())
             cell = f"{_mean_std(s.test[v][arch], d)} ({settings.mean(s.validation[v][arch]):.{d}f}, n={len(s.test[v][arch])})"
             cells.append(f"**{cell}**" if chosen[arch] == v else cell)
         body.append([arch, *cells])
-    lines += [tables.table(["architecture", *[f"{s.key}={v}" for v in s.values]], body), ""]
+    lines += [tables.table(["architecture", *[f"{s.key}={v}" for v in s.values]], body), "", "![tune.png](tune.png)", ""]
     lines += ["## Change from value to value", "", f"Test {s.metric} at the later value minus at the earlier, seed by "
               f"seed; {'negative' if lower else 'positive'} is better.", ""]
     body = [[c["architecture"], f"{c['from']} → {c['to']}", " ".join(map(str, c["change"].seeds)),
@@ -156,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                + "".join(f" --default {d}" for d in defaults) + f" --out {args.out}")
     table = rows(s)
     write_csv(args.out / "tune.csv", table, list(table[0]))
+    x = positions(s)
+    plots.setting_plot(curves(s), list(x.values()), list(x), s.key, f"test_{s.metric}", args.out / "tune.png",
+                       chosen={a: x[v] for a, v in settings.choose(s).items()})
     (args.out / "tune.md").write_text(markdown(s, command, defaults))
     print(f"{len(s.values)} values of {key}, {len(settings.architectures(s))} architectures -> {args.out / 'tune.md'}")
     return 0

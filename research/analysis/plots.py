@@ -1,6 +1,6 @@
 """The sweep report's figures: the metric against parameters, the validation curves, the metric
 against compute with its Pareto frontier, and sequence accuracy by target length; and the score against
-the training budget across sweeps (`python -m research.scaling`).
+the training budget across sweeps (`python -m research.scaling`) or against a setting (`python -m research.tune`).
 
 Pure drawing: `research/report.py` and `research/analysis/` compute every number (groups over seeds,
 the Pareto frontier, the by-length buckets) and each function here only plots what it is given and writes one PNG.
@@ -123,22 +123,34 @@ def budget_plot(curves: dict, budgets: list[float], column: str, path: Path, bas
     it has, (FLOPs, its runs' scores, their confidence.Interval) as `research.scaling.curves` gives them; every
     run a dot, each mean with its 95% t interval, joined across budgets; and each baseline's (FLOPs, score) points
     (`research.scaling.baseline_curves`) dashed and grey, where a run must get to beat it."""
+    setting_plot(curves, budgets, [f"{b:.3g}" for b in budgets], "training FLOPs", column, path, baselines=baselines)
+
+
+def setting_plot(curves: dict, ticks: list[float], labels: list[str], xlabel: str, column: str, path: Path,
+                 baselines: dict | None = None, chosen: dict | None = None) -> None:
+    """Score against one setting on a log scale (the training budget, the learning rate): per architecture,
+    (x, its runs' scores, their confidence.Interval) at each x it has; every run a dot, each mean with its 95% t
+    interval, joined; baselines' (x, score) points dashed and grey; `chosen`: architecture -> the x chosen for it
+    (`research.tune`: on validation), ringed in black."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
     for k, (arch, points) in enumerate(curves.items()):
         color = plt.get_cmap("tab10")(k % 10)
-        for flops, scores, _ in points:
-            ax.scatter([flops] * len(scores), scores, color=color, s=12, alpha=0.4)
+        for x, scores, _ in points:
+            ax.scatter([x] * len(scores), scores, color=color, s=12, alpha=0.4)
         means = [i.mean for _, _, i in points]
         err = [[0.0 if i.low is None else i.mean - i.low for _, _, i in points],
                [0.0 if i.high is None else i.high - i.mean for _, _, i in points]]
-        ax.errorbar([f for f, _, _ in points], means, yerr=err, color=color, marker="o", capsize=3, label=arch)
+        ax.errorbar([x for x, _, _ in points], means, yerr=err, color=color, marker="o", capsize=3, label=arch)
+        at = [(x, i.mean) for x, _, i in points if chosen and chosen.get(arch) == x]
+        ax.scatter([x for x, _ in at], [m for _, m in at], s=140, facecolors="none", edgecolors="black", zorder=3)
     for k, (name, points) in enumerate((baselines or {}).items()):
-        ax.plot([f for f, _ in points], [v for _, v in points], color="0.35", linestyle=("--", ":", "-.")[k % 3],
+        ax.plot([x for x, _ in points], [v for _, v in points], color="0.35", linestyle=("--", ":", "-.")[k % 3],
                 marker="_", markersize=14, label=f"baseline: {name}")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(budgets, [f"{b:.3g}" for b in budgets])
-    ax.set_xlabel("training FLOPs")
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel + ("; ringed: chosen on validation" if chosen else ""))
     ax.set_ylabel(f"{column.replace('_', ' ')}: runs, mean and 95% t interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

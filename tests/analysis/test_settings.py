@@ -162,8 +162,25 @@ def test_the_command_writes_the_tuned_ranking_and_a_row_per_architecture_and_val
     assert ("so not bracketed: a better value may lie beyond it, and the comparison below holds for the values tried "
             f"only. cnn+cnn (the lowest {LR} tried); transformer+cnn (the highest {LR} tried).") in text
     assert [r["edge"] for r in table] == ["lowest", "", "", "highest", ""]  # cnn+transformer ran at one value only
+    assert "![tune.png](tune.png)" in text and (out / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"- {LR}=0.006: cnn+cnn 9.83, transformer+cnn 8.33" in text
     assert "| cnn+cnn | **11.00 ± 1.00 (6.50, n=3)** | 9.83 ± 0.76 (5.00, n=3) |" in text
+
+
+def test_the_plot_draws_each_architectures_test_scores_at_each_value_it_has(tmp_path):
+    s = two_rates(tmp_path)
+    assert tune.positions(s) == {"0.003": 0.003, "0.006": 0.006}
+    drawn = tune.curves(s)
+    assert list(drawn) == ["cnn+cnn", "transformer+cnn", "cnn+transformer"]  # best at its chosen value first
+    assert [(x, scores) for x, scores, _ in drawn["transformer+cnn"]] == [(0.003, [8.0, 8.5, 9.5]), (0.006, [8.0, 8.0, 9.0])]
+    assert drawn["cnn+transformer"][0][2].mean == pytest.approx(6.0) and len(drawn["cnn+transformer"]) == 1
+    # values that are not all positive numbers are spaced evenly, in their order
+    other = settings.Settings("model.pooling", ("mean", "max"), *[getattr(s, f) for f in ("metric", "test",
+                              "validation", "reports", "flops")])
+    assert tune.positions(other) == {"mean": 1.0, "max": 2.0}
+    zero = settings.Settings("optim.weight_decay", ("0", "0.1"), *[getattr(s, f) for f in ("metric", "test",
+                             "validation", "reports", "flops")])
+    assert tune.positions(zero) == {"0": 1.0, "0.1": 2.0}
 
 
 def test_the_command_refuses_a_stated_key_other_than_the_one_compared(tmp_path):
