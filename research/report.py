@@ -187,7 +187,7 @@ def tuned(root: Path, rows: list[dict], groups: list[dict], keys: list[str], ref
     chosen = {c["chosen"] for c in choice}
     sub_rows = [r for r in rows if r["architecture"] in chosen]
     # Copies without the main decision's intervals and p-values, which `decision` fills afresh for these.
-    sub_groups = [{k: v for k, v in g.items() if not k.startswith(("p_", "ci_")) and k != "in_best_group"}
+    sub_groups = [{k: v for k, v in g.items() if not k.startswith(("p_", "ci_", "holm_", "in_best_group"))}
                   for g in groups if g["architecture"] in chosen]
     verdict = decision(root, sub_rows, sub_groups, references, splits=None)
     return {"keys": keys, "choice": choice, "groups": sub_groups, "verdict": verdict}
@@ -238,6 +238,7 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     write_csv(out / "report.csv", table, columns(table))
     gcols = ["architecture", "encoder", "decoder", "runs", "seeds"] + [k for k in groups[0] if k.endswith(("_mean", "_std"))]
     gcols += ["ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]], "in_best_group"]
+    gcols += ["holm_p", "in_best_group_holm"] if verdict["p_columns"] else []
     gcols += ["family", "chosen_on_validation"] if found else []
     write_csv(out / "report_by_architecture.csv", groups, gcols)
     images = plots.plots(rows, groups, out) + [plots.compute_plot(rows, groups, verdict["compute"], verdict["column"], out)]
@@ -303,7 +304,9 @@ def splits_of(run: Path) -> tuple[list[str], list[str], list[str], object]:
 
 def decision(root: Path, rows: list[dict], groups: list[dict], references=references_of, splits=splits_of) -> dict:
     """Intervals, significance against the best and the compute analysis (`analysis/decide.py`);
-    fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`. `splits=None`: no baselines."""
+    fills each group's `ci_low`, `ci_high`, `p_*` and `in_best_group`; and `holm_p`, the smallest of its p-values
+    once every p-value against the best is adjusted as one family (`decide.holm`), and `in_best_group_holm`, whether
+    that stays >= 0.05. `splits=None`: no baselines."""
     column, what = decide.scored_by(rows)
     intervals = decide.intervals(rows, column)
     lower = tasks.by_metric(rows[0]["metric"]).lower_is_better
@@ -317,6 +320,11 @@ def decision(root: Path, rows: list[dict], groups: list[dict], references=refere
         ps = sig.get(g["architecture"], {})
         g.update({f"p_{k}": v for k, v in ps.items()})
         g["in_best_group"] = g["architecture"] == best or (bool(ps) and decide.not_different(ps))
+    family = decide.holm({(a, k): p for a, ps in sig.items() for k, p in ps.items()})
+    for g in groups:
+        adjusted = [p for (a, _), p in family.items() if a == g["architecture"]]
+        g["holm_p"] = min(adjusted) if adjusted else None
+        g["in_best_group_holm"] = g["architecture"] == best or (bool(adjusted) and g["holm_p"] >= decide.GROUP_NOT_DIFFERENT)
     return {"column": column, "what": what, "best": best, "p_columns": p_columns, "seeds": seeds, "metric": rows[0]["metric"],
             "compute": decide.compute(rows, column),
             "baselines": decide.baselines(root, rows, best, seeds, splits) if splits else {}}

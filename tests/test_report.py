@@ -19,6 +19,7 @@ from research.decoding import metrics
 from research.decoding.config import DecodeConfig
 from research.decoding.corpus import Output
 from tests.conftest import TINY
+from tests.helpers.holm import step_down
 from tests.helpers.runs import SHORT, fake_run
 
 
@@ -198,10 +199,21 @@ def test_the_report_decides_with_intervals_paired_tests_and_a_compute_frontier(t
     assert groups["rnn+rnn"]["in_best_group"] is False and groups["rnn+rnn"]["p_bleu_ar"] < 0.05
     other = next(a for a in ("cnn+rnn", "transformer+rnn") if a != best)
     assert groups[other]["in_best_group"] is True and groups[other]["p_bleu_ar"] == 1.0  # identical outputs
+    # the Holm group: the step-down procedure over every p-value against the best, as one family
+    family = {(a, k): p for a, g in groups.items() if a != best for k, p in g.items() if k.startswith("p_")}
+    rejected = step_down(family, 0.05)
+    assert len(family) == 8
+    for a, g in groups.items():
+        assert g["in_best_group_holm"] is (a == best or not any(x == a for x, _ in rejected)), a
+        if a != best:
+            own = [p for (x, _), p in family.items() if x == a]
+            assert min(own) <= g["holm_p"] <= min(1.0, len(family) * min(own))  # between no correction and Bonferroni
     # the frontier by FLOPs: cnn is cheapest and (jointly) best; transformer costs more for the same
     assert v["compute"]["frontier"]["flops"] == ["cnn+rnn"]
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## The decision" in md and "## Quality against compute" in md and "metric_vs_compute.png" in md
+    assert "once all 8 in the table are adjusted as one family by Holm's step-down procedure" in md
+    assert "| p, Holm | group, Holm |" in md
     assert (tmp_path / "report" / "metric_vs_compute.png").stat().st_size > 0
 
 

@@ -76,19 +76,29 @@ def decision_table(groups: list[dict], verdict: dict, d: int = 2) -> list[str]:
              f"(Student's t) over seeds. Best: **{best}**."]
     if p_cols:
         seeds = verdict["seeds"]
+        tests = sum(1 for g in groups for c in p_cols if g.get(f"p_{c}") is not None)
         lines += ["", f"p-values: paired tests against {best} on the test set, each architecture's hypotheses of "
                   f"seeds {', '.join(map(str, seeds))} joined (the seeds every architecture has); "
                   + tasks.by_metric(verdict["metric"]).test_description
-                  + " **Group**: not significantly different from the best (every p >= 0.05)."]
+                  + " **Group**: not significantly different from the best (every p >= 0.05). "
+                  f"**p, Holm**: the smallest of the architecture's p-values once all {tests} in the table are "
+                  "adjusted as one family by Holm's step-down procedure, which holds the chance of any false "
+                  "difference at 5%; **group, Holm**: that p >= 0.05."]
     else:
         lines += ["", "No p-values: one architecture, so none to test against the best." if len(groups) == 1
                   else "No p-values: not every run has test hypotheses (hyps_test.txt)."]
-    header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group"]
+    holm = ["p, Holm", "group, Holm"] if p_cols else []
+    header = ["architecture", "runs", "mean ± std", "95% CI", *[f"p {c.replace('_', ' ')}" for c in p_cols], "group",
+              *holm]
     body = []
     for g in better_first(groups, column, verdict["metric"]):
         ci = tables.interval(g.get("ci_low"), g.get("ci_high"), d)
         ps = [("best" if g["architecture"] == best else tables.number(g.get(f"p_{c}"), 4)) for c in p_cols]
-        body.append([g["architecture"], str(g["runs"]), pm(g, column, d), ci, *ps, "yes" if g.get("in_best_group") else ""])
+        cells = [g["architecture"], str(g["runs"]), pm(g, column, d), ci, *ps, "yes" if g.get("in_best_group") else ""]
+        if holm:
+            cells += ["best" if g["architecture"] == best else tables.number(g.get("holm_p"), 4),
+                      "yes" if g.get("in_best_group_holm") else ""]
+        body.append(cells)
     lines += ["", tables.table(header, body), ""]
     return lines
 

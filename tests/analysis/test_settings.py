@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from research import tune
-from research.analysis import budgets, settings
+from research.analysis import budgets, settings, tables
 from tests.helpers.reports import grid, report
 
 LR = "optim.learning_rate"
@@ -228,3 +228,21 @@ def test_a_default_without_a_value_or_of_the_compared_key_is_refused(tmp_path, d
     with pytest.raises(SystemExit, match=message):
         tune.main([f"{tmp_path / 'low'}@{LR}=0.003", f"{tmp_path / 'high'}@{LR}=0.006", "--key", LR,
                    "--default", default, "--out", str(tmp_path / "o")])
+
+
+def test_the_gaps_p_values_are_adjusted_as_one_family(tmp_path):
+    low = at(tmp_path / "low", {"cnn+cnn": [10.0, 11.0, 12.0], "rnn+cnn": [8.0, 9.5, 9.0], "t+cnn": [9.0, 9.0, 10.5]},
+             {"cnn+cnn": [5.0] * 3, "rnn+cnn": [4.0] * 3, "t+cnn": [4.0] * 3})
+    high = at(tmp_path / "high", {"cnn+cnn": [9.0, 9.0, 9.0], "rnn+cnn": [1.0, 1.0, 1.0], "t+cnn": [1.0, 1.0, 1.0]},
+              {"cnn+cnn": [1.0] * 3, "rnn+cnn": [1.0] * 3, "t+cnn": [1.0] * 3})
+    out = tmp_path / "out"
+    tune.main([f"{low}@{LR}=0.003", f"{high}@{LR}=0.006", "--key", LR, "--out", str(out)])
+    p = {"rnn+cnn": stats.ttest_1samp([-2.0, -1.5, -3.0], 0.0).pvalue,
+         "t+cnn": stats.ttest_1samp([-1.0, -2.0, -1.5], 0.0).pvalue}
+    first, second = sorted(p, key=p.get)
+    holm = {first: 2 * p[first], second: max(2 * p[first], p[second])}  # Holm by hand for two tests
+    text = (out / "tune.md").read_text()
+    for arch in p:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {arch} |"))
+        assert row.endswith(f"| {tables.p_value(p[arch])} | {tables.p_value(holm[arch])} |"), row
+    assert "adjusted as one family of 2 by Holm's step-down procedure" in text
