@@ -245,7 +245,8 @@ def report(root: Path, out: Path | None = None, regenerate: str | None = None, r
     by_length = lengths.by_length(rows)
     if by_length:
         images.append(plots.length_plot(groups, by_length, out))
-    hparams(rows, out, {g["architecture"]: {k: g.get(k) for k in ("ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]])}
+    hparams(rows, out, {g["architecture"]: {k: g.get(k) for k in ("ci_low", "ci_high", *[f"p_{c}" for c in verdict["p_columns"]],
+                                                                 "holm_p")}
                         for g in groups})
     regenerate = regenerate or (f"python -m research.report {root}" + (f" --out {out}" if out != root else "")
                                 + (f" --tune {' '.join(tune)}" if tune else ""))
