@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from research import console
-from research.analysis import budgets, confidence, plots, tables
+from research.analysis import budgets, confidence, decide, plots, tables
 from research.analysis.runs import write_csv
 
 STATED = re.compile(r"^(?P<path>.+)@(?P<flops>[0-9.][^@/]*)$")  # @ and a number: a stated budget
@@ -100,12 +100,24 @@ def change_lines(sweeps: list[budgets.Sweep], lower: bool, d: int) -> list[str]:
     lines = ["## Change from one budget to the next", "", "The later score minus the earlier, seed by seed (a seed "
              "starts from the same weights and data order at every budget), for the budgets an architecture has "
              f"one after the other; p: paired t over those seeds. {'Negative' if lower else 'Positive'} is better. "
-             "Per doubling: the change over log2 of the two budgets' ratio.", ""]
+             f"Per doubling: the change over log2 of the two budgets' ratio. {HOLM}", ""]
+    found = budgets.changes(sweeps)
+    adjusted = holm([c["change"].p for c in found])
     body = [[c["architecture"], f"{c['from'].flops:.3g} → {c['to'].flops:.3g}", " ".join(map(str, c["change"].seeds)),
              _mean_std(c["change"].interval, d), tables.interval(c["change"].interval.low, c["change"].interval.high, d),
-             tables.p_value(c["change"].p), f"{c['per_doubling']:+.{d}f}"] for c in budgets.changes(sweeps)]
-    return lines + [tables.table(["architecture", "FLOPs", "seeds", "change, mean ± std", "95% CI", "p", "per doubling"],
-                                 body), ""]
+             tables.p_value(c["change"].p), adjusted[k], f"{c['per_doubling']:+.{d}f}"] for k, c in enumerate(found)]
+    return lines + [tables.table(["architecture", "FLOPs", "seeds", "change, mean ± std", "95% CI", "p", "p, Holm",
+                                  "per doubling"], body), ""]
+
+
+HOLM = ("p, Holm: the table's p-values adjusted as one family by Holm's step-down procedure, which holds the chance "
+        "of any false difference among them at 5%.")
+
+
+def holm(ps: list[float | None]) -> list[str]:
+    """Each p of a table adjusted with the others as one family (`decide.holm`), formatted; "" where p is None."""
+    adjusted = decide.holm({k: p for k, p in enumerate(ps) if p is not None})
+    return [tables.p_value(adjusted[k]) if k in adjusted else "" for k in range(len(ps))]
 
 
 def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int) -> list[str]:
@@ -113,17 +125,21 @@ def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int
     lines = [f"## Gap to {ref}", "", f"Each architecture's score minus {ref}'s (the best at the largest budget), seed "
              "by seed, at each budget; p: paired t of the two. **Moved**: how that gap changed since the previous "
              f"budget with both, over the seeds all four runs share ({'negative' if lower else 'positive'}: closer "
-             f"to or further ahead of {ref}).", ""]
+             f"to or further ahead of {ref}). {HOLM}", ""]
+    found = [(arch, g) for arch, gs in sorted(budgets.gaps(sweeps, ref).items(), key=lambda kv: archs.index(kv[0]))
+             for g in gs]
+    # one family: every gap and every move the table tests
+    adjusted = holm([g["gap"].p for _, g in found] + [None if g["moved"] is None else g["moved"].p for _, g in found])
     body = []
-    for arch, found in sorted(budgets.gaps(sweeps, ref).items(), key=lambda kv: archs.index(kv[0])):
-        for g in found:
-            gap, moved = g["gap"].interval, g["moved"]
-            body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, g["gap"].seeds)), f"{gap.mean:+.{d}f}",
-                         tables.interval(gap.low, gap.high, d), tables.p_value(g["gap"].p),
-                         "" if moved is None else f"{moved.interval.mean:+.{d}f}",
-                         "" if moved is None else tables.interval(moved.interval.low, moved.interval.high, d),
-                         "" if moved is None else tables.p_value(moved.p)])
-    return lines + [tables.table(["architecture", "FLOPs", "seeds", "gap", "95% CI", "p", "moved", "95% CI", "p"], body), ""]
+    for k, (arch, g) in enumerate(found):
+        gap, moved = g["gap"].interval, g["moved"]
+        body.append([arch, f"{g['sweep'].flops:.3g}", " ".join(map(str, g["gap"].seeds)), f"{gap.mean:+.{d}f}",
+                     tables.interval(gap.low, gap.high, d), tables.p_value(g["gap"].p), adjusted[k],
+                     "" if moved is None else f"{moved.interval.mean:+.{d}f}",
+                     "" if moved is None else tables.interval(moved.interval.low, moved.interval.high, d),
+                     "" if moved is None else tables.p_value(moved.p), adjusted[len(found) + k]])
+    return lines + [tables.table(["architecture", "FLOPs", "seeds", "gap", "95% CI", "p", "p, Holm", "moved", "95% CI",
+                                  "p", "p, Holm"], body), ""]
 
 
 def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int) -> list[str]:
@@ -136,7 +152,7 @@ def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: 
              f"({'negative' if lower else 'positive'}: better than it), mean over seeds and 95% t interval; p: "
              "one-sample t over the seeds against the baseline's score, which counts the seeds' spread but not the "
              "test set's sampling (each report.md's paired test over sentences counts both). Seeds better: how many "
-             "runs beat it.", ""]
+             f"runs beat it. {HOLM}", ""]
     lines += [tables.table(["baseline", *[f"{s.flops:.3g} FLOPs ({s.name})" for s in sweeps]],
                            [[n, *[f"{s.baselines[n]:.{d}f}" if n in s.baselines else "" for s in sweeps]]
                             for n in names]), ""]
@@ -148,12 +164,13 @@ def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: 
                   f"{c['to']['margin'].interval.mean:+.{d}f}" for c in crossed]
     else:
         lines.append("No architecture's mean passes a baseline, or falls behind one, from one budget to the next.")
+    found = sorted(found, key=lambda m: (archs.index(m["architecture"]), m["baseline"], m["sweep"].flops))
+    adjusted = holm([m["margin"].p for m in found])
     body = [[m["architecture"], m["baseline"], f"{m['sweep'].flops:.3g}", " ".join(map(str, m["margin"].seeds)),
              f"{m['margin'].interval.mean:+.{d}f}",
              tables.interval(m["margin"].interval.low, m["margin"].interval.high, d), tables.p_value(m["margin"].p),
-             f"{m['better']} of {len(m['margin'].seeds)}"]
-            for m in sorted(found, key=lambda m: (archs.index(m["architecture"]), m["baseline"], m["sweep"].flops))]
-    return lines + ["", tables.table(["architecture", "baseline", "FLOPs", "seeds", "margin", "95% CI", "p",
+             adjusted[k], f"{m['better']} of {len(m['margin'].seeds)}"] for k, m in enumerate(found)]
+    return lines + ["", tables.table(["architecture", "baseline", "FLOPs", "seeds", "margin", "95% CI", "p", "p, Holm",
                                       "seeds better"], body), ""]
 
 

@@ -198,7 +198,14 @@ def test_a_perplexity_comparison_says_lower_is_better_and_signs_its_changes(tmp_
     p = [stats.ttest_1samp(d, 0.0).pvalue for d in ([10.0, 11.0], [-1.0, -0.5])]
     assert f"- rnn+rnn at 1e+12, cnn+cnn at 2e+12: +10.50 (p {p[0]:.4f}) at 1e+12, -0.75 (p {p[1]:.4f}) at 2e+12" in md
     row = next(l for l in md.splitlines() if l.startswith("| cnn+cnn | 1e+12 → 2e+12 |"))
-    assert row.split(" | ")[3] == "-12.50 ± 0.71" and row.split(" | ")[6] == "-12.50 |"
+    assert row.split(" | ")[3] == "-12.50 ± 0.71" and row.split(" | ")[7] == "-12.50 |"
+    # the change table's p-values, and Holm's adjustment of the two as one family, by hand
+    changes = {"cnn+cnn": stats.ttest_1samp([-12.0, -13.0], 0.0).pvalue, "rnn+rnn": stats.ttest_1samp([-1.0, -1.5], 0.0).pvalue}
+    low, high = sorted(changes.values())
+    holm = {a: 2 * low if p == low else max(2 * low, high) for a, p in changes.items()}
+    for arch, p in changes.items():
+        cells = next(l for l in md.splitlines() if l.startswith(f"| {arch} | 1e+12 → 2e+12 |")).split(" | ")
+        assert (cells[5], cells[6]) == (f"{p:.4f}", f"{holm[arch]:.4f}")
 
 
 @pytest.mark.parametrize("edit, message", [
