@@ -421,6 +421,21 @@ def test_translation_positions_t5_lr_grid_is_the_t5_sweeps_two_by_two_at_twice_i
     assert sinusoidal == longer
 
 
+def test_translation_positions_t5_lr_high_grid_is_the_relative_encoder_arms_at_the_next_rate_up():
+    grid, sweep = sweep_grid("compare_translation_positions_t5_lr_high")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"],
+                    "+experiment/budget/params1m/decoder": ["transformer"], "encoder.positions": ["relative"],
+                    "decoder.positions": ["sinusoidal", "relative"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_positions_t5_lr_high/")
+    pair = pair_overrides("compare_translation_small", "transformer", "transformer")
+    for dec in ("sinusoidal", "relative"):
+        chosen = [*pair, "encoder.positions=relative", f"decoder.positions={dec}"]
+        t5 = resolve(compose_config(["+experiment=compare_translation_positions_t5", *chosen]))
+        run = resolve(compose_config(["+experiment=compare_translation_positions_t5_lr_high", *chosen]))
+        # compare_translation_positions_t5's run of the arm but for the rate
+        assert run == dataclasses.replace(t5, optim=dataclasses.replace(t5.optim, learning_rate=0.01))
+
+
 def test_lm_positions_grid_is_the_transformer_lm_with_relative_positions_against_sinusoidal():
     from research.models.language_model import LanguageModel, architecture  # noqa: PLC0415
 
