@@ -123,8 +123,9 @@ def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ())
                      f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}".strip(), *cells])
     lines += [tables.table(["architecture", f"chosen {s.key}", f"validation {s.metric}", f"test {s.metric}, mean ± std",
                             f"gap to {archs[0]}", "95% CI", "p", "p, Holm"], body), ""]
-    lines += [f"p, Holm: the gaps' p-values adjusted as one family of {len(family)} by Holm's step-down procedure, "
-              "which holds the chance of any false gap at 5%.", ""]
+    if family:
+        lines += [f"p, Holm: the gaps' p-values adjusted as one family of {len(family)} by Holm's step-down "
+                  "procedure, which holds the chance of any false gap at 5%.", ""]
     lines += sections.edge_lines({a: {s.key: where} for a, where in edges.items() if where})
     lines += ["Ranked at each value alone (test mean):", ""]
     lines += [f"- {s.key}={v}: " + ", ".join(f"{a} {settings.mean(s.test[v][a]):.{d}f}" for a in settings.ranking(s, v))
