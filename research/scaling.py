@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from research import console
-from research.analysis import budgets, confidence, decide, plots, tables
+from research.analysis import budgets, confidence, plots, tables
 from research.analysis.runs import write_csv
 
 STATED = re.compile(r"^(?P<path>.+)@(?P<flops>[0-9.][^@/]*)$")  # @ and a number: a stated budget
@@ -102,7 +102,7 @@ def change_lines(sweeps: list[budgets.Sweep], lower: bool, d: int) -> list[str]:
              f"one after the other; p: paired t over those seeds. {'Negative' if lower else 'Positive'} is better. "
              f"Per doubling: the change over log2 of the two budgets' ratio. {HOLM}", ""]
     found = budgets.changes(sweeps)
-    adjusted = holm([c["change"].p for c in found])
+    adjusted = tables.holm_cells([c["change"].p for c in found])
     body = [[c["architecture"], f"{c['from'].flops:.3g} → {c['to'].flops:.3g}", " ".join(map(str, c["change"].seeds)),
              _mean_std(c["change"].interval, d), tables.interval(c["change"].interval.low, c["change"].interval.high, d),
              tables.p_value(c["change"].p), adjusted[k], f"{c['per_doubling']:+.{d}f}"] for k, c in enumerate(found)]
@@ -114,12 +114,6 @@ HOLM = ("p, Holm: the table's p-values adjusted as one family by Holm's step-dow
         "of any false difference among them at 5%.")
 
 
-def holm(ps: list[float | None]) -> list[str]:
-    """Each p of a table adjusted with the others as one family (`decide.holm`), formatted; "" where p is None."""
-    adjusted = decide.holm({k: p for k, p in enumerate(ps) if p is not None})
-    return [tables.p_value(adjusted[k]) if k in adjusted else "" for k in range(len(ps))]
-
-
 def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int) -> list[str]:
     ref = budgets.reference(sweeps)
     lines = [f"## Gap to {ref}", "", f"Each architecture's score minus {ref}'s (the best at the largest budget), seed "
@@ -129,7 +123,8 @@ def gap_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: int
     found = [(arch, g) for arch, gs in sorted(budgets.gaps(sweeps, ref).items(), key=lambda kv: archs.index(kv[0]))
              for g in gs]
     # one family: every gap and every move the table tests
-    adjusted = holm([g["gap"].p for _, g in found] + [None if g["moved"] is None else g["moved"].p for _, g in found])
+    adjusted = tables.holm_cells([g["gap"].p for _, g in found]
+                                 + [None if g["moved"] is None else g["moved"].p for _, g in found])
     body = []
     for k, (arch, g) in enumerate(found):
         gap, moved = g["gap"].interval, g["moved"]
@@ -165,7 +160,7 @@ def margin_lines(sweeps: list[budgets.Sweep], archs: list[str], lower: bool, d: 
     else:
         lines.append("No architecture's mean passes a baseline, or falls behind one, from one budget to the next.")
     found = sorted(found, key=lambda m: (archs.index(m["architecture"]), m["baseline"], m["sweep"].flops))
-    adjusted = holm([m["margin"].p for m in found])
+    adjusted = tables.holm_cells([m["margin"].p for m in found])
     body = [[m["architecture"], m["baseline"], f"{m['sweep'].flops:.3g}", " ".join(map(str, m["margin"].seeds)),
              f"{m['margin'].interval.mean:+.{d}f}",
              tables.interval(m["margin"].interval.low, m["margin"].interval.high, d), tables.p_value(m["margin"].p),

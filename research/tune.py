@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from research import console, sweep
-from research.analysis import budgets, confidence, decide, plots, sections, settings, tables
+from research.analysis import budgets, confidence, plots, sections, settings, tables
 from research.analysis.runs import write_csv
 
 
@@ -108,8 +108,8 @@ def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ())
     lines += ["## Each at its chosen value", ""]
     body = []
     found = settings.tuned(s)
-    family = decide.holm({t["architecture"]: t["gap"].p for t in found if t["gap"] is not None and t["gap"].p is not None})
-    for t in found:
+    adjusted = tables.holm_cells([None if t["gap"] is None else t["gap"].p for t in found])
+    for t, holm in zip(found, adjusted):
         arch, value = t["architecture"], t["value"]
         i = confidence.t_interval(list(t["test"].values()))
         gap = t["gap"]
@@ -117,14 +117,15 @@ def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ())
             cells = ["", "", "", ""] if arch == archs[0] else ["no seed in common", "", "", ""]
         else:
             cells = [f"{gap.interval.mean:+.{d}f}", tables.interval(gap.interval.low, gap.interval.high, d), _p(gap),
-                     tables.p_value(family[arch]) if arch in family else ""]
+                     holm]
         where = edges.get(arch)
         body.append([arch, value + (f" ({where} tried)" if where else ""), f"{settings.mean(s.validation[value][arch]):.{d}f}",
                      f"{_mean_std(t['test'], d)} {tables.interval(i.low, i.high, d)}".strip(), *cells])
     lines += [tables.table(["architecture", f"chosen {s.key}", f"validation {s.metric}", f"test {s.metric}, mean ± std",
                             f"gap to {archs[0]}", "95% CI", "p", "p, Holm"], body), ""]
-    if family:
-        lines += [f"p, Holm: the gaps' p-values adjusted as one family of {len(family)} by Holm's step-down "
+    tested = sum(1 for cell in adjusted if cell)
+    if tested:
+        lines += [f"p, Holm: the gaps' p-values adjusted as one family of {tested} by Holm's step-down "
                   "procedure, which holds the chance of any false gap at 5%.", ""]
     lines += sections.edge_lines({a: {s.key: where} for a, where in edges.items() if where})
     lines += ["Ranked at each value alone (test mean):", ""]

@@ -2,6 +2,8 @@
 numbers, p-values and intervals alike."""
 from __future__ import annotations
 
+from research.analysis import decide
+
 
 def places(values) -> int:
     """Decimal places for a metric's scores and their differences: 3 where every value lies on [-1, 1] (accuracy,
@@ -23,6 +25,12 @@ def number(v, digits: int = 2) -> str:
 def p_value(p: float | None) -> str:
     """A p-value to 4 places, "< 0.0001" below them (where 0.0000 would read as impossible); empty for none."""
     return "" if p is None else ("< 0.0001" if p < 0.0001 else f"{p:.4f}")
+
+
+def holm_cells(ps: list[float | None]) -> list[str]:
+    """A table's p-values adjusted as one family (`decide.holm`), each as `p_value` writes it; "" where p is None."""
+    adjusted = decide.holm({k: p for k, p in enumerate(ps) if p is not None})
+    return [p_value(adjusted[k]) if k in adjusted else "" for k in range(len(ps))]
 
 
 def interval(low: float | None, high: float | None, digits: int = 2) -> str:
