@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = tuple(args.default)
     try:
         for d in defaults:
-            if "=" not in d or not d.split("=", 1)[0] or not d.split("=", 1)[1]:
+            if settings.key_value(d) is None:
                 raise budgets.BadReport(f"--default {d}: give it as KEY=VALUE (encoder.positions=sinusoidal)")
             if sweep.override_key(d) == key:
                 raise budgets.BadReport(f"--default {d}: {key} is the setting compared, not a default")

@@ -44,11 +44,17 @@ def parse(arg: str) -> tuple[Path, str | None, str | None]:
     if "@" not in arg:
         return Path(arg), None, None
     path, stated = arg.rsplit("@", 1)
-    if "=" not in stated or not stated.split("=", 1)[0] or not stated.split("=", 1)[1]:
+    found = key_value(stated)
+    if found is None:
         raise budgets.BadReport(f"{arg}: after the @ give the report's setting as KEY=VALUE "
                                 "(optim.learning_rate=0.003)")
-    key, value = stated.split("=", 1)
-    return Path(path), sweep.override_key(key), value
+    return Path(path), *found
+
+
+def key_value(text: str) -> tuple[str, str] | None:
+    """KEY=VALUE -> (the override key, as `sweep.override_key` writes it, value); None without both."""
+    key, eq, value = text.partition("=")
+    return (sweep.override_key(key), value) if eq and key and value else None
 
 
 def read(path: Path, key: str, value: str | None = None) -> list[dict]:
