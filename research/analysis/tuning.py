@@ -73,7 +73,7 @@ def choose(rows: list[dict], groups: list[dict], keys: list[str]) -> list[dict]:
             mean = by_arch[r["architecture"]].get(f"validation_{metric}_mean")
             tuned = [o.lstrip("+~") for o in r["_overrides"] if override_key(o) in wanted]
             fam["settings"][r["architecture"]] = {"architecture": r["architecture"], "setting": " ".join(tuned),
-                                                  "values": {override_key(o): o.split("=", 1)[1] for o in tuned},
+                                                  "values": {override_key(o): o.partition("=")[2] for o in tuned},
                                                   "runs": by_arch[r["architecture"]]["runs"],
                                                   "mean": mean if mean is not None and math.isfinite(mean) else None}
     for fam in out.values():
