@@ -374,6 +374,19 @@ def test_translation_positions_lr_grid_is_the_transformer_cnn_pair_of_both_posit
             assert run == dataclasses.replace(at_003, optim=dataclasses.replace(at_003.optim, learning_rate=lr))
 
 
+def test_translation_positions_lr_low_grid_is_the_relative_cnn_arm_at_the_positions_sweeps_rate():
+    grid, sweep = sweep_grid("compare_translation_positions_lr_low")
+    assert grid == {"+experiment/budget/params1m/encoder": ["transformer"], "+experiment/budget/params1m/decoder": ["cnn"],
+                    "encoder.positions": ["relative"], "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_translation_positions_lr_low/")
+    chosen = [*pair_overrides("compare_translation_small", "transformer", "cnn"), "encoder.positions=relative"]
+    positions = resolve(compose_config(["+experiment=compare_translation_positions", *chosen]))
+    run = resolve(compose_config(["+experiment=compare_translation_positions_lr_low", *chosen]))
+    assert run == positions and run.optim.learning_rate == 0.003  # the same run as compare_translation_positions'
+    at_006 = resolve(compose_config(["+experiment=compare_translation_positions_lr", *chosen, "optim.learning_rate=0.006"]))
+    assert run == dataclasses.replace(at_006, optim=dataclasses.replace(at_006.optim, learning_rate=0.003))
+
+
 def test_translation_longer_lr_grid_is_the_longer_sweeps_four_pairs_at_twice_its_rate():
     grid, sweep = sweep_grid("compare_translation_longer_lr")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
