@@ -387,6 +387,23 @@ def test_translation_positions_lr_low_grid_is_the_relative_cnn_arm_at_the_positi
     assert run == dataclasses.replace(at_006, optim=dataclasses.replace(at_006.optim, learning_rate=0.003))
 
 
+def test_translation_top_two_grid_adds_two_seeds_to_each_of_the_two_best_pairs_at_its_chosen_rate():
+    grid, sweep = sweep_grid("compare_translation_top_two")
+    assert grid == {"+experiment/budget/params1m/encoder": ["cnn"], "+experiment/budget/params1m/decoder": ["cnn"],
+                    "optim.learning_rate": ["0.003"], "trainer.seed": ["3", "4"]}
+    assert sweep["dir"].startswith("multirun/compare_translation_top_two/")
+    cnn = pair_overrides("compare_translation_small", "cnn", "cnn")
+    longer = resolve(compose_config(["+experiment=compare_translation_longer", *cnn, "trainer.seed=3"]))
+    run = resolve(compose_config(["+experiment=compare_translation_top_two", *cnn, "optim.learning_rate=0.003",
+                                  "trainer.seed=3"]))
+    assert run == longer  # the first launch: compare_translation_longer's cnn+cnn run at its own rate, another seed
+    relative = [*pair_overrides("compare_translation_small", "transformer", "cnn"), "encoder.positions=relative",
+                "optim.learning_rate=0.006", "trainer.seed=3"]
+    positions_lr = resolve(compose_config(["+experiment=compare_translation_positions_lr", *relative]))
+    run = resolve(compose_config(["+experiment=compare_translation_top_two", *relative]))
+    assert run == positions_lr  # the second launch: compare_translation_positions_lr's relative arm, another seed
+
+
 def test_translation_longer_lr_grid_is_the_longer_sweeps_four_pairs_at_twice_its_rate():
     grid, sweep = sweep_grid("compare_translation_longer_lr")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
