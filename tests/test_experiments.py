@@ -76,8 +76,25 @@ def test_every_experiment_file_documents_its_command():
 
 
 @pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in COMPARE and e != "compare_diagnostics"])
-def test_experiment_resolves(name):
-    resolve(compose_config(experiment=name))
+def test_experiment_resolves_with_its_own_settings(name):
+    composed = compose_config(experiment=name)
+    resolve(composed)  # the strict schema: an unknown key or a value out of range raises, naming it
+    own = OmegaConf.to_container(OmegaConf.load(REPO / "experiments" / f"{name}.yaml"), resolve=False)
+    settings = {k: v for k, v in flatten({k: v for k, v in own.items() if k not in ("defaults", "hydra")}).items()
+                if not (isinstance(v, str) and "${" in v)}
+    for key, value in settings.items():  # nothing composed after the file's `_self_` replaced what it sets
+        assert OmegaConf.select(composed, key) == value, (name, key)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a.b": leaf} for a nested mapping."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(COMPARE))
