@@ -320,6 +320,21 @@ def test_summarization_copy_budgets_is_the_best_copy_variant_at_two_and_four_tim
         assert run == dataclasses.replace(copy, trainer=dataclasses.replace(copy.trainer, budget_amount=amount))
 
 
+def test_summarization_copy_lr_grid_is_the_three_copy_coverage_variants_at_three_rates():
+    grid, sweep = sweep_grid("compare_summarization_copy_lr")
+    variants = ["rnn_copy_coverage", "cnn_copy_coverage", "transformer_copy_coverage"]
+    assert grid == {"+experiment/summary_copy": variants, "optim.learning_rate": ["0.003", "0.006", "0.012"],
+                    "trainer.seed": SEEDS}
+    assert sweep["dir"].startswith("multirun/compare_summarization_copy_lr/")
+    for variant in variants:
+        copy = resolve(compose_config(["+experiment=compare_summarization_copy", f"+experiment/summary_copy={variant}"]))
+        assert copy.optim.learning_rate == 0.003
+        for lr in (0.003, 0.006, 0.012):  # compare_summarization_copy's run of the variant but for the rate
+            run = resolve(compose_config(["+experiment=compare_summarization_copy_lr",
+                                          f"+experiment/summary_copy={variant}", f"optim.learning_rate={lr}"]))
+            assert run == dataclasses.replace(copy, optim=dataclasses.replace(copy.optim, learning_rate=lr))
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     grid, sweep = sweep_grid("compare_translation_longer")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
