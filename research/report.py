@@ -93,6 +93,32 @@ def command(root: Path) -> tuple[str, bool] | None:
     return "python -m research.train " + " ".join(shown[0]) + " -m", shown[1]
 
 
+def commands(root: Path) -> list[tuple[str | None, tuple[str, bool]]]:
+    """Every launch's `command`, each with its folder's name: the sweep at `root` (or one level up) alone, named
+    None; else each sweep folder directly inside `root`, for a report of the parent of several launches
+    (compare_translation_top_two: one launch per arm, whose commands differ)."""
+    one = command(root)
+    if one is not None:
+        return [(None, one)]
+    return [(d.name, found) for d in sorted(root.iterdir())
+            if d.is_dir() and (d / "multirun.yaml").exists() and (found := command(d)) is not None]
+
+
+def command_lines(found: list[tuple[str | None, tuple[str, bool]]]) -> list[str]:
+    """The report's lines for `commands(root)`: none where no launch left its files."""
+    if not found:
+        return []
+    if found[0][0] is None:
+        (cmd, first), = (f[1] for f in found)
+        return ["Sweep command:" if first else "Sweep command (of its last launch, a resumption or the first; "
+                "the sweep predates sweep.json's record of the first):", "", f"    {cmd}", ""]
+    lines = [f"Sweep commands, one for each of the {len(found)} launches this folder holds:", ""]
+    for name, (cmd, first) in found:
+        lines += [f"    # {name}" + ("" if first else " (its last launch: it predates sweep.json's record of the first)"),
+                  f"    {cmd}"]
+    return lines + [""]
+
+
 def environment(run: Path) -> str | None:
     """The code, machine, devices, library versions and data of one run (its manifest.json); None without one.
 
@@ -137,10 +163,7 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     lines += [f"{len(rows)} runs, {len(groups)} architectures; task metric **{metric}** "
               f"(validation at the last step; test where `eval_test.json` exists). Steps per run: "
               f"{', '.join(sorted({str(r['steps']) for r in rows}))}.", ""]
-    cmd = command(root)
-    if cmd:
-        lines += ["Sweep command:" if cmd[1] else "Sweep command (of its last launch, a resumption or the first; "
-                  "the sweep predates sweep.json's record of the first):", "", f"    {cmd[0]}", ""]
+    lines += command_lines(commands(root))
     lines += ["Report command:", "", f"    {regenerate}", ""]
     env = environment(root / rows[0]["run"])
     if env:

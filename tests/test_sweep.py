@@ -73,6 +73,30 @@ def test_the_report_shows_the_first_launch_not_the_last_resumption(tmp_path):
     assert report.command(tmp_path) == (want.replace("n_jobs=2", "n_jobs=1"), False)
 
 
+def test_a_report_of_several_launches_shows_each_launchs_command(tmp_path):
+    """A report read from the parent of two launches (compare_translation_top_two: one per arm) names both."""
+    from research import report
+
+    assert report.commands(tmp_path) == [] and report.command_lines([]) == []  # no launch here
+    arms = {"2026-12-07_16-47-05": ["+experiment=a", "encoder.positions=relative", "optim.learning_rate=0.006"],
+            "2026-12-07_16-47-01": ["+experiment=a"]}
+    for name, task in arms.items():
+        (tmp_path / name).mkdir()
+        _launch(tmp_path / name, task, {"trainer.seed": "3,4"})
+        sweep.record(tmp_path / name)
+    (tmp_path / "notes").mkdir()  # a folder that no launch wrote is not one
+    found = report.commands(tmp_path)
+    assert found == [(name, ("python -m research.train " + " ".join(arms[name]) + " -m", True)) for name in sorted(arms)]
+    assert report.command_lines(found) == [
+        "Sweep commands, one for each of the 2 launches this folder holds:", "",
+        "    # 2026-12-07_16-47-01", "    python -m research.train +experiment=a -m",
+        "    # 2026-12-07_16-47-05",
+        "    python -m research.train +experiment=a encoder.positions=relative optim.learning_rate=0.006 -m", ""]
+    one = report.commands(tmp_path / "2026-12-07_16-47-01")  # one launch: as before
+    assert one == [(None, ("python -m research.train +experiment=a -m", True))]
+    assert report.command_lines(one) == ["Sweep command:", "", "    python -m research.train +experiment=a -m", ""]
+
+
 STEPS = 8
 ARGS = [*tiny_overrides("transformer", "cnn"), f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=2",
         f"trainer.eval_every={STEPS}", "trainer.log_every=2", "trainer.eval_examples=2", "data.max_train_examples=300",
