@@ -41,7 +41,7 @@ from pathlib import Path
 
 from research import console, sweep, tasks
 from research.analysis import decide, lengths, plots, repetition, sections, tables, tuning
-from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, write_csv
+from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, short_code, write_csv
 from research.training import hardware
 
 log = logging.getLogger("research.report")
@@ -172,6 +172,10 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     if len(mixed) > 1:
         lines += [f"**Computed on {len(mixed)} machines**, so seeds and architectures may differ by more than their "
                   "training: " + "; ".join(f"{k}: {n} runs" for k, n in mixed.items()) + ".", ""]
+    versions = {c: sum(r["code"] == c for r in rows) for c in dict.fromkeys(r["code"] for r in rows if r["code"])}
+    if len(versions) > 1:
+        lines += [f"**Computed by {len(versions)} code versions**, so runs may differ by more than their training: "
+                  + "; ".join(f"{short_code(c)}: {n} run{'s' * (n != 1)}" for c, n in versions.items()) + ".", ""]
     if skipped:
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]
     if verdict:

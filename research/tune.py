@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from research import console, sweep
-from research.analysis import budgets, confidence, plots, sections, settings, tables
+from research.analysis import budgets, confidence, plots, runs, sections, settings, tables
 from research.analysis.runs import write_csv
 
 
@@ -81,6 +81,19 @@ def _p(found: budgets.Paired | None) -> str:
     return "" if found is None else tables.p_value(found.p)
 
 
+def code_lines(s: settings.Settings) -> list[str]:
+    """Which commit computed each report's runs, and a warning where they are several: runs of different code
+    can differ by more than their setting (another draw of dropout masks, sums in another order)."""
+    by_report: dict[str, list[str]] = {}
+    for report, code, n in s.codes:
+        by_report.setdefault(report, []).append(f"{runs.short_code(code)} ({n} run{'s' * (n != 1)})" if code else
+                                                f"not recorded ({n} run{'s' * (n != 1)}; report.csv predates its code column)")
+    versions = {code for _, code, _ in s.codes if code}
+    head = (f"**Runs of {len(versions)} code versions**, so a difference between values may be partly the code's: "
+            if len(versions) > 1 else "Code of the runs: ")
+    return [head + "; ".join(f"{report} {', '.join(found)}" for report, found in by_report.items()) + ".", ""]
+
+
 def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ()) -> str:
     lower = settings.lower_is_better(s)
     d = tables.places([v for by in (s.test, s.validation) for at in by.values() for seeds in at.values()
@@ -97,6 +110,7 @@ def markdown(s: settings.Settings, command: str, defaults: tuple[str, ...] = ())
     if defaults:
         lines += ["Taken as what the runs without them resolve to, and left out of the architecture names (stated in "
                   "the command): " + ", ".join(f"`{o}`" for o in defaults) + ".", ""]
+    lines += code_lines(s)
     if s.repeats:
         grouped: dict[tuple, list[int]] = {}
         for arch, value, seed, report, first in s.repeats:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 
@@ -127,6 +128,25 @@ def test_the_environment_line_names_the_hardware(tmp_path):
     del manifest["hardware"]
     (run / "manifest.json").write_text(json.dumps(manifest))
     assert "; hardware not recorded; " in report.environment(run)
+
+
+def test_report_names_the_code_versions_its_runs_were_computed_by(tmp_path):
+    commits = [("a" * 40, False), ("a" * 40, False), ("b" * 40, True), None]  # the last run has no manifest
+    for i, found in enumerate(commits):
+        run = fake_run(tmp_path / str(i), 2.0, 10.0 + i, i)
+        _hydra(run, [f"trainer.seed={i}"])
+        if found:
+            (run / "manifest.json").write_text(json.dumps({"git": {"commit": found[0], "dirty": found[1]}}))
+    report.report(tmp_path, tmp_path / "report")
+    rows = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
+    assert [r["code"] for r in rows] == ["a" * 40, "a" * 40, "b" * 40 + "+dirty", ""]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert ("**Computed by 2 code versions**, so runs may differ by more than their training: aaaaaaa: 2 runs; "
+            "bbbbbbb+dirty: 1 run.") in md
+    for run in ("2", "3"):  # one version and a run without a record: nothing to say
+        shutil.rmtree(tmp_path / run)
+    report.report(tmp_path, tmp_path / "report")
+    assert "code versions" not in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_runs_from_hosts_with_one_model_name_but_other_flags_count_as_two_machines(tmp_path):

@@ -111,7 +111,7 @@ def read(path: Path, flops: float | None = None, column: str | None = None) -> S
         parsed.append({"encoder": r["encoder"], "decoder": r["decoder"], "seed": _seed(r["seed"], where),
                        "_overrides": r["overrides"].split(), "score": _float(r[column], f"{where}, {column}"),
                        "flops": _float(r["train_flops"], f"{where}, train_flops") if r.get("train_flops") else None,
-                       "run": r.get("run", "?")})
+                       "run": r.get("run", "?"), "code": r.get("code") or None})  # None: report.csv predates it
     flops = _budget(table, parsed, flops)
     name = table.parent.name if table.name == "report.csv" else str(table)
     named = [dict(r) for r in parsed]

@@ -3,7 +3,8 @@
 What `research/report.py` (the tables, plots and decision) and `research/analysis/decide.py` read a
 sweep through. A run is a folder with `.hydra/config.yaml` (+ overrides.yaml), `summary.json` and
 `metrics.jsonl`, and optionally `eval_test.json` from `python -m research.evaluate`. A row is flat: the
-FIXED columns, `validation_<metric>` and `test_<metric>` scores, SPEED, and the run's overrides; keys
+FIXED columns, `validation_<metric>` and `test_<metric>` scores, SPEED, the run's overrides and the code that
+computed it (its manifest's commit; `research.tune` says when the runs it compares come from several); keys
 starting with `_` (validation curves, override list) are for plots and naming, never written to CSV.
 """
 from __future__ import annotations
@@ -78,9 +79,23 @@ def collect(root: Path, run: Path) -> dict:
     if "train_target_len_max" in summary:  # sequence tasks: the longest training target
         row["train_target_len_max"] = int(summary["train_target_len_max"])
     row["overrides"] = " ".join(_overrides(run))
+    row["code"] = code(run)
     row["_curves"] = [r for r in metrics_log.read(run) if r["split"] == "validation"]
     row["_overrides"] = _overrides(run)
     return row
+
+
+def code(run: Path) -> str:
+    """The commit that computed the run, from its manifest.json, with "+dirty" for uncommitted changes; "" where
+    the manifest records none."""
+    path = run / "manifest.json"
+    git = json.loads(path.read_text()).get("git", {}) if path.exists() else {}
+    return (git.get("commit") or "") + ("+dirty" if git.get("commit") and git.get("dirty") else "")
+
+
+def short_code(code: str) -> str:
+    """A commit as `code` gives it, cut to the 7 characters git shows (keeping "+dirty")."""
+    return code[:7] + ("+dirty" if code.endswith("+dirty") else "")
 
 
 def architectures(rows: list[dict]) -> None:
@@ -106,7 +121,7 @@ def _component(row: dict, side: str) -> str:
 def columns(rows: list[dict]) -> list[str]:
     val = sorted({k for r in rows for k in r if k.startswith("validation_")})
     test = sorted({k for r in rows for k in r if k.startswith("test_")})
-    return [*FIXED, *val, *test, *SPEED, "overrides"]
+    return [*FIXED, *val, *test, *SPEED, "overrides", "code"]
 
 
 def aggregate(rows: list[dict]) -> list[dict]:

@@ -19,6 +19,7 @@ folder; this answers it from recorded reports (report.csv), whose runs may be on
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import statistics
 from pathlib import Path
@@ -37,6 +38,7 @@ class Settings:
     reports: dict[str, tuple[str, ...]]  # value -> the reports its runs came from
     flops: float  # the budget all the reports share (their runs' mean training FLOPs)
     repeats: tuple[tuple, ...] = ()  # (architecture, value, seed, report, the report it repeats): counted once
+    codes: tuple[tuple[str, str | None, int], ...] = ()  # (report, the commit that computed runs of it or None, runs)
 
 
 def parse(arg: str) -> tuple[Path, str | None, str | None]:
@@ -60,7 +62,7 @@ def key_value(text: str) -> tuple[str, str] | None:
 def read(path: Path, key: str, value: str | None = None) -> list[dict]:
     """The runs of one report, each with its `value` of `key`, its seed, test and validation scores and the
     overrides that name it: {"report", "value", "seed", "test", "validation", "encoder", "decoder", "_overrides",
-    "run", "flops"}."""
+    "run", "flops", "code"}."""
     test = budgets.read(path)
     if not test.column.startswith("test_"):
         raise budgets.BadReport(f"{test.path}: not every run has a test_{test.metric} score; a setting is chosen on "
@@ -76,7 +78,7 @@ def read(path: Path, key: str, value: str | None = None) -> list[dict]:
             raise budgets.BadReport(f"{where}: no {key} override; state the report's value as {path}@{key}=VALUE")
         out.append({"report": test.name, "value": found[0] if found else value, "seed": t["seed"], "test": t["score"],
                      "validation": v["score"], "encoder": t["encoder"], "decoder": t["decoder"], "run": t["run"],
-                     "_overrides": t["_overrides"], "flops": test.flops, "metric": test.metric})
+                     "_overrides": t["_overrides"], "flops": test.flops, "metric": test.metric, "code": t["code"]})
     return out
 
 
@@ -128,8 +130,10 @@ def together(key: str, reports: list[list[dict]], defaults: tuple[str, ...] = ()
         raise budgets.BadReport(f"no architecture is at two values of {key}: nothing to compare ("
                                 + "; ".join(f"{key}={v}: {', '.join(sorted(test[v]))}" for v in values) + ")")
     reports_of = {v: tuple(dict.fromkeys(r["report"] for r in rows if r["value"] == v)) for v in values}
+    codes = collections.Counter((r["report"], r["code"]) for r in rows)
     return Settings(key, tuple(values), first["metric"], test, validation, reports_of,
-                    statistics.fmean(r["flops"] for r in rows), tuple(repeats))
+                    statistics.fmean(r["flops"] for r in rows), tuple(repeats),
+                    tuple((report, code, n) for (report, code), n in codes.items()))
 
 
 def _shared(override: str, key: str) -> bool:

@@ -71,7 +71,8 @@ def test_groups_hold_the_mean_and_sample_deviation_over_seeds(tmp_path):
     # One run has test scores: its mean is that score, no deviation; the records beside it are not scores.
     assert group["test_bleu_mean"] == 4.0 and group["test_bleu_std"] is None
     assert "test_examples" not in rows[1] and "test_wall_s" not in rows[1]
-    assert runs.columns(rows) == [*runs.FIXED, "validation_bleu", "validation_loss", "test_bleu", *runs.SPEED, "overrides"]
+    assert runs.columns(rows) == [*runs.FIXED, "validation_bleu", "validation_loss", "test_bleu", *runs.SPEED, "overrides",
+                                  "code"]
 
 
 def test_seed_and_resume_overrides_never_name_an_architecture_and_a_missing_decoder_is_left_out(tmp_path):

@@ -246,3 +246,17 @@ def test_the_gaps_p_values_are_adjusted_as_one_family(tmp_path):
         row = next(line for line in text.splitlines() if line.startswith(f"| {arch} |"))
         assert row.endswith(f"| {tables.p_value(p[arch])} | {tables.p_value(holm[arch])} |"), row
     assert "adjusted as one family of 2 by Holm's step-down procedure" in text
+
+
+def test_tune_md_names_the_code_of_each_reports_runs_and_warns_where_it_is_several(tmp_path):
+    scores = [("cnn", "cnn", 0, 10.0), ("cnn", "cnn", 1, 11.0)]
+    low = report(tmp_path / "low", scores, extra={"code": ["a" * 40, "b" * 40 + "+dirty"]})
+    high = report(tmp_path / "high", scores, extra={"code": "a" * 40})
+    old = report(tmp_path / "old", scores)  # a report.csv from before the code column
+    out = tmp_path / "out"
+    tune.main([f"{low}@{LR}=0.003", f"{high}@{LR}=0.006", "--key", LR, "--out", str(out)])
+    assert ("**Runs of 2 code versions**, so a difference between values may be partly the code's: low aaaaaaa (1 run), "
+            "bbbbbbb+dirty (1 run); high aaaaaaa (2 runs).") in (out / "tune.md").read_text()
+    tune.main([f"{high}@{LR}=0.006", f"{old}@{LR}=0.01", "--key", LR, "--out", str(out)])
+    assert ("Code of the runs: high aaaaaaa (2 runs); old not recorded (2 runs; report.csv predates its code column)."
+            in (out / "tune.md").read_text())
