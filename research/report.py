@@ -174,7 +174,8 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
                   "training: " + "; ".join(f"{k}: {n} runs" for k, n in mixed.items()) + ".", ""]
     versions = {c: sum(r["code"] == c for r in rows) for c in dict.fromkeys(r["code"] for r in rows if r["code"])}
     if len(versions) > 1:
-        lines += [f"**Computed by {len(versions)} code versions**, so runs may differ by more than their training: "
+        lines += [f"**Computed at {len(versions)} commits**: where the code they ran differs between them (`git diff A B "
+                  "-- research`), runs may differ by more than their training: "
                   + "; ".join(f"{short_code(c)}: {n} run{'s' * (n != 1)}" for c, n in versions.items()) + ".", ""]
     if skipped:
         lines += [f"Skipped {len(skipped)} incomplete runs: {', '.join(skipped)}.", ""]

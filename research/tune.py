@@ -89,8 +89,9 @@ def code_lines(s: settings.Settings) -> list[str]:
         by_report.setdefault(report, []).append(f"{runs.short_code(code)} ({n} run{'s' * (n != 1)})" if code else
                                                 f"not recorded ({n} run{'s' * (n != 1)}; report.csv predates its code column)")
     versions = {code for _, code, _ in s.codes if code}
-    head = (f"**Runs of {len(versions)} code versions**, so a difference between values may be partly the code's: "
-            if len(versions) > 1 else "Code of the runs: ")
+    head = (f"**Runs computed at {len(versions)} commits**: where the code they ran differs between them (`git diff A B "
+            "-- research`), a difference between values may be partly the code's: " if len(versions) > 1
+            else "Code of the runs: ")
     return [head + "; ".join(f"{report} {', '.join(found)}" for report, found in by_report.items()) + ".", ""]
 
 

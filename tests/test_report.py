@@ -141,12 +141,12 @@ def test_report_names_the_code_versions_its_runs_were_computed_by(tmp_path):
     rows = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
     assert [r["code"] for r in rows] == ["a" * 40, "a" * 40, "b" * 40 + "+dirty", ""]
     md = (tmp_path / "report" / "report.md").read_text()
-    assert ("**Computed by 2 code versions**, so runs may differ by more than their training: aaaaaaa: 2 runs; "
-            "bbbbbbb+dirty: 1 run.") in md
+    assert ("**Computed at 2 commits**: where the code they ran differs between them (`git diff A B -- research`), runs "
+            "may differ by more than their training: aaaaaaa: 2 runs; bbbbbbb+dirty: 1 run.") in md
     for run in ("2", "3"):  # one version and a run without a record: nothing to say
         shutil.rmtree(tmp_path / run)
     report.report(tmp_path, tmp_path / "report")
-    assert "code versions" not in (tmp_path / "report" / "report.md").read_text()
+    assert "commits**" not in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_runs_from_hosts_with_one_model_name_but_other_flags_count_as_two_machines(tmp_path):

@@ -255,8 +255,9 @@ def test_tune_md_names_the_code_of_each_reports_runs_and_warns_where_it_is_sever
     old = report(tmp_path / "old", scores)  # a report.csv from before the code column
     out = tmp_path / "out"
     tune.main([f"{low}@{LR}=0.003", f"{high}@{LR}=0.006", "--key", LR, "--out", str(out)])
-    assert ("**Runs of 2 code versions**, so a difference between values may be partly the code's: low aaaaaaa (1 run), "
-            "bbbbbbb+dirty (1 run); high aaaaaaa (2 runs).") in (out / "tune.md").read_text()
+    assert ("**Runs computed at 2 commits**: where the code they ran differs between them (`git diff A B -- research`), a "
+            "difference between values may be partly the code's: low aaaaaaa (1 run), bbbbbbb+dirty (1 run); high aaaaaaa "
+            "(2 runs).") in (out / "tune.md").read_text()
     tune.main([f"{high}@{LR}=0.006", f"{old}@{LR}=0.01", "--key", LR, "--out", str(out)])
     assert ("Code of the runs: high aaaaaaa (2 runs); old not recorded (2 runs; report.csv predates its code column)."
             in (out / "tune.md").read_text())
