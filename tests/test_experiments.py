@@ -335,6 +335,18 @@ def test_summarization_copy_lr_grid_is_the_three_copy_coverage_variants_at_three
             assert run == dataclasses.replace(copy, optim=dataclasses.replace(copy.optim, learning_rate=lr))
 
 
+def test_summarization_copy_lr_wide_grid_is_the_same_variants_one_step_beyond_each_end():
+    grid, sweep = sweep_grid("compare_summarization_copy_lr_wide")
+    narrow, _ = sweep_grid("compare_summarization_copy_lr")
+    assert grid == {**narrow, "optim.learning_rate": ["0.0015", "0.024"]}
+    assert sweep["dir"].startswith("multirun/compare_summarization_copy_lr_wide/")
+    for variant in narrow["+experiment/summary_copy"]:
+        for lr in (0.0015, 0.024):  # compare_summarization_copy_lr's run of the variant but for the rate
+            chosen = [f"+experiment/summary_copy={variant}", f"optim.learning_rate={lr}"]
+            run = resolve(compose_config(["+experiment=compare_summarization_copy_lr_wide", *chosen]))
+            assert run == resolve(compose_config(["+experiment=compare_summarization_copy_lr", *chosen]))
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     grid, sweep = sweep_grid("compare_translation_longer")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
