@@ -32,6 +32,7 @@ each architecture at its setting of KEY with the best validation score, compared
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import math
@@ -41,7 +42,8 @@ from pathlib import Path
 
 from research import console, sweep, tasks
 from research.analysis import decide, lengths, plots, repetition, sections, tables, tuning
-from research.analysis.runs import SPEED, aggregate, architectures, collect, columns, find_runs, short_code, write_csv
+from research.analysis.runs import (SPEED, aggregate, architectures, collect, columns, find_runs, manifest, short_code,
+                                    write_csv)
 from research.training import hardware
 
 log = logging.getLogger("research.report")
@@ -125,10 +127,9 @@ def environment(run: Path) -> str | None:
     The machine is its CPU model, cores, accelerator and `hardware.fingerprint` (which also covers the
     instruction-set flags: float results differ between hosts, even under one model name).
     """
-    path = run / "manifest.json"
-    if not path.exists():
+    m = manifest(run)
+    if m is None:
         return None
-    m = json.loads(path.read_text())
     git, dev, v = m.get("git", {}), m.get("devices", {}), m.get("versions", {})
     dirty = " (uncommitted changes)" if git.get("dirty") else ""
     hw = m.get("hardware")
@@ -143,8 +144,7 @@ def machines(runs: list[Path]) -> dict[str, int]:
     """'CPU (machine fingerprint)' -> how many of `runs` computed on it, for the runs whose manifest records it."""
     out: dict[str, int] = {}
     for run in runs:
-        path = run / "manifest.json"
-        hw = json.loads(path.read_text()).get("hardware") if path.exists() else None
+        hw = (manifest(run) or {}).get("hardware")
         if hw:
             key = f"{hw['cpu']} ({hardware.fingerprint(hw)})"
             out[key] = out.get(key, 0) + 1
@@ -172,7 +172,7 @@ def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict
     if len(mixed) > 1:
         lines += [f"**Computed on {len(mixed)} machines**, so seeds and architectures may differ by more than their "
                   "training: " + "; ".join(f"{k}: {n} runs" for k, n in mixed.items()) + ".", ""]
-    versions = {c: sum(r["code"] == c for r in rows) for c in dict.fromkeys(r["code"] for r in rows if r["code"])}
+    versions = collections.Counter(r["code"] for r in rows if r["code"])
     if len(versions) > 1:
         lines += [f"**Computed at {len(versions)} commits**: where the code they ran differs between them (`git diff A B "
                   "-- research`), runs may differ by more than their training: "

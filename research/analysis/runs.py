@@ -85,11 +85,17 @@ def collect(root: Path, run: Path) -> dict:
     return row
 
 
+def manifest(run: Path) -> dict | None:
+    """The run's manifest.json (research/training/manifest.py writes it), None without one. Read here, not through
+    that module, which imports jax: the report tools need none."""
+    path = run / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def code(run: Path) -> str:
     """The commit that computed the run, from its manifest.json, with "+dirty" for uncommitted changes; "" where
     the manifest records none."""
-    path = run / "manifest.json"
-    git = json.loads(path.read_text()).get("git", {}) if path.exists() else {}
+    git = (manifest(run) or {}).get("git", {})
     return (git.get("commit") or "") + ("+dirty" if git.get("commit") and git.get("dirty") else "")
 
 
