@@ -347,6 +347,17 @@ def test_summarization_copy_lr_wide_grid_is_the_same_variants_one_step_beyond_ea
             assert run == resolve(compose_config(["+experiment=compare_summarization_copy_lr", *chosen]))
 
 
+def test_summarization_copy_lr_low_grid_is_the_transformer_variant_one_step_below_the_wide_grid():
+    grid, sweep = sweep_grid("compare_summarization_copy_lr_low")
+    narrow, _ = sweep_grid("compare_summarization_copy_lr")
+    assert grid == {**narrow, "+experiment/summary_copy": ["transformer_copy_coverage"], "optim.learning_rate": ["0.00075"]}
+    assert sweep["dir"].startswith("multirun/compare_summarization_copy_lr_low/")
+    chosen = ["+experiment/summary_copy=transformer_copy_coverage", "optim.learning_rate=0.00075"]
+    run = resolve(compose_config(["+experiment=compare_summarization_copy_lr_low", *chosen]))
+    assert run == resolve(compose_config(["+experiment=compare_summarization_copy_lr", *chosen]))
+    assert run.optim.learning_rate == 0.00075
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     grid, sweep = sweep_grid("compare_translation_longer")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
