@@ -358,6 +358,18 @@ def test_summarization_copy_lr_low_grid_is_the_transformer_variant_one_step_belo
     assert run.optim.learning_rate == 0.00075
 
 
+def test_summarization_top_two_grid_adds_two_seeds_to_each_of_the_two_best_summarizers_at_its_chosen_rate():
+    grid, sweep = sweep_grid("compare_summarization_top_two")
+    assert grid == {"+experiment/summary_copy": ["cnn_copy_coverage"], "optim.learning_rate": ["0.003"],
+                    "trainer.seed": ["3", "4"]}
+    assert sweep["dir"].startswith("multirun/compare_summarization_top_two/")
+    for variant, lr in (("cnn_copy_coverage", 0.003), ("rnn_copy_coverage", 0.012)):  # the two launches
+        chosen = [f"+experiment/summary_copy={variant}", f"optim.learning_rate={lr}", "trainer.seed=3"]
+        run = resolve(compose_config(["+experiment=compare_summarization_top_two", *chosen]))
+        assert run == resolve(compose_config(["+experiment=compare_summarization_copy_lr", *chosen]))
+        assert (run.optim.learning_rate, run.trainer.seed) == (lr, 3)
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     grid, sweep = sweep_grid("compare_translation_longer")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
