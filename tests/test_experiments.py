@@ -370,6 +370,17 @@ def test_summarization_top_two_grid_adds_two_seeds_to_each_of_the_two_best_summa
         assert (run.optim.learning_rate, run.trainer.seed) == (lr, 3)
 
 
+def test_summarization_third_seeds_grid_gives_the_transformer_decoder_seeds_three_and_four_at_its_chosen_rate():
+    grid, sweep = sweep_grid("compare_summarization_third_seeds")
+    assert grid == {"+experiment/summary_copy": ["transformer_copy_coverage"], "optim.learning_rate": ["0.0015"],
+                    "trainer.seed": ["3", "4"]}
+    assert sweep["dir"].startswith("multirun/compare_summarization_third_seeds/")
+    chosen = ["+experiment/summary_copy=transformer_copy_coverage", "optim.learning_rate=0.0015", "trainer.seed=3"]
+    run = resolve(compose_config(["+experiment=compare_summarization_third_seeds", *chosen]))
+    assert run == resolve(compose_config(["+experiment=compare_summarization_copy_lr_wide", *chosen]))
+    assert (run.optim.learning_rate, run.trainer.seed) == (0.0015, 3)
+
+
 def test_longer_translation_grid_is_the_small_one_at_twice_the_flops():
     grid, sweep = sweep_grid("compare_translation_longer")
     assert grid == {"+experiment/budget/params1m/encoder": ["cnn", "transformer"],
