@@ -142,13 +142,8 @@ def environment(run: Path) -> str | None:
 
 def machines(runs: list[Path]) -> dict[str, int]:
     """'CPU (machine fingerprint)' -> how many of `runs` computed on it, for the runs whose manifest records it."""
-    out: dict[str, int] = {}
-    for run in runs:
-        hw = (manifest(run) or {}).get("hardware")
-        if hw:
-            key = f"{hw['cpu']} ({hardware.fingerprint(hw)})"
-            out[key] = out.get(key, 0) + 1
-    return out
+    recorded = ((manifest(run) or {}).get("hardware") for run in runs)
+    return collections.Counter(f"{hw['cpu']} ({hardware.fingerprint(hw)})" for hw in recorded if hw)
 
 
 def markdown(root: Path, rows, groups, images, skipped, regenerate: str, verdict: dict | None = None,
